@@ -1,0 +1,3 @@
+from billwarden.cli import main
+
+main()

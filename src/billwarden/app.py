@@ -1,0 +1,77 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from billwarden import __version__
+from billwarden.config import Settings, get_settings
+from billwarden.core import health
+from billwarden.core.logging import configure_logging
+from billwarden.core.metrics import MetricsMiddleware
+from billwarden.core.request_id import RequestIdMiddleware
+from billwarden.crypto import SecretBox, SecretKeyError
+from billwarden.db.engine import create_sessionmaker, engine_from_settings
+from billwarden.errors import install_error_handlers
+
+
+def build_secret_box(settings: Settings) -> SecretBox:
+    if settings.secret_key is None:
+        raise SecretKeyError(
+            "BILLWARDEN_SECRET_KEY is not set; it encrypts Stripe secrets at rest. "
+            'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
+    return SecretBox(
+        settings.secret_key.get_secret_value(),
+        [key.get_secret_value() for key in settings.secret_key_fallbacks],
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: AsyncEngine | None = None,
+    configure_logs: bool = True,
+) -> FastAPI:
+    """Build the ASGI app. `engine` lets tests share one engine across apps."""
+    settings = settings or get_settings()
+    if configure_logs:
+        configure_logging(settings.log_level, settings.effective_log_format)
+    secret_box = build_secret_box(settings)
+    owns_engine = engine is None
+    db_engine = engine if engine is not None else engine_from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_engine:
+            await db_engine.dispose()
+
+    app = FastAPI(
+        title="billwarden",
+        version=__version__,
+        summary="A self-hosted billing control plane for Stripe.",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = db_engine
+    app.state.sessionmaker = create_sessionmaker(db_engine)
+    app.state.secret_box = secret_box
+
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Entry point for `uvicorn --factory` worker processes."""
+    return create_app()

@@ -1,0 +1,258 @@
+"""The `billwarden` command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billwarden import __version__
+from billwarden.app import build_secret_box, create_app
+from billwarden.config import Settings, get_settings
+from billwarden.crypto import SecretKeyError
+from billwarden.db import migrate as migrations
+from billwarden.db.base import Mode
+from billwarden.db.engine import create_sessionmaker, engine_from_settings
+from billwarden.errors import BillwardenError
+from billwarden.projects.models import Project
+from billwarden.projects.service import ProjectService
+
+cli = typer.Typer(
+    name="billwarden", help="A self-hosted billing control plane for Stripe.", no_args_is_help=True
+)
+projects_cli = typer.Typer(help="Create projects and set their Stripe credentials.")
+cli.add_typer(projects_cli, name="projects")
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _use_dev_secret_key(settings: Settings) -> Settings:
+    """Load the development secret key file, creating it (mode 0600) on first use."""
+    if settings.secret_key is not None:
+        return settings
+    path = settings.secret_key_file
+    if path.exists():
+        key = path.read_text().strip()
+        typer.echo(f"Using the secret key in {path}.")
+    else:
+        key = secrets.token_urlsafe(48)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(key + "\n")
+        typer.echo(
+            f"Created a new secret key in {path} (mode 0600). It encrypts Stripe secrets at "
+            "rest: keep it, or set BILLWARDEN_SECRET_KEY."
+        )
+    # worker processes read their settings from the environment
+    os.environ["BILLWARDEN_SECRET_KEY"] = key
+    return settings.model_copy(update={"secret_key": SecretStr(key)})
+
+
+def _run_migrations(settings: Settings) -> str | None:
+    engine = engine_from_settings(settings)
+
+    async def run() -> str | None:
+        try:
+            await migrations.upgrade(engine)
+            async with engine.connect() as connection:
+                return await migrations.current_revision(connection)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _with_service(
+    settings: Settings, action: Callable[[ProjectService, AsyncSession], Awaitable[T]]
+) -> T:
+    try:
+        secret_box = build_secret_box(settings)
+    except SecretKeyError as exc:
+        raise _fail(str(exc)) from exc
+    engine = engine_from_settings(settings)
+
+    async def run() -> T:
+        try:
+            async with create_sessionmaker(engine)() as session:
+                result = await action(ProjectService(session, secret_box), session)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except BillwardenError as exc:
+        raise _fail(exc.message) from exc
+
+
+@cli.command()
+def version() -> None:
+    """Print billwarden's version."""
+    typer.echo(__version__)
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the database schema to the newest migration."""
+    settings = _settings()
+    revision = _run_migrations(settings)
+    typer.echo(f"Database at migration {revision}.")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Development mode: text logs, a local secret key file.")
+    ] = False,
+    auto_migrate: Annotated[
+        bool,
+        typer.Option("--migrate/--no-migrate", help="Run migrations before starting."),
+    ] = True,
+) -> None:
+    """Run the HTTP API."""
+    if dev:
+        os.environ["BILLWARDEN_ENVIRONMENT"] = "development"
+    settings = _settings()
+    if dev:
+        settings = _use_dev_secret_key(settings)
+    elif settings.secret_key is None:
+        raise _fail(
+            "BILLWARDEN_SECRET_KEY is not set; billwarden refuses to start without the key that "
+            "encrypts Stripe secrets at rest (use --dev for a local development key)."
+        )
+    try:
+        build_secret_box(settings)
+    except SecretKeyError as exc:
+        raise _fail(str(exc)) from exc
+    if auto_migrate and settings.auto_migrate:
+        revision = _run_migrations(settings)
+        typer.echo(f"Database at migration {revision}.")
+    uvicorn.run(
+        "billwarden.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        server_header=False,
+    )
+
+
+@cli.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for the API.")] = 8000,
+) -> None:
+    """Run billwarden offline on the embedded defaults (SQLite in the working directory)."""
+    os.environ.setdefault("BILLWARDEN_ENVIRONMENT", "development")
+    os.environ.setdefault("BILLWARDEN_PUBLIC_URL", f"http://{host}:{port}")
+    settings = _use_dev_secret_key(_settings())
+    revision = _run_migrations(settings)
+    typer.echo(f"Database {settings.database_url} at migration {revision}.")
+    base = f"http://{host}:{port}"
+    typer.echo(
+        "\nbillwarden demo is starting. Open:\n"
+        f"  API docs   {base}/docs\n"
+        f"  health     {base}/healthz\n"
+        f"  readiness  {base}/readyz\n"
+        f"  metrics    {base}/metrics\n"
+        "Stop with Ctrl-C.\n"
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, server_header=False)
+
+
+async def _find_project(service: ProjectService, reference: str) -> Project:
+    try:
+        return await service.get_project(uuid.UUID(reference))
+    except ValueError:
+        project = await service.projects.get_by_slug(reference)
+    if project is None:
+        raise _fail(f"no project with id or slug {reference!r}")
+    return project
+
+
+@projects_cli.command("create")
+def projects_create(
+    name: Annotated[str, typer.Option(help="Display name.")],
+    slug: Annotated[str | None, typer.Option(help="URL-safe identifier (from the name).")] = None,
+) -> None:
+    """Create a project."""
+
+    async def action(service: ProjectService, _: AsyncSession) -> Project:
+        return await service.create_project(name, slug)
+
+    project = _with_service(_settings(), action)
+    typer.echo(f"Created project {project.slug} ({project.id}).")
+
+
+@projects_cli.command("stripe-config")
+def projects_stripe_config(
+    project: Annotated[str, typer.Option(help="Project id or slug.")],
+    mode: Annotated[Mode, typer.Option(help="Stripe mode.")] = Mode.TEST,
+    secret_key: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, help="Stripe secret key (prompted, never echoed)."
+        ),
+    ] = "",
+    publishable_key: Annotated[str | None, typer.Option(help="Stripe publishable key.")] = None,
+    webhook_secret: Annotated[
+        list[str] | None,
+        typer.Option(help="Webhook signing secret (repeat while rotating)."),
+    ] = None,
+) -> None:
+    """Store a project's Stripe credentials for one mode, encrypted at rest."""
+
+    async def action(service: ProjectService, _: AsyncSession) -> tuple[str, int]:
+        found = await _find_project(service, project)
+        config = await service.set_stripe_config(
+            found,
+            mode,
+            secret_key=secret_key,
+            publishable_key=publishable_key,
+            webhook_secrets=webhook_secret or (),
+        )
+        return config.secret_key_hint, len(config.webhook_secrets)
+
+    hint, secret_count = _with_service(_settings(), action)
+    typer.echo(
+        f"Stored {mode.value}-mode Stripe credentials for {project}: secret key {hint}, "
+        f"{secret_count} webhook secret(s)."
+    )
+
+
+@cli.command("rotate-secrets")
+def rotate_secrets() -> None:
+    """Re-encrypt stored secrets under the current BILLWARDEN_SECRET_KEY."""
+
+    async def action(service: ProjectService, _: AsyncSession) -> int:
+        return await service.rotate_encryption()
+
+    count = _with_service(_settings(), action)
+    typer.echo(f"Re-encrypted {count} secret(s) under the current key.")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,77 @@
+"""Settings: the one place billwarden reads its environment."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./billwarden.db"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"
+    TEXT = "text"
+
+
+class Settings(BaseSettings):
+    """billwarden's configuration, read from `BILLWARDEN_*` environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BILLWARDEN_", env_file=None, extra="ignore", case_sensitive=False
+    )
+
+    environment: Environment = Environment.PRODUCTION
+    database_url: str = DEFAULT_DATABASE_URL
+    database_echo: bool = False
+    database_pool_size: int = Field(default=10, ge=1)
+    secret_key: SecretStr | None = None
+    secret_key_fallbacks: list[SecretStr] = Field(default_factory=list)
+    secret_key_file: Path = Path(".billwarden-secret")
+    public_url: str = "http://127.0.0.1:8000"
+    auto_migrate: bool = True
+    log_level: str = "INFO"
+    log_format: LogFormat | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment is Environment.DEVELOPMENT
+
+    @property
+    def effective_log_format(self) -> LogFormat:
+        if self.log_format is not None:
+            return self.log_format
+        return LogFormat.TEXT if self.is_development else LogFormat.JSON
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

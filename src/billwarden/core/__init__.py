@@ -1,0 +1,1 @@
+"""Cross-cutting service plumbing: request ids, logging, metrics, responses."""

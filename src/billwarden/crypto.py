@@ -1,0 +1,70 @@
+"""Encryption of secrets at rest (Fernet), keyed from `BILLWARDEN_SECRET_KEY`.
+
+The Fernet key is derived with HKDF-SHA256 so any sufficiently long secret works. Old secret keys
+listed in `BILLWARDEN_SECRET_KEY_FALLBACKS` still decrypt; `billwarden rotate-secrets` re-encrypts
+every stored secret under the current key.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+MIN_SECRET_KEY_LENGTH = 32
+_HKDF_SALT = b"billwarden/secrets-at-rest"
+_HKDF_INFO = b"fernet-v1"
+
+
+class SecretKeyError(ValueError):
+    """The configured secret key is missing or too weak."""
+
+
+class SecretDecryptionError(Exception):
+    """A stored secret cannot be decrypted with the current or fallback keys."""
+
+
+def derive_fernet_key(secret_key: str) -> bytes:
+    if len(secret_key) < MIN_SECRET_KEY_LENGTH:
+        raise SecretKeyError(
+            f"the secret key must be at least {MIN_SECRET_KEY_LENGTH} characters long"
+        )
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=_HKDF_INFO)
+    return base64.urlsafe_b64encode(hkdf.derive(secret_key.encode()))
+
+
+class SecretBox:
+    """Encrypts with the primary key; decrypts with the primary key or any fallback."""
+
+    def __init__(self, secret_key: str, fallbacks: Sequence[str] = ()) -> None:
+        keys = [Fernet(derive_fernet_key(key)) for key in (secret_key, *fallbacks)]
+        self._fernet = MultiFernet(keys)
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, ciphertext: str) -> str:
+        try:
+            return self._fernet.decrypt(ciphertext.encode()).decode()
+        except InvalidToken as exc:
+            raise SecretDecryptionError(
+                "stored secret cannot be decrypted: was BILLWARDEN_SECRET_KEY changed "
+                "without listing the old key in BILLWARDEN_SECRET_KEY_FALLBACKS?"
+            ) from exc
+
+    def rotate(self, ciphertext: str) -> str:
+        """Re-encrypt under the primary key (no-op in meaning, new token)."""
+        try:
+            return self._fernet.rotate(ciphertext.encode()).decode()
+        except InvalidToken as exc:
+            raise SecretDecryptionError("stored secret cannot be decrypted for rotation") from exc
+
+
+def mask_secret(value: str, *, visible: int = 4) -> str:
+    """`sk_test_...abcd`: the key's prefix and its last characters, as Stripe's dashboard shows."""
+    prefix_end = value.rfind("_") + 1 if value.count("_") >= 2 else 0
+    prefix = value[:prefix_end]
+    return f"{prefix}...{value[-visible:]}"

@@ -1,0 +1,1 @@
+"""Storage: async engine, the per-request session, the declarative base and migrations."""

@@ -1,0 +1,177 @@
+"""The error base every domain raises, and the one handler that renders the envelope."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from billwarden.core.request_id import current_request_id
+from billwarden.core.responses import OrjsonResponse
+
+logger = logging.getLogger("billwarden.errors")
+
+
+class BillwardenError(Exception):
+    """An error with a stable code, a human message, an HTTP status and structured details."""
+
+    code: str = "BILLWARDEN_ERROR"
+    status_code: int = 400
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status_code is not None:
+            self.status_code = status_code
+        self.details: dict[str, Any] = details or {}
+
+
+class NotFound(BillwardenError):
+    code = "NOT_FOUND"
+    status_code = 404
+
+
+class Conflict(BillwardenError):
+    code = "CONFLICT"
+    status_code = 409
+
+
+class Unauthorized(BillwardenError):
+    code = "UNAUTHORIZED"
+    status_code = 401
+
+
+class Forbidden(BillwardenError):
+    code = "FORBIDDEN"
+    status_code = 403
+
+
+class InvalidInput(BillwardenError):
+    code = "VALIDATION_ERROR"
+    status_code = 400
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error billwarden answers."""
+
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries declaring that a route answers these errors."""
+    return {
+        status: {"model": ErrorEnvelope, "description": HTTPStatus(status).phrase}
+        for status in statuses
+    }
+
+
+def _envelope(
+    status_code: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> OrjsonResponse:
+    return OrjsonResponse(
+        {"code": code, "message": message, "details": details or {}},
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "TOO_MANY_REQUESTS",
+}
+
+
+def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
+    fields = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ())]
+        fields.append(
+            {
+                "location": location[0] if location else "body",
+                "field": ".".join(location[1:]),
+                "message": str(error.get("msg", "invalid value")),
+                "type": str(error.get("type", "value_error")),
+            }
+        )
+    return {"fields": fields}
+
+
+async def _handle_billwarden_error(request: Request, exc: Exception) -> OrjsonResponse:
+    assert isinstance(exc, BillwardenError)
+    return _envelope(exc.status_code, exc.code, exc.message, exc.details)
+
+
+async def _handle_validation_error(request: Request, exc: Exception) -> OrjsonResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = _validation_details(exc)
+    if any(field["type"] == "json_invalid" for field in details["fields"]):
+        message = "The request body is not valid JSON."
+    else:
+        message = "The request is invalid."
+    return _envelope(400, "VALIDATION_ERROR", message, details)
+
+
+async def _handle_http_exception(request: Request, exc: Exception) -> OrjsonResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        message = f"No route matches {request.method} {request.url.path}."
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}."
+    else:
+        message = str(exc.detail)
+    return _envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> OrjsonResponse:
+    # this handler runs outside the request-id middleware, whose contextvar is reset by now
+    request_id = current_request_id() or getattr(request.state, "request_id", None)
+    logger.error(
+        "unhandled error on %s %s",
+        request.method,
+        request.url.path,
+        exc_info=exc,
+        extra={"request_id": request_id},
+    )
+    return _envelope(
+        500,
+        "INTERNAL_SERVER_ERROR",
+        "An unexpected error occurred. Quote the request id when reporting it.",
+        {"requestId": request_id},
+        headers={"x-request-id": request_id} if request_id else None,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(BillwardenError, _handle_billwarden_error)
+    app.add_exception_handler(RequestValidationError, _handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
+    app.add_exception_handler(Exception, _handle_unexpected)

@@ -1,0 +1,1 @@
+"""Tenants: projects and their per-mode Stripe configuration."""

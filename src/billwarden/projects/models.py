@@ -1,0 +1,73 @@
+"""Projects and their Stripe configuration, one active configuration per (project, mode)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from billwarden.db.base import (
+    Base,
+    IdMixin,
+    Mode,
+    TenantMixin,
+    TimestampMixin,
+    mode_type,
+    utcnow,
+)
+
+
+class Project(IdMixin, TimestampMixin, Base):
+    __tablename__ = "projects"
+
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class StripeConfig(IdMixin, TimestampMixin, TenantMixin, Base):
+    """Credentials for one project in one mode. Deactivated rows are kept as history."""
+
+    __tablename__ = "stripe_configs"
+    __table_args__ = (
+        Index(
+            "uq_stripe_configs_active",
+            "project_id",
+            "mode",
+            unique=True,
+            sqlite_where=text("is_active"),
+            postgresql_where=text("is_active"),
+        ),
+    )
+
+    secret_key_ciphertext: Mapped[str] = mapped_column(Text)
+    secret_key_hint: Mapped[str] = mapped_column(String(64))
+    publishable_key: Mapped[str | None] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    deactivated_at: Mapped[datetime | None]
+
+    webhook_secrets: Mapped[list[StripeWebhookSecret]] = relationship(
+        back_populates="config", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class StripeWebhookSecret(IdMixin, Base):
+    """A `whsec_...` signing secret; several may be active at once while rotating."""
+
+    __tablename__ = "stripe_webhook_secrets"
+
+    config_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("stripe_configs.id", ondelete="CASCADE"), index=True
+    )
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    mode: Mapped[Mode] = mapped_column(mode_type())
+    secret_ciphertext: Mapped[str] = mapped_column(Text)
+    secret_hint: Mapped[str] = mapped_column(String(64))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deactivated_at: Mapped[datetime | None]
+
+    config: Mapped[StripeConfig] = relationship(back_populates="webhook_secrets")

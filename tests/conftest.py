@@ -1,0 +1,154 @@
+"""Shared fixtures: every test runs once on SQLite and once on PostgreSQL.
+
+Each run creates its own PostgreSQL database in the local server (dropped afterwards), builds the
+schema with the Alembic migrations, and wraps every test in a transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from billwarden.app import create_app
+from billwarden.config import Environment, Settings
+from billwarden.crypto import SecretBox
+from billwarden.db import migrate
+from billwarden.db.engine import create_engine, get_db_session, transactional
+
+BACKENDS = ("sqlite", "postgresql")
+POSTGRES_ADMIN_DSN = os.environ.get(
+    "BILLWARDEN_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+)
+TEST_SECRET_KEY = "billwarden-test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+async def _create_postgres_database(prefix: str) -> str:
+    """Create a uniquely named database; return its asyncpg SQLAlchemy URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        message = f"PostgreSQL is not reachable at {POSTGRES_ADMIN_DSN}: {exc}"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: PostgreSQL is required)", pytrace=False)
+        pytest.skip(message)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    base, _, _ = POSTGRES_ADMIN_DSN.rpartition("/")
+    return f"{base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
+
+
+async def _drop_postgres_database(url: str) -> None:
+    name = url.rpartition("/")[2]
+    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def new_database_url(backend: str, directory: Path) -> str:
+    """A fresh, empty database on `backend` (used by the run and by migration tests)."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{directory / f'billwarden-{uuid.uuid4().hex[:8]}.db'}"
+    return await _create_postgres_database("billwarden_test")
+
+
+async def drop_database(url: str) -> None:
+    if url.startswith("postgresql"):
+        await _drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session", params=BACKENDS, autouse=True)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The storage backend this pass of the suite runs on."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+async def database_url(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    url = await new_database_url(backend, tmp_path_factory.mktemp(backend))
+    try:
+        yield url
+    finally:
+        await drop_database(url)
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    db_engine = create_engine(database_url)
+    await migrate.upgrade(db_engine)
+    try:
+        yield db_engine
+    finally:
+        await db_engine.dispose()
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside a transaction that is rolled back after the test.
+
+    Commits made by the code under test release a savepoint, so nothing reaches the database.
+    """
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        db_session = AsyncSession(
+            bind=connection,
+            join_transaction_mode="create_savepoint",
+            expire_on_commit=False,
+            autoflush=False,
+        )
+        try:
+            yield db_session
+        finally:
+            await db_session.close()
+            await transaction.rollback()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        environment=Environment.DEVELOPMENT,
+        database_url=database_url,
+        secret_key=SecretStr(TEST_SECRET_KEY),
+        public_url="https://billing.example.test",
+    )
+
+
+@pytest.fixture
+def secret_box() -> SecretBox:
+    return SecretBox(TEST_SECRET_KEY)
+
+
+@pytest.fixture
+def app(settings: Settings, engine: AsyncEngine, session: AsyncSession) -> Iterator[FastAPI]:
+    application = create_app(settings, engine=engine, configure_logs=False)
+
+    async def test_session() -> AsyncIterator[AsyncSession]:
+        async with transactional(session):
+            yield session
+
+    application.dependency_overrides[get_db_session] = test_session
+    yield application
+    application.dependency_overrides.clear()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http

@@ -1,0 +1,62 @@
+"""The service routes an operator and a load balancer rely on."""
+
+from __future__ import annotations
+
+import httpx
+
+from billwarden.db.migrate import head_revision
+
+
+class TestHealth:
+    async def test_healthz_answers_without_touching_the_database(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.get("/healthz")
+        assert response.status_code == 200
+        assert response.json()["status"] == "ok"
+
+    async def test_readyz_reports_database_and_current_migration(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        response = await client.get("/readyz")
+        assert response.status_code == 200
+        body = response.json()
+        assert body == {"status": "ready", "database": "ok", "migration": head_revision()}
+
+
+class TestRequestId:
+    async def test_generated_when_absent(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/healthz")
+        assert len(response.headers["x-request-id"]) == 32
+
+    async def test_echoed_when_given(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/healthz", headers={"X-Request-ID": "trace-abc.123"})
+        assert response.headers["x-request-id"] == "trace-abc.123"
+
+    async def test_replaced_when_unsafe(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
+        assert response.headers["x-request-id"] != "bad id\twith spaces"
+
+
+class TestMetrics:
+    async def test_counts_requests_by_route_template(self, client: httpx.AsyncClient) -> None:
+        await client.get("/healthz")
+        await client.get("/no/such/route")
+        response = await client.get("/metrics")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain")
+        text = response.text
+        assert 'billwarden_http_requests_total{method="GET",route="/healthz",status="200"}' in text
+        assert 'route="<unmatched>",status="404"' in text
+        assert "billwarden_http_request_duration_seconds_bucket" in text
+
+
+class TestOpenApi:
+    async def test_schema_and_docs_are_served(self, client: httpx.AsyncClient) -> None:
+        schema = await client.get("/openapi.json")
+        assert schema.status_code == 200
+        assert schema.json()["info"]["title"] == "billwarden"
+        assert "/readyz" in schema.json()["paths"]
+        docs = await client.get("/docs")
+        assert docs.status_code == 200
+        assert "swagger-ui" in docs.text
