@@ -8,6 +8,7 @@ every stored secret under the current key.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -63,8 +64,13 @@ class SecretBox:
             raise SecretDecryptionError("stored secret cannot be decrypted for rotation") from exc
 
 
+_KNOWN_PREFIX = re.compile(r"^(?:(?:sk|rk|pk|bw)_(?:test|live)_|whsec_)")
+
+
 def mask_secret(value: str, *, visible: int = 4) -> str:
-    """`sk_test_...abcd`: the key's prefix and its last characters, as Stripe's dashboard shows."""
-    prefix_end = value.rfind("_") + 1 if value.count("_") >= 2 else 0
-    prefix = value[:prefix_end]
-    return f"{prefix}...{value[-visible:]}"
+    """`sk_test_...abcd`: the key's kind and its last characters, as Stripe's dashboard shows."""
+    match = _KNOWN_PREFIX.match(value)
+    prefix = match.group(0) if match else ""
+    secret_part = value[len(prefix) :]
+    tail = secret_part[-visible:] if len(secret_part) > 2 * visible else ""
+    return f"{prefix}...{tail}"

@@ -1,0 +1,123 @@
+"""Stripe secrets are stored encrypted and never shown whole again."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billwarden.crypto import SecretBox, SecretDecryptionError, SecretKeyError, mask_secret
+from billwarden.db.base import Mode
+from billwarden.projects.service import InvalidStripeKey, ProjectService, SlugTaken
+
+STRIPE_SECRET = "sk_test_51Secret0123456789abcdefWXYZ"
+WEBHOOK_SECRET = "whsec_0123456789abcdefghijklmnopqrstuv"
+
+
+@pytest.fixture
+def service(session: AsyncSession, secret_box: SecretBox) -> ProjectService:
+    return ProjectService(session, secret_box)
+
+
+class TestEncryptedAtRest:
+    async def test_plain_sql_reads_only_ciphertext(
+        self, service: ProjectService, session: AsyncSession
+    ) -> None:
+        project = await service.create_project("Acme")
+        await service.set_stripe_config(
+            project, Mode.TEST, secret_key=STRIPE_SECRET, webhook_secrets=[WEBHOOK_SECRET]
+        )
+        rows = (await session.execute(text("SELECT * FROM stripe_configs"))).mappings().all()
+        secrets_rows = (
+            (await session.execute(text("SELECT * FROM stripe_webhook_secrets"))).mappings().all()
+        )
+        dumped = repr([dict(row) for row in rows]) + repr([dict(row) for row in secrets_rows])
+        assert STRIPE_SECRET not in dumped
+        assert WEBHOOK_SECRET not in dumped
+        assert "51Secret0123456789" not in dumped
+        assert rows[0]["secret_key_hint"] == "sk_test_...WXYZ"
+        assert rows[0]["secret_key_ciphertext"].startswith("gAAAA")  # a Fernet token
+
+    async def test_gateway_credentials_decrypt(self, service: ProjectService) -> None:
+        project = await service.create_project("Acme")
+        await service.set_stripe_config(
+            project, Mode.TEST, secret_key=STRIPE_SECRET, webhook_secrets=[WEBHOOK_SECRET]
+        )
+        credentials = await service.get_credentials(project.id, Mode.TEST)
+        assert credentials.secret_key == STRIPE_SECRET
+        assert credentials.webhook_secrets == (WEBHOOK_SECRET,)
+
+    async def test_replacing_keeps_history_and_one_active(
+        self, service: ProjectService, session: AsyncSession
+    ) -> None:
+        project = await service.create_project("Acme")
+        await service.set_stripe_config(project, Mode.TEST, secret_key=STRIPE_SECRET)
+        await service.set_stripe_config(project, Mode.TEST, secret_key="sk_test_second0000")
+        rows = (
+            await session.execute(
+                text("SELECT is_active FROM stripe_configs ORDER BY created_at, is_active")
+            )
+        ).all()
+        assert sorted(bool(row[0]) for row in rows) == [False, True]
+        credentials = await service.get_credentials(project.id, Mode.TEST)
+        assert credentials.secret_key == "sk_test_second0000"
+
+
+class TestKeyRules:
+    @pytest.mark.parametrize(
+        ("mode", "key"),
+        [
+            (Mode.TEST, "sk_live_abc123"),
+            (Mode.LIVE, "sk_test_abc123"),
+            (Mode.TEST, "pk_test_abc123"),
+            (Mode.TEST, "sk_test_"),
+        ],
+    )
+    async def test_key_must_match_mode(self, service: ProjectService, mode: Mode, key: str) -> None:
+        project = await service.create_project("Acme")
+        with pytest.raises(InvalidStripeKey):
+            await service.set_stripe_config(project, mode, secret_key=key)
+
+    async def test_restricted_keys_are_accepted(self, service: ProjectService) -> None:
+        project = await service.create_project("Acme")
+        config = await service.set_stripe_config(
+            project, Mode.LIVE, secret_key="rk_live_abcdef123456"
+        )
+        assert config.secret_key_hint == "rk_live_...3456"
+
+    async def test_duplicate_slug_conflicts(self, service: ProjectService) -> None:
+        await service.create_project("Acme")
+        with pytest.raises(SlugTaken):
+            await service.create_project("ACME")
+
+
+class TestKeyRotation:
+    async def test_fallback_key_decrypts_and_rotation_moves_to_new_key(
+        self, session: AsyncSession
+    ) -> None:
+        old_key, new_key = "o" * 40, "n" * 40
+        old = ProjectService(session, SecretBox(old_key))
+        project = await old.create_project("Acme")
+        await old.set_stripe_config(project, Mode.TEST, secret_key=STRIPE_SECRET)
+
+        rotating = ProjectService(session, SecretBox(new_key, [old_key]))
+        assert (await rotating.get_credentials(project.id, Mode.TEST)).secret_key == STRIPE_SECRET
+        assert await rotating.rotate_encryption() == 1
+
+        new_only = ProjectService(session, SecretBox(new_key))
+        assert (await new_only.get_credentials(project.id, Mode.TEST)).secret_key == STRIPE_SECRET
+        with pytest.raises(SecretDecryptionError):
+            await ProjectService(session, SecretBox(old_key)).get_credentials(project.id, Mode.TEST)
+
+
+class TestSecretBox:
+    def test_short_secret_key_is_refused(self) -> None:
+        with pytest.raises(SecretKeyError):
+            SecretBox("too-short")
+
+    def test_mask_shows_prefix_and_last_four(self) -> None:
+        assert mask_secret("sk_live_abcdefgh1234") == "sk_live_...1234"
+        assert mask_secret("whsec_abcdefgh5678") == "whsec_...5678"
+
+    def test_short_secret_shows_no_characters(self) -> None:
+        assert mask_secret("sk_test_abc123") == "sk_test_..."
