@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -17,13 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billwarden import __version__
 from billwarden.app import build_secret_box, create_app
 from billwarden.config import Settings, get_settings
-from billwarden.crypto import SecretKeyError
+from billwarden.crypto import SecretBox, SecretKeyError
 from billwarden.db import migrate as migrations
 from billwarden.db.base import Mode
 from billwarden.db.engine import create_sessionmaker, engine_from_settings
 from billwarden.errors import BillwardenError
 from billwarden.projects.models import Project
 from billwarden.projects.service import ProjectService
+from billwarden.projects.stripe_config import StripeConfigService
 
 cli = typer.Typer(
     name="billwarden", help="A self-hosted billing control plane for Stripe.", no_args_is_help=True
@@ -80,8 +80,8 @@ def _run_migrations(settings: Settings) -> str | None:
     return asyncio.run(run())
 
 
-def _with_service(
-    settings: Settings, action: Callable[[ProjectService, AsyncSession], Awaitable[T]]
+def _with_session(
+    settings: Settings, action: Callable[[AsyncSession, SecretBox], Awaitable[T]]
 ) -> T:
     try:
         secret_box = build_secret_box(settings)
@@ -92,7 +92,7 @@ def _with_service(
     async def run() -> T:
         try:
             async with create_sessionmaker(engine)() as session:
-                result = await action(ProjectService(session, secret_box), session)
+                result = await action(session, secret_box)
                 await session.commit()
                 return result
         finally:
@@ -183,16 +183,6 @@ def demo(
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, server_header=False)
 
 
-async def _find_project(service: ProjectService, reference: str) -> Project:
-    try:
-        return await service.get_project(uuid.UUID(reference))
-    except ValueError:
-        project = await service.projects.get_by_slug(reference)
-    if project is None:
-        raise _fail(f"no project with id or slug {reference!r}")
-    return project
-
-
 @projects_cli.command("create")
 def projects_create(
     name: Annotated[str, typer.Option(help="Display name.")],
@@ -200,10 +190,10 @@ def projects_create(
 ) -> None:
     """Create a project."""
 
-    async def action(service: ProjectService, _: AsyncSession) -> Project:
-        return await service.create_project(name, slug)
+    async def action(session: AsyncSession, _: SecretBox) -> Project:
+        return await ProjectService(session).create_project(name, slug)
 
-    project = _with_service(_settings(), action)
+    project = _with_session(_settings(), action)
     typer.echo(f"Created project {project.slug} ({project.id}).")
 
 
@@ -225,9 +215,9 @@ def projects_stripe_config(
 ) -> None:
     """Store a project's Stripe credentials for one mode, encrypted at rest."""
 
-    async def action(service: ProjectService, _: AsyncSession) -> tuple[str, int]:
-        found = await _find_project(service, project)
-        config = await service.set_stripe_config(
+    async def action(session: AsyncSession, secret_box: SecretBox) -> tuple[str, int]:
+        found = await ProjectService(session).find_project(project)
+        config = await StripeConfigService(session, secret_box).set_stripe_config(
             found,
             mode,
             secret_key=secret_key,
@@ -236,7 +226,7 @@ def projects_stripe_config(
         )
         return config.secret_key_hint, len(config.webhook_secrets)
 
-    hint, secret_count = _with_service(_settings(), action)
+    hint, secret_count = _with_session(_settings(), action)
     typer.echo(
         f"Stored {mode.value}-mode Stripe credentials for {project}: secret key {hint}, "
         f"{secret_count} webhook secret(s)."
@@ -247,10 +237,10 @@ def projects_stripe_config(
 def rotate_secrets() -> None:
     """Re-encrypt stored secrets under the current BILLWARDEN_SECRET_KEY."""
 
-    async def action(service: ProjectService, _: AsyncSession) -> int:
-        return await service.rotate_encryption()
+    async def action(session: AsyncSession, secret_box: SecretBox) -> int:
+        return await StripeConfigService(session, secret_box).rotate_encryption()
 
-    count = _with_service(_settings(), action)
+    count = _with_session(_settings(), action)
     typer.echo(f"Re-encrypted {count} secret(s) under the current key.")
 
 

@@ -8,22 +8,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.crypto import SecretBox, SecretDecryptionError, SecretKeyError, mask_secret
 from billwarden.db.base import Mode
-from billwarden.projects.service import InvalidStripeKey, ProjectService, SlugTaken
+from billwarden.projects.models import Project
+from billwarden.projects.service import ProjectService, SlugTaken
+from billwarden.projects.stripe_config import InvalidStripeKey, StripeConfigService
 
 STRIPE_SECRET = "sk_test_51Secret0123456789abcdefWXYZ"
 WEBHOOK_SECRET = "whsec_0123456789abcdefghijklmnopqrstuv"
 
 
 @pytest.fixture
-def service(session: AsyncSession, secret_box: SecretBox) -> ProjectService:
-    return ProjectService(session, secret_box)
+def service(session: AsyncSession, secret_box: SecretBox) -> StripeConfigService:
+    return StripeConfigService(session, secret_box)
+
+
+@pytest.fixture
+async def project(session: AsyncSession) -> Project:
+    return await ProjectService(session).create_project("Acme")
 
 
 class TestEncryptedAtRest:
     async def test_plain_sql_reads_only_ciphertext(
-        self, service: ProjectService, session: AsyncSession
+        self, service: StripeConfigService, project: Project, session: AsyncSession
     ) -> None:
-        project = await service.create_project("Acme")
         await service.set_stripe_config(
             project, Mode.TEST, secret_key=STRIPE_SECRET, webhook_secrets=[WEBHOOK_SECRET]
         )
@@ -38,8 +44,9 @@ class TestEncryptedAtRest:
         assert rows[0]["secret_key_hint"] == "sk_test_...WXYZ"
         assert rows[0]["secret_key_ciphertext"].startswith("gAAAA")  # a Fernet token
 
-    async def test_gateway_credentials_decrypt(self, service: ProjectService) -> None:
-        project = await service.create_project("Acme")
+    async def test_gateway_credentials_decrypt(
+        self, service: StripeConfigService, project: Project
+    ) -> None:
         await service.set_stripe_config(
             project, Mode.TEST, secret_key=STRIPE_SECRET, webhook_secrets=[WEBHOOK_SECRET]
         )
@@ -48,9 +55,8 @@ class TestEncryptedAtRest:
         assert credentials.webhook_secrets == (WEBHOOK_SECRET,)
 
     async def test_replacing_keeps_history_and_one_active(
-        self, service: ProjectService, session: AsyncSession
+        self, service: StripeConfigService, project: Project, session: AsyncSession
     ) -> None:
-        project = await service.create_project("Acme")
         await service.set_stripe_config(project, Mode.TEST, secret_key=STRIPE_SECRET)
         await service.set_stripe_config(project, Mode.TEST, secret_key="sk_test_second0000")
         rows = (
@@ -73,41 +79,43 @@ class TestKeyRules:
             (Mode.TEST, "sk_test_"),
         ],
     )
-    async def test_key_must_match_mode(self, service: ProjectService, mode: Mode, key: str) -> None:
-        project = await service.create_project("Acme")
+    async def test_key_must_match_mode(
+        self, service: StripeConfigService, project: Project, mode: Mode, key: str
+    ) -> None:
         with pytest.raises(InvalidStripeKey):
             await service.set_stripe_config(project, mode, secret_key=key)
 
-    async def test_restricted_keys_are_accepted(self, service: ProjectService) -> None:
-        project = await service.create_project("Acme")
+    async def test_restricted_keys_are_accepted(
+        self, service: StripeConfigService, project: Project
+    ) -> None:
         config = await service.set_stripe_config(
             project, Mode.LIVE, secret_key="rk_live_abcdef123456"
         )
         assert config.secret_key_hint == "rk_live_...3456"
 
-    async def test_duplicate_slug_conflicts(self, service: ProjectService) -> None:
-        await service.create_project("Acme")
+    async def test_duplicate_slug_conflicts(self, session: AsyncSession, project: Project) -> None:
         with pytest.raises(SlugTaken):
-            await service.create_project("ACME")
+            await ProjectService(session).create_project("ACME")
 
 
 class TestKeyRotation:
     async def test_fallback_key_decrypts_and_rotation_moves_to_new_key(
-        self, session: AsyncSession
+        self, session: AsyncSession, project: Project
     ) -> None:
         old_key, new_key = "o" * 40, "n" * 40
-        old = ProjectService(session, SecretBox(old_key))
-        project = await old.create_project("Acme")
+        old = StripeConfigService(session, SecretBox(old_key))
         await old.set_stripe_config(project, Mode.TEST, secret_key=STRIPE_SECRET)
 
-        rotating = ProjectService(session, SecretBox(new_key, [old_key]))
+        rotating = StripeConfigService(session, SecretBox(new_key, [old_key]))
         assert (await rotating.get_credentials(project.id, Mode.TEST)).secret_key == STRIPE_SECRET
         assert await rotating.rotate_encryption() == 1
 
-        new_only = ProjectService(session, SecretBox(new_key))
+        new_only = StripeConfigService(session, SecretBox(new_key))
         assert (await new_only.get_credentials(project.id, Mode.TEST)).secret_key == STRIPE_SECRET
         with pytest.raises(SecretDecryptionError):
-            await ProjectService(session, SecretBox(old_key)).get_credentials(project.id, Mode.TEST)
+            await StripeConfigService(session, SecretBox(old_key)).get_credentials(
+                project.id, Mode.TEST
+            )
 
 
 class TestSecretBox:

@@ -1,23 +1,17 @@
-"""Business rules for projects and their Stripe credentials."""
+"""Business rules for projects (tenants)."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billwarden.crypto import SecretBox, mask_secret
-from billwarden.db.base import Mode, utcnow
 from billwarden.errors import Conflict, InvalidInput, NotFound
-from billwarden.projects.models import Project, StripeConfig, StripeWebhookSecret
-from billwarden.projects.repository import ProjectRepository, StripeConfigRepository
+from billwarden.projects.models import Project
+from billwarden.projects.repository import ProjectRepository
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
-_SECRET_KEY_PREFIXES = {Mode.TEST: ("sk_test_", "rk_test_"), Mode.LIVE: ("sk_live_", "rk_live_")}
-_PUBLISHABLE_KEY_PREFIXES = {Mode.TEST: "pk_test_", Mode.LIVE: "pk_live_"}
 
 
 class ProjectNotFound(NotFound):
@@ -28,31 +22,15 @@ class SlugTaken(Conflict):
     code = "PROJECT_SLUG_TAKEN"
 
 
-class InvalidStripeKey(InvalidInput):
-    code = "INVALID_STRIPE_KEY"
-
-
 def slugify(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     return slug[:100].strip("-") or "project"
 
 
-@dataclass(frozen=True)
-class StripeCredentials:
-    """Decrypted credentials, handed only to the Stripe gateway."""
-
-    project_id: uuid.UUID
-    mode: Mode
-    secret_key: str
-    webhook_secrets: tuple[str, ...]
-
-
 class ProjectService:
-    def __init__(self, session: AsyncSession, secret_box: SecretBox) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.secret_box = secret_box
         self.projects = ProjectRepository(session)
-        self.configs = StripeConfigRepository(session)
 
     async def create_project(self, name: str, slug: str | None = None) -> Project:
         name = name.strip()
@@ -74,90 +52,12 @@ class ProjectService:
             raise ProjectNotFound("No such project.", details={"projectId": str(project_id)})
         return project
 
-    async def set_stripe_config(
-        self,
-        project: Project,
-        mode: Mode,
-        *,
-        secret_key: str,
-        publishable_key: str | None = None,
-        webhook_secrets: Sequence[str] = (),
-    ) -> StripeConfig:
-        """Replace the active configuration; the previous one is kept, deactivated."""
-        _check_secret_key(secret_key, mode)
-        if publishable_key is not None and not publishable_key.startswith(
-            _PUBLISHABLE_KEY_PREFIXES[mode]
-        ):
-            raise InvalidStripeKey(
-                f"A {mode.value}-mode publishable key starts with "
-                f"{_PUBLISHABLE_KEY_PREFIXES[mode]}.",
-                details={"field": "publishableKey"},
-            )
-        for secret in webhook_secrets:
-            if not secret.startswith("whsec_"):
-                raise InvalidStripeKey(
-                    "A webhook signing secret starts with whsec_.",
-                    details={"field": "webhookSecrets"},
-                )
-        previous = await self.configs.get_active(project.id, mode)
-        if previous is not None:
-            previous.is_active = False
-            previous.deactivated_at = utcnow()
-            await self.session.flush()
-        config = StripeConfig(
-            project_id=project.id,
-            mode=mode,
-            secret_key_ciphertext=self.secret_box.encrypt(secret_key),
-            secret_key_hint=mask_secret(secret_key),
-            publishable_key=publishable_key,
-            is_active=True,
-        )
-        config.webhook_secrets = [
-            StripeWebhookSecret(
-                project_id=project.id,
-                mode=mode,
-                secret_ciphertext=self.secret_box.encrypt(secret),
-                secret_hint=mask_secret(secret),
-            )
-            for secret in dict.fromkeys(webhook_secrets)
-        ]
-        return await self.configs.add(config)
-
-    async def get_credentials(self, project_id: uuid.UUID, mode: Mode) -> StripeCredentials:
-        config = await self.configs.get_active(project_id, mode)
-        if config is None:
-            raise NotFound(
-                f"The project has no active {mode.value}-mode Stripe configuration.",
-                code="STRIPE_NOT_CONFIGURED",
-            )
-        return StripeCredentials(
-            project_id=project_id,
-            mode=mode,
-            secret_key=self.secret_box.decrypt(config.secret_key_ciphertext),
-            webhook_secrets=tuple(
-                self.secret_box.decrypt(secret.secret_ciphertext)
-                for secret in config.webhook_secrets
-                if secret.is_active
-            ),
-        )
-
-    async def rotate_encryption(self) -> int:
-        """Re-encrypt every stored secret under the current secret key; returns the count."""
-        count = 0
-        for config in await self.configs.list_all():
-            config.secret_key_ciphertext = self.secret_box.rotate(config.secret_key_ciphertext)
-            count += 1
-            for secret in config.webhook_secrets:
-                secret.secret_ciphertext = self.secret_box.rotate(secret.secret_ciphertext)
-                count += 1
-        await self.session.flush()
-        return count
-
-
-def _check_secret_key(secret_key: str, mode: Mode) -> None:
-    allowed = _SECRET_KEY_PREFIXES[mode]
-    if not secret_key.startswith(allowed) or len(secret_key) <= len(allowed[0]):
-        raise InvalidStripeKey(
-            f"A {mode.value}-mode Stripe secret key starts with {' or '.join(allowed)}.",
-            details={"field": "secretKey", "mode": mode.value},
-        )
+    async def find_project(self, reference: str) -> Project:
+        """A project by id or slug (for the CLI)."""
+        try:
+            return await self.get_project(uuid.UUID(reference))
+        except ValueError:
+            project = await self.projects.get_by_slug(reference)
+        if project is None:
+            raise ProjectNotFound(f"No project with id or slug {reference!r}.")
+        return project

@@ -1,0 +1,130 @@
+"""Business rules for a project's Stripe credentials: validated, encrypted, masked, rotated."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billwarden.crypto import SecretBox, mask_secret
+from billwarden.db.base import Mode, utcnow
+from billwarden.errors import InvalidInput, NotFound
+from billwarden.projects.models import Project, StripeConfig, StripeWebhookSecret
+from billwarden.projects.repository import StripeConfigRepository
+
+_SECRET_KEY_PREFIXES = {Mode.TEST: ("sk_test_", "rk_test_"), Mode.LIVE: ("sk_live_", "rk_live_")}
+_PUBLISHABLE_KEY_PREFIXES = {Mode.TEST: "pk_test_", Mode.LIVE: "pk_live_"}
+
+
+class InvalidStripeKey(InvalidInput):
+    code = "INVALID_STRIPE_KEY"
+
+
+class StripeNotConfigured(NotFound):
+    code = "STRIPE_NOT_CONFIGURED"
+
+
+@dataclass(frozen=True)
+class StripeCredentials:
+    """Decrypted credentials, handed only to the Stripe gateway."""
+
+    project_id: uuid.UUID
+    mode: Mode
+    secret_key: str
+    webhook_secrets: tuple[str, ...]
+
+
+class StripeConfigService:
+    def __init__(self, session: AsyncSession, secret_box: SecretBox) -> None:
+        self.session = session
+        self.secret_box = secret_box
+        self.configs = StripeConfigRepository(session)
+
+    async def set_stripe_config(
+        self,
+        project: Project,
+        mode: Mode,
+        *,
+        secret_key: str,
+        publishable_key: str | None = None,
+        webhook_secrets: Sequence[str] = (),
+    ) -> StripeConfig:
+        """Replace the active configuration; the previous one is kept, deactivated."""
+        _check_secret_key(secret_key, mode)
+        if publishable_key is not None and not publishable_key.startswith(
+            _PUBLISHABLE_KEY_PREFIXES[mode]
+        ):
+            raise InvalidStripeKey(
+                f"A {mode.value}-mode publishable key starts with "
+                f"{_PUBLISHABLE_KEY_PREFIXES[mode]}.",
+                details={"field": "publishableKey"},
+            )
+        for secret in webhook_secrets:
+            if not secret.startswith("whsec_"):
+                raise InvalidStripeKey(
+                    "A webhook signing secret starts with whsec_.",
+                    details={"field": "webhookSecrets"},
+                )
+        previous = await self.configs.get_active(project.id, mode)
+        if previous is not None:
+            previous.is_active = False
+            previous.deactivated_at = utcnow()
+            await self.session.flush()
+        config = StripeConfig(
+            project_id=project.id,
+            mode=mode,
+            secret_key_ciphertext=self.secret_box.encrypt(secret_key),
+            secret_key_hint=mask_secret(secret_key),
+            publishable_key=publishable_key,
+            is_active=True,
+        )
+        config.webhook_secrets = [
+            StripeWebhookSecret(
+                project_id=project.id,
+                mode=mode,
+                secret_ciphertext=self.secret_box.encrypt(secret),
+                secret_hint=mask_secret(secret),
+            )
+            for secret in dict.fromkeys(webhook_secrets)
+        ]
+        return await self.configs.add(config)
+
+    async def get_credentials(self, project_id: uuid.UUID, mode: Mode) -> StripeCredentials:
+        config = await self.configs.get_active(project_id, mode)
+        if config is None:
+            raise StripeNotConfigured(
+                f"The project has no active {mode.value}-mode Stripe configuration."
+            )
+        return StripeCredentials(
+            project_id=project_id,
+            mode=mode,
+            secret_key=self.secret_box.decrypt(config.secret_key_ciphertext),
+            webhook_secrets=tuple(
+                self.secret_box.decrypt(secret.secret_ciphertext)
+                for secret in config.webhook_secrets
+                if secret.is_active
+            ),
+        )
+
+    async def rotate_encryption(self) -> int:
+        """Re-encrypt every stored secret under the current secret key; returns the count."""
+        count = 0
+        for config in await self.configs.list_all():
+            config.secret_key_ciphertext = self.secret_box.rotate(config.secret_key_ciphertext)
+            count += 1
+            for secret in config.webhook_secrets:
+                secret.secret_ciphertext = self.secret_box.rotate(secret.secret_ciphertext)
+                count += 1
+        await self.session.flush()
+        return count
+
+
+def _check_secret_key(secret_key: str, mode: Mode) -> None:
+    allowed = _SECRET_KEY_PREFIXES[mode]
+    if not secret_key.startswith(allowed) or len(secret_key) <= len(allowed[0]):
+        raise InvalidStripeKey(
+            f"A {mode.value}-mode Stripe secret key starts with {' or '.join(allowed)}.",
+            details={"field": "secretKey", "mode": mode.value},
+        )
