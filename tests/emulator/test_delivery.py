@@ -213,6 +213,21 @@ class TestRetries:
         assert all(entry["status_code"] is None and entry["error"] for entry in log)
         assert results == [(ACCOUNT, "evt_0001", "we_down", False)]
 
+    async def test_endpoint_without_a_secret_fails_without_stopping_delivery(
+        self, dispatcher: WebhookDispatcher, receiver: WebhookReceiver, results: list[Result]
+    ) -> None:
+        unsigned = endpoint_for(receiver, endpoint_id="we_nosecret", secrets=())
+        dispatcher.publish(ACCOUNT, make_event(1), [unsigned], AccountFaults())
+        await settle(dispatcher)
+        dispatcher.publish(ACCOUNT, make_event(2), [endpoint_for(receiver)], AccountFaults())
+        await receiver.wait_for_async(1)
+
+        assert receiver.event_ids() == ["evt_0002"]  # nothing unsigned was ever sent
+        failed = [e for e in dispatcher.delivery_log(ACCOUNT) if e["endpoint_id"] == "we_nosecret"]
+        assert len(failed) == 1 + len(FAST_RETRIES)
+        assert "signing secret" in failed[0]["error"]
+        assert (ACCOUNT, "evt_0001", "we_nosecret", False) in results
+
     async def test_slow_endpoint_times_out_and_is_retried(
         self, receiver: WebhookReceiver, results: list[Result]
     ) -> None:

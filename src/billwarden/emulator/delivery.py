@@ -309,12 +309,15 @@ class WebhookDispatcher:
             now = time.monotonic()
             while self._heap and self._heap[0][0] <= now:
                 _, _, item = heapq.heappop(self._heap)
-                if isinstance(item, _ShuffleBatch):
-                    self._close_batch(item, now)
-                elif isinstance(item, _Job):
-                    self._fan_out(item)
-                else:
-                    self._enqueue(item)
+                try:
+                    if isinstance(item, _ShuffleBatch):
+                        self._close_batch(item, now)
+                    elif isinstance(item, _Job):
+                        self._fan_out(item)
+                    else:
+                        self._enqueue(item)
+                except Exception:  # one bad item must not stop every later delivery
+                    logger.exception("webhook scheduler dropped %r", type(item).__name__)
             return max(self._heap[0][0] - now, 0.0) if self._heap else None
 
     def _close_batch(self, batch: _ShuffleBatch, now: float) -> None:
@@ -394,21 +397,21 @@ class WebhookDispatcher:
     async def _attempt(self, delivery: _Delivery) -> None:
         assert self._client is not None
         endpoint = delivery.endpoint
-        headers = {
-            "Content-Type": CONTENT_TYPE,
-            "User-Agent": USER_AGENT,
-            "Stripe-Signature": sign_payload(delivery.body, endpoint.secrets, int(time.time())),
-        }
         status_code: int | None = None
         error: str | None = None
         started_at = time.time()
         started = time.perf_counter()
         try:
+            headers = {
+                "Content-Type": CONTENT_TYPE,
+                "User-Agent": USER_AGENT,
+                "Stripe-Signature": sign_payload(delivery.body, endpoint.secrets, int(started_at)),
+            }
             response = await self._client.post(endpoint.url, content=delivery.body, headers=headers)
             status_code = response.status_code
         except httpx.TimeoutException:
             error = f"timed out after {self.timeout:g}s"
-        except Exception as exc:  # any transport failure is a failed attempt, never a crash
+        except Exception as exc:  # a bad URL or endpoint is a failed attempt, never a crash
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         duration_ms = (time.perf_counter() - started) * 1000
         success = status_code is not None and 200 <= status_code < 300
