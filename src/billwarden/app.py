@@ -10,13 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billwarden import __version__
 from billwarden.config import Settings, get_settings
-from billwarden.core import health
 from billwarden.core.logging import configure_logging
 from billwarden.core.metrics import MetricsMiddleware
 from billwarden.core.request_id import RequestIdMiddleware
 from billwarden.crypto import SecretBox, SecretKeyError
 from billwarden.db.engine import create_sessionmaker, engine_from_settings
 from billwarden.errors import install_error_handlers
+from billwarden.routers import api_routers
 
 
 def build_secret_box(settings: Settings) -> SecretBox:
@@ -68,7 +68,8 @@ def create_app(
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    app.include_router(health.router)
+    for router in api_routers():
+        app.include_router(router)
     return app
 
 

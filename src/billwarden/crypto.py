@@ -8,6 +8,8 @@ every stored secret under the current key.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import re
 from collections.abc import Sequence
 
@@ -37,12 +39,31 @@ def derive_fernet_key(secret_key: str) -> bytes:
     return base64.urlsafe_b64encode(hkdf.derive(secret_key.encode()))
 
 
+def _derive_hash_key(secret_key: str) -> bytes:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=b"keyed-hash-v1")
+    return hkdf.derive(secret_key.encode())
+
+
 class SecretBox:
-    """Encrypts with the primary key; decrypts with the primary key or any fallback."""
+    """Encrypts with the primary key; decrypts with the primary key or any fallback.
+
+    Also computes keyed hashes (HMAC-SHA256) for values stored only as hashes (API keys,
+    session tokens): `keyed_hash` for storing, `lookup_hashes` (one per key, primary first) for
+    finding a row while a rotated key's hashes are still in the database.
+    """
 
     def __init__(self, secret_key: str, fallbacks: Sequence[str] = ()) -> None:
         keys = [Fernet(derive_fernet_key(key)) for key in (secret_key, *fallbacks)]
         self._fernet = MultiFernet(keys)
+        self._hash_keys = [_derive_hash_key(key) for key in (secret_key, *fallbacks)]
+
+    def keyed_hash(self, value: str) -> str:
+        return hmac.new(self._hash_keys[0], value.encode(), hashlib.sha256).hexdigest()
+
+    def lookup_hashes(self, value: str) -> list[str]:
+        return [
+            hmac.new(key, value.encode(), hashlib.sha256).hexdigest() for key in self._hash_keys
+        ]
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

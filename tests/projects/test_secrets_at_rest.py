@@ -129,3 +129,12 @@ class TestSecretBox:
 
     def test_short_secret_shows_no_characters(self) -> None:
         assert mask_secret("sk_test_abc123") == "sk_test_..."
+
+    def test_keyed_hash_is_stable_and_found_after_rotation(self) -> None:
+        old_key, new_key = "o" * 40, "n" * 40
+        stored = SecretBox(old_key).keyed_hash("bw_test_abc")
+        assert stored == SecretBox(old_key).keyed_hash("bw_test_abc")
+        assert "bw_test_abc" not in stored and len(stored) == 64
+        rotated = SecretBox(new_key, [old_key])
+        assert rotated.keyed_hash("bw_test_abc") != stored
+        assert stored in rotated.lookup_hashes("bw_test_abc")
