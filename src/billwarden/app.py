@@ -17,6 +17,7 @@ from billwarden.crypto import SecretBox, SecretKeyError
 from billwarden.db.engine import create_sessionmaker, engine_from_settings
 from billwarden.errors import install_error_handlers
 from billwarden.routers import api_routers
+from billwarden.stripe_gateway import StripeGateway
 
 
 def build_secret_box(settings: Settings) -> SecretBox:
@@ -45,9 +46,15 @@ def create_app(
     owns_engine = engine is None
     db_engine = engine if engine is not None else engine_from_settings(settings)
 
+    stripe_gateway = StripeGateway(
+        api_base=settings.stripe_api_base,
+        max_network_retries=settings.stripe_max_network_retries,
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await stripe_gateway.close()
         if owns_engine:
             await db_engine.dispose()
 
@@ -64,6 +71,7 @@ def create_app(
     app.state.engine = db_engine
     app.state.sessionmaker = create_sessionmaker(db_engine)
     app.state.secret_box = secret_box
+    app.state.stripe_gateway = stripe_gateway
 
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -1,0 +1,117 @@
+"""`StripeGateway`: one `StripeClient` per (project, mode), pinned API version, mapped errors."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+
+from billwarden.db.base import Mode
+from billwarden.errors import BillwardenError
+
+logger = logging.getLogger("billwarden.stripe_gateway")
+
+STRIPE_API_VERSION = "2026-10-28.endive"
+_REQUEST_TIMEOUT_SECONDS = 30.0
+
+
+class StripeGatewayError(BillwardenError):
+    """Stripe answered with an error, or could not be reached."""
+
+    code = "STRIPE_ERROR"
+    status_code = 502
+
+
+@dataclass(frozen=True)
+class CredentialCheck:
+    valid: bool
+    livemode: bool | None
+    error: str | None
+
+
+def _fingerprint(secret_key: str) -> str:
+    # cache key only: never logged, never stored
+    return hashlib.sha256(secret_key.encode()).hexdigest()[:16]
+
+
+def map_stripe_error(exc: stripe.StripeError) -> StripeGatewayError:
+    """Stripe's 4xx keep their status and message; outages and our own bad key answer 502."""
+    status = exc.http_status
+    error = exc.error
+    details: dict[str, Any] = {
+        "stripeType": getattr(error, "type", None),
+        "stripeCode": exc.code,
+        "stripeParam": getattr(error, "param", None),
+        "stripeRequestId": exc.request_id,
+    }
+    details = {key: value for key, value in details.items() if value is not None}
+    message = exc.user_message or str(getattr(error, "message", None) or "Stripe request failed.")
+    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
+        return StripeGatewayError(
+            f"Stripe refused the project's API key: {message}",
+            code="STRIPE_CREDENTIALS_REJECTED",
+            details=details,
+        )
+    if isinstance(exc, stripe.APIConnectionError) or status is None:
+        return StripeGatewayError("Stripe could not be reached.", details=details)
+    if status == 429 or status >= 500:
+        return StripeGatewayError(
+            f"Stripe is unavailable (HTTP {status}): {message}", details=details
+        )
+    return StripeGatewayError(message, status_code=status, details=details)
+
+
+class StripeGateway:
+    """Builds and caches one `StripeClient` per (project, mode, key); all calls are async."""
+
+    def __init__(self, *, api_base: str, max_network_retries: int = 2) -> None:
+        self.api_base = api_base.rstrip("/")
+        self.max_network_retries = max_network_retries
+        self._clients: dict[tuple[uuid.UUID, Mode, str], stripe.StripeClient] = {}
+        self._http_clients: list[stripe.HTTPXClient] = []
+
+    def client(self, project_id: uuid.UUID, mode: Mode, secret_key: str) -> stripe.StripeClient:
+        cache_key = (project_id, mode, _fingerprint(secret_key))
+        client = self._clients.get(cache_key)
+        if client is None:
+            stale = [key for key in self._clients if key[:2] == (project_id, mode)]
+            for key in stale:
+                del self._clients[key]
+            http_client = stripe.HTTPXClient(timeout=_REQUEST_TIMEOUT_SECONDS)
+            self._http_clients.append(http_client)
+            client = stripe.StripeClient(
+                secret_key,
+                stripe_version=STRIPE_API_VERSION,
+                base_addresses={"api": self.api_base},
+                max_network_retries=self.max_network_retries,
+                http_client=http_client,
+            )
+            self._clients[cache_key] = client
+        return client
+
+    async def check_credentials(
+        self, project_id: uuid.UUID, mode: Mode, secret_key: str
+    ) -> CredentialCheck:
+        """Ask Stripe whether the key works (`GET /v1/balance`, which also tells livemode).
+
+        A refusal is an answer, not an error; outages still raise `StripeGatewayError`.
+        """
+        client = self.client(project_id, mode, secret_key)
+        try:
+            balance = await client.v1.balance.retrieve_async()
+        except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+            message = exc.user_message or "Stripe refused the key."
+            return CredentialCheck(valid=False, livemode=None, error=message)
+        except stripe.StripeError as exc:
+            raise map_stripe_error(exc) from exc
+        return CredentialCheck(valid=True, livemode=balance.livemode, error=None)
+
+    async def close(self) -> None:
+        for http_client in self._http_clients:
+            await http_client.close_async()  # type: ignore[no-untyped-call]
+        self._http_clients.clear()
+        self._clients.clear()
