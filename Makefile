@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-SOURCES := src tests bench
+SOURCES := $(wildcard src tests bench)
 
 .PHONY: install demo test lint format bench clean
 
