@@ -16,6 +16,7 @@ from billwarden.core.request_id import RequestIdMiddleware
 from billwarden.crypto import SecretBox, SecretKeyError
 from billwarden.db.engine import create_sessionmaker, engine_from_settings
 from billwarden.errors import install_error_handlers
+from billwarden.projects.single_tenant import bootstrap_single_tenant
 from billwarden.routers import api_routers
 from billwarden.stripe_gateway import StripeGateway
 
@@ -53,6 +54,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await bootstrap_single_tenant(app.state.sessionmaker, secret_box, settings)
         yield
         await stripe_gateway.close()
         if owns_engine:

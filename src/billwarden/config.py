@@ -5,9 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./billwarden.db"
 
@@ -42,6 +43,36 @@ class Settings(BaseSettings):
     log_format: LogFormat | None = None
     stripe_api_base: str = "https://api.stripe.com"
     stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
+
+    # single-tenant mode: the unprefixed names one-app teams already use for Stripe
+    single_tenant_secret_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("STRIPE_SECRET_KEY")
+    )
+    single_tenant_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("STRIPE_WEBHOOK_SECRET")
+    )
+    single_tenant_allowed_price_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("STRIPE_ALLOWED_PRICE_IDS")
+    )
+    single_tenant_project_slug: str = "default"
+
+    # identity: console sessions, developer tokens, login throttling, end-user secret rotation
+    session_idle_timeout_seconds: int = Field(default=3600, ge=60)
+    session_absolute_timeout_seconds: int = Field(default=43200, ge=60)
+    developer_token_ttl_seconds: int = Field(default=900, ge=60, le=86400)
+    login_throttle_window_seconds: int = Field(default=900, ge=1)
+    login_throttle_max_failures_per_email: int = Field(default=5, ge=1)
+    login_throttle_max_failures_per_address: int = Field(default=20, ge=1)
+    end_user_secret_overlap_seconds: int = Field(default=86400, ge=0)
+
+    @field_validator(
+        "single_tenant_webhook_secrets", "single_tenant_allowed_price_ids", mode="before"
+    )
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @field_validator("database_url")
     @classmethod

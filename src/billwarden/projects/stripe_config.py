@@ -42,17 +42,23 @@ class StripeConfigService:
         self.secret_box = secret_box
         self.configs = StripeConfigRepository(session)
 
+    async def get_active(self, project_id: uuid.UUID, mode: Mode) -> StripeConfig | None:
+        return await self.configs.get_active(project_id, mode)
+
     async def set_stripe_config(
         self,
         project: Project,
         mode: Mode,
         *,
-        secret_key: str,
+        secret_key: str | None,
         publishable_key: str | None = None,
-        webhook_secrets: Sequence[str] = (),
+        webhook_secrets: Sequence[str] | None = None,
     ) -> StripeConfig:
-        """Replace the active configuration; the previous one is kept, deactivated."""
-        _check_secret_key(secret_key, mode)
+        """Create or update the active configuration as a new version; the previous version is
+        kept, deactivated. Omitted fields keep their current values; `webhook_secrets`, when
+        given, becomes the whole set of active signing secrets."""
+        if secret_key is not None:
+            _check_secret_key(secret_key, mode)
         if publishable_key is not None and not publishable_key.startswith(
             _PUBLISHABLE_KEY_PREFIXES[mode]
         ):
@@ -61,35 +67,69 @@ class StripeConfigService:
                 f"{_PUBLISHABLE_KEY_PREFIXES[mode]}.",
                 details={"field": "publishableKey"},
             )
-        for secret in webhook_secrets:
-            if not secret.startswith("whsec_"):
+        for secret in webhook_secrets or ():
+            if not secret.startswith("whsec_") or len(secret) <= len("whsec_"):
                 raise InvalidStripeKey(
                     "A webhook signing secret starts with whsec_.",
                     details={"field": "webhookSecrets"},
                 )
         previous = await self.configs.get_active(project.id, mode)
+        if secret_key is None and previous is None:
+            raise InvalidInput(
+                "secretKey is required to create a Stripe configuration.",
+                details={"field": "secretKey"},
+            )
         if previous is not None:
             previous.is_active = False
             previous.deactivated_at = utcnow()
             await self.session.flush()
-        config = StripeConfig(
-            project_id=project.id,
-            mode=mode,
-            secret_key_ciphertext=self.secret_box.encrypt(secret_key),
-            secret_key_hint=mask_secret(secret_key),
-            publishable_key=publishable_key,
-            is_active=True,
+        config = StripeConfig(project_id=project.id, mode=mode, is_active=True)
+        if secret_key is not None:
+            config.secret_key_ciphertext = self.secret_box.encrypt(secret_key)
+            config.secret_key_hint = mask_secret(secret_key)
+        else:
+            assert previous is not None
+            config.secret_key_ciphertext = previous.secret_key_ciphertext
+            config.secret_key_hint = previous.secret_key_hint
+        config.publishable_key = (
+            publishable_key
+            if publishable_key is not None
+            else (previous.publishable_key if previous else None)
         )
-        config.webhook_secrets = [
-            StripeWebhookSecret(
-                project_id=project.id,
-                mode=mode,
-                secret_ciphertext=self.secret_box.encrypt(secret),
-                secret_hint=mask_secret(secret),
-            )
-            for secret in dict.fromkeys(webhook_secrets)
-        ]
+        if webhook_secrets is not None:
+            config.webhook_secrets = [
+                StripeWebhookSecret(
+                    project_id=project.id,
+                    mode=mode,
+                    secret_ciphertext=self.secret_box.encrypt(secret),
+                    secret_hint=mask_secret(secret),
+                )
+                for secret in dict.fromkeys(webhook_secrets)
+            ]
+        elif previous is not None:
+            config.webhook_secrets = [
+                StripeWebhookSecret(
+                    project_id=project.id,
+                    mode=mode,
+                    secret_ciphertext=secret.secret_ciphertext,
+                    secret_hint=secret.secret_hint,
+                    created_at=secret.created_at,
+                )
+                for secret in previous.webhook_secrets
+                if secret.is_active
+            ]
         return await self.configs.add(config)
+
+    async def deactivate(self, project_id: uuid.UUID, mode: Mode) -> StripeConfig:
+        config = await self.configs.get_active(project_id, mode)
+        if config is None:
+            raise StripeNotConfigured(
+                f"The project has no active {mode.value}-mode Stripe configuration."
+            )
+        config.is_active = False
+        config.deactivated_at = utcnow()
+        await self.session.flush()
+        return config
 
     async def get_credentials(self, project_id: uuid.UUID, mode: Mode) -> StripeCredentials:
         config = await self.configs.get_active(project_id, mode)
