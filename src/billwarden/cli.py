@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import threading
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -160,27 +163,90 @@ def serve(
     )
 
 
+DEMO_PROJECT_SLUG = "demo"
+
+
+def _start_emulator_thread(host: str, port: int, snapshot: Path) -> uvicorn.Server:
+    """Serve the emulator from a background thread of this process."""
+    from billwarden.emulator import EmulatorConfig
+    from billwarden.emulator import create_app as create_emulator_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_emulator_app(EmulatorConfig(snapshot_path=snapshot)),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+        )
+    )
+    thread = threading.Thread(target=server.run, name="billwarden-emulator", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise _fail(f"the Stripe emulator could not start on {host}:{port}")
+        time.sleep(0.02)
+    return server
+
+
+async def _prepare_demo_project(session: AsyncSession, secret_box: SecretBox) -> Project:
+    projects = ProjectService(session)
+    project = await projects.projects.get_by_slug(DEMO_PROJECT_SLUG)
+    if project is None:
+        project = await projects.create_project("Demo project", DEMO_PROJECT_SLUG)
+    configs = StripeConfigService(session, secret_box)
+    if await configs.get_active(project.id, Mode.TEST) is None:
+        # every emulator key is its own account: a random one, kept (encrypted) across restarts
+        emulator_key = f"sk_test_demo{secrets.token_hex(16)}"
+        await configs.set_stripe_config(project, Mode.TEST, secret_key=emulator_key)
+    return project
+
+
 @cli.command()
 def demo(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the API.")] = 8000,
+    emulator_port: Annotated[int, typer.Option(help="Port for the Stripe emulator.")] = 12111,
 ) -> None:
-    """Run billwarden offline on the embedded defaults (SQLite in the working directory)."""
+    """Run billwarden offline: SQLite in the working directory, the built-in Stripe emulator."""
+    emulator_url = f"http://{host}:{emulator_port}"
     os.environ.setdefault("BILLWARDEN_ENVIRONMENT", "development")
     os.environ.setdefault("BILLWARDEN_PUBLIC_URL", f"http://{host}:{port}")
+    os.environ["BILLWARDEN_STRIPE_API_BASE"] = emulator_url
     settings = _use_dev_secret_key(_settings())
     revision = _run_migrations(settings)
     typer.echo(f"Database {settings.database_url} at migration {revision}.")
+    _start_emulator_thread(host, emulator_port, Path(".emulator-snapshot.json"))
+    project = _with_session(settings, _prepare_demo_project)
     base = f"http://{host}:{port}"
     typer.echo(
-        "\nbillwarden demo is starting. Open:\n"
-        f"  API docs   {base}/docs\n"
-        f"  health     {base}/healthz\n"
-        f"  readiness  {base}/readyz\n"
-        f"  metrics    {base}/metrics\n"
+        "\nbillwarden demo is running. Open:\n"
+        f"  API docs        {base}/docs\n"
+        f"  health          {base}/healthz\n"
+        f"  readiness       {base}/readyz\n"
+        f"  metrics         {base}/metrics\n"
+        f"  Stripe emulator {emulator_url} (helpers under /_emulator/)\n"
+        f"Demo project: {project.slug} ({project.id}), test mode on the emulator.\n"
         "Stop with Ctrl-C.\n"
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, server_header=False)
+
+
+@cli.command()
+def emulator(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 12111,
+    snapshot: Annotated[
+        Path | None, typer.Option(help="JSON file that keeps the state across restarts.")
+    ] = None,
+) -> None:
+    """Run the Stripe-compatible emulator alone."""
+    from billwarden.emulator import EmulatorConfig
+    from billwarden.emulator import serve as serve_emulator
+
+    typer.echo(f"Stripe emulator on http://{host}:{port} (point the SDK's api base here).")
+    serve_emulator(host, port, EmulatorConfig(snapshot_path=snapshot))
 
 
 @projects_cli.command("create")

@@ -42,6 +42,11 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s")
 
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = "-"
+        return super().format(record)
+
 
 def configure_logging(level: str, log_format: LogFormat) -> None:
     handler = logging.StreamHandler(sys.stderr)
@@ -56,3 +61,5 @@ def configure_logging(level: str, log_format: LogFormat) -> None:
     root.setLevel(level.upper())
     # uvicorn's access log duplicates what the metrics middleware records
     logging.getLogger("uvicorn.access").propagate = False
+    # /readyz inspects the migration state on every call; alembic would announce each one
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
