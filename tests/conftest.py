@@ -23,6 +23,8 @@ from billwarden.config import Environment, Settings
 from billwarden.crypto import SecretBox
 from billwarden.db import migrate
 from billwarden.db.engine import create_engine, get_db_session, transactional
+from billwarden.emulator.config import EmulatorConfig
+from billwarden.emulator.testing import running_emulator
 
 BACKENDS = ("sqlite", "postgresql")
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -119,13 +121,22 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
             await transaction.rollback()
 
 
+@pytest.fixture(scope="session")
+def emulator_url() -> Iterator[str]:
+    """The Stripe emulator on a free local port, shared by the whole run."""
+    with running_emulator(EmulatorConfig(webhook_retry_schedule=(0.05, 0.1, 0.2))) as url:
+        yield url
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, emulator_url: str) -> Settings:
     return Settings(
         environment=Environment.DEVELOPMENT,
         database_url=database_url,
         secret_key=SecretStr(TEST_SECRET_KEY),
         public_url="https://billing.example.test",
+        stripe_api_base=emulator_url,
+        stripe_max_network_retries=0,
     )
 
 

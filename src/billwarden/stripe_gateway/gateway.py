@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import stripe
 
@@ -14,6 +16,7 @@ from billwarden.db.base import Mode
 from billwarden.errors import BillwardenError
 
 logger = logging.getLogger("billwarden.stripe_gateway")
+T = TypeVar("T")
 
 STRIPE_API_VERSION = "2026-10-28.endive"
 _REQUEST_TIMEOUT_SECONDS = 30.0
@@ -68,9 +71,12 @@ def map_stripe_error(exc: stripe.StripeError) -> StripeGatewayError:
 class StripeGateway:
     """Builds and caches one `StripeClient` per (project, mode, key); all calls are async."""
 
-    def __init__(self, *, api_base: str, max_network_retries: int = 2) -> None:
+    def __init__(
+        self, *, api_base: str, max_network_retries: int = 2, rate_limit_backoff: float = 0.5
+    ) -> None:
         self.api_base = api_base.rstrip("/")
         self.max_network_retries = max_network_retries
+        self.rate_limit_backoff = rate_limit_backoff
         self._clients: dict[tuple[uuid.UUID, Mode, str], stripe.StripeClient] = {}
         self._http_clients: list[stripe.HTTPXClient] = []
 
@@ -102,13 +108,27 @@ class StripeGateway:
         """
         client = self.client(project_id, mode, secret_key)
         try:
-            balance = await client.v1.balance.retrieve_async()
+            balance = await self._with_rate_limit_retries(client.v1.balance.retrieve_async)
         except (stripe.AuthenticationError, stripe.PermissionError) as exc:
             message = exc.user_message or "Stripe refused the key."
             return CredentialCheck(valid=False, livemode=None, error=message)
         except stripe.StripeError as exc:
             raise map_stripe_error(exc) from exc
         return CredentialCheck(valid=True, livemode=balance.livemode, error=None)
+
+    async def _with_rate_limit_retries(self, call: Callable[[], Awaitable[T]]) -> T:
+        """The SDK retries connection errors, 409 and 5xx itself; Stripe's 429s are retried
+        here, with exponential backoff. Callers of POSTs pass an explicit idempotency key so a
+        retried write is applied once."""
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except stripe.RateLimitError:
+                if attempt >= self.max_network_retries:
+                    raise
+                await asyncio.sleep(self.rate_limit_backoff * (2**attempt))
+                attempt += 1
 
     async def close(self) -> None:
         for http_client in self._http_clients:

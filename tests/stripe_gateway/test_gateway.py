@@ -1,0 +1,106 @@
+"""The gateway against the emulator over HTTP: credential checks and error mapping."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from billwarden.db.base import Mode
+from billwarden.stripe_gateway import StripeGateway, StripeGatewayError
+
+PROJECT = uuid.uuid4()
+
+
+@pytest.fixture
+async def gateway(emulator_url: str) -> AsyncIterator[StripeGateway]:
+    stripe_gateway = StripeGateway(api_base=emulator_url, max_network_retries=0)
+    yield stripe_gateway
+    await stripe_gateway.close()
+
+
+def new_key(prefix: str = "sk_test_") -> str:
+    return f"{prefix}{uuid.uuid4().hex}"
+
+
+async def emulator_helper(emulator_url: str, key: str, path: str, **kwargs: object) -> None:
+    async with httpx.AsyncClient(base_url=emulator_url) as http:
+        response = await http.post(path, headers={"Authorization": f"Bearer {key}"}, **kwargs)  # type: ignore[arg-type]
+    assert response.status_code == 200, response.text
+
+
+class TestCredentialCheck:
+    async def test_accepted_test_key_is_valid_and_not_live(self, gateway: StripeGateway) -> None:
+        check = await gateway.check_credentials(PROJECT, Mode.TEST, new_key())
+        assert check.valid is True
+        assert check.livemode is False
+        assert check.error is None
+
+    async def test_live_key_reports_livemode(self, gateway: StripeGateway) -> None:
+        check = await gateway.check_credentials(PROJECT, Mode.LIVE, new_key("sk_live_"))
+        assert check.valid is True and check.livemode is True
+
+    async def test_revoked_key_is_invalid_with_stripes_message(
+        self, gateway: StripeGateway, emulator_url: str
+    ) -> None:
+        key = new_key()
+        await emulator_helper(emulator_url, key, "/_emulator/keys/revoke")
+        check = await gateway.check_credentials(PROJECT, Mode.TEST, key)
+        assert check.valid is False
+        assert check.error and "api key" in check.error.lower()
+
+    async def test_malformed_key_is_invalid(self, gateway: StripeGateway) -> None:
+        check = await gateway.check_credentials(PROJECT, Mode.TEST, "sk_test_not a key!")
+        assert check.valid is False and check.error
+
+
+class TestErrorMapping:
+    async def test_stripe_outage_is_a_502(self, gateway: StripeGateway, emulator_url: str) -> None:
+        key = new_key()
+        await emulator_helper(
+            emulator_url,
+            key,
+            "/_emulator/faults",
+            json={"requests": [{"path": "/v1/balance", "status": 500, "count": 1}]},
+        )
+        with pytest.raises(StripeGatewayError) as raised:
+            await gateway.check_credentials(PROJECT, Mode.TEST, key)
+        assert raised.value.status_code == 502
+        assert raised.value.code == "STRIPE_ERROR"
+
+    async def test_retries_ride_over_a_transient_429(self, emulator_url: str) -> None:
+        key = new_key()
+        await emulator_helper(
+            emulator_url,
+            key,
+            "/_emulator/faults",
+            json={"requests": [{"path": "/v1/balance", "status": 429, "count": 1}]},
+        )
+        retrying = StripeGateway(
+            api_base=emulator_url, max_network_retries=2, rate_limit_backoff=0.01
+        )
+        try:
+            check = await retrying.check_credentials(PROJECT, Mode.TEST, key)
+        finally:
+            await retrying.close()
+        assert check.valid is True
+
+    async def test_unreachable_stripe_is_a_502(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed_port = sock.getsockname()[1]
+        unreachable = StripeGateway(api_base=f"http://127.0.0.1:{closed_port}")
+        try:
+            with pytest.raises(StripeGatewayError) as raised:
+                await unreachable.check_credentials(PROJECT, Mode.TEST, new_key())
+        finally:
+            await unreachable.close()
+        assert raised.value.status_code == 502
+        assert "could not be reached" in raised.value.message
+
+    async def test_client_is_rebuilt_when_the_key_changes(self, gateway: StripeGateway) -> None:
+        first = gateway.client(PROJECT, Mode.TEST, new_key())
+        assert gateway.client(PROJECT, Mode.TEST, "sk_test_other0000") is not first
