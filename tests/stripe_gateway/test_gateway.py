@@ -26,9 +26,11 @@ def new_key(prefix: str = "sk_test_") -> str:
     return f"{prefix}{uuid.uuid4().hex}"
 
 
-async def emulator_helper(emulator_url: str, key: str, path: str, **kwargs: object) -> None:
+async def emulator_helper(
+    emulator_url: str, key: str, path: str, json: dict[str, object] | None = None
+) -> None:
     async with httpx.AsyncClient(base_url=emulator_url) as http:
-        response = await http.post(path, headers={"Authorization": f"Bearer {key}"}, **kwargs)  # type: ignore[arg-type]
+        response = await http.post(path, headers={"Authorization": f"Bearer {key}"}, json=json)
     assert response.status_code == 200, response.text
 
 
