@@ -6,6 +6,7 @@ anything left over is answered with Stripe's `parameter_unknown` error.
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -59,29 +60,29 @@ def _listify(node: dict[str, Any]) -> dict[str, Any]:
 class Params:
     """Typed access to one request's decoded parameters."""
 
-    def __init__(self, data: Mapping[str, Any], *, prefix: str = "") -> None:
+    def __init__(self, data: Mapping[builtins.str, Any], *, prefix: builtins.str = "") -> None:
         self.data = dict(data)
         self.prefix = prefix
-        self.used: set[str] = {"expand"}
+        self.used: set[builtins.str] = {"expand"}
 
-    def _name(self, name: str) -> str:
+    def _name(self, name: builtins.str) -> builtins.str:
         return f"{self.prefix}[{name}]" if self.prefix else name
 
-    def has(self, name: str) -> bool:
+    def has(self, name: builtins.str) -> builtins.bool:
         self.used.add(name)
         return name in self.data
 
-    def accept(self, *names: str) -> None:
+    def accept(self, *names: builtins.str) -> None:
         """Mark parameters Stripe accepts that the emulator does not act on."""
         self.used.update(names)
 
-    def raw(self, name: str) -> Any:
+    def raw(self, name: builtins.str) -> Any:
         self.used.add(name)
         return self.data.get(name)
 
     def str(
         self, name: str, *, required: bool = False, choices: Iterable[str] | None = None
-    ) -> str | None:
+    ) -> builtins.str | None:
         self.used.add(name)
         value = self.data.get(name)
         if value is None or value == "":
@@ -101,12 +102,12 @@ class Params:
 
     def int(
         self,
-        name: str,
+        name: builtins.str,
         *,
-        required: bool = False,
-        minimum: int | None = None,
-        maximum: int | None = None,
-    ) -> int | None:
+        required: builtins.bool = False,
+        minimum: builtins.int | None = None,
+        maximum: builtins.int | None = None,
+    ) -> builtins.int | None:
         text = self.str(name, required=required)
         if text is None:
             return None
@@ -124,7 +125,7 @@ class Params:
             )
         return value
 
-    def bool(self, name: str, *, required: bool = False) -> bool | None:
+    def bool(self, name: builtins.str, *, required: builtins.bool = False) -> builtins.bool | None:
         text = self.str(name, required=required)
         if text is None:
             return None
@@ -132,14 +133,14 @@ class Params:
             raise invalid_value(self._name(name), f"Invalid boolean: {text}")
         return text == "true"
 
-    def timestamp_or_now(self, name: str) -> int | str | None:
+    def timestamp_or_now(self, name: builtins.str) -> builtins.int | builtins.str | None:
         """An integer timestamp or the literal `now`."""
         text = self.str(name)
         if text == "now":
             return "now"
         return self.int(name)
 
-    def nested(self, name: str, *, required: bool = False) -> Params | None:
+    def nested(self, name: builtins.str, *, required: builtins.bool = False) -> Params | None:
         self.used.add(name)
         value = self.data.get(name)
         if value is None or value == "":
@@ -150,7 +151,7 @@ class Params:
             raise invalid_value(self._name(name), f"Invalid object: {self._name(name)}")
         return Params(value, prefix=self._name(name))
 
-    def nested_list(self, name: str, *, required: bool = False) -> list[Params]:
+    def nested_list(self, name: builtins.str, *, required: builtins.bool = False) -> list[Params]:
         self.used.add(name)
         value = self.data.get(name)
         if value is None or value == "":
@@ -163,7 +164,7 @@ class Params:
             raise invalid_value(self._name(name), f"Invalid array: {self._name(name)}")
         return [Params(v, prefix=f"{self._name(name)}[{i}]") for i, v in enumerate(value)]
 
-    def strings(self, name: str) -> list[str] | None:
+    def strings(self, name: builtins.str) -> list[builtins.str] | None:
         self.used.add(name)
         value = self.data.get(name)
         if value is None:
@@ -174,7 +175,7 @@ class Params:
             return list(value)
         raise invalid_value(self._name(name), f"Invalid array: {self._name(name)}")
 
-    def metadata(self, name: str = "metadata") -> dict[str, str] | None:
+    def metadata(self, name: builtins.str = "metadata") -> dict[builtins.str, builtins.str] | None:
         """Metadata as sent; None when absent. `metadata=""` clears all keys (empty dict)."""
         self.used.add(name)
         value = self.data.get(name)

@@ -190,7 +190,7 @@ def _remaining(item: JSON, now: int) -> float:
     start, end = item["current_period_start"], item["current_period_end"]
     if end <= start:
         return 0.0
-    return max(0.0, min(1.0, (end - now) / (end - start)))
+    return float(max(0.0, min(1.0, (end - now) / (end - start))))
 
 
 def invoice_now(ctx: Ctx, subscription: JSON, planned: PlannedInvoice, now: int) -> None:

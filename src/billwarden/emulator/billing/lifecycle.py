@@ -432,9 +432,9 @@ def _run_action(ctx: Ctx, kind: str, object_id: str, at: int) -> None:
             previous_attributes(before, subscription),
             created=at,
         )
-        invoice = account.collection("invoices").get(subscription["latest_invoice"] or "")
-        if invoice is not None and invoice["status"] == "open":
-            payments.void_invoice(ctx, invoice, at)
+        latest = account.collection("invoices").get(subscription["latest_invoice"] or "")
+        if latest is not None and latest["status"] == "open":
+            payments.void_invoice(ctx, latest, at)
     elif kind == "cancel":
         end_subscription(ctx, subscription, at, reason="cancellation_requested")
     elif kind == "resume_collection":

@@ -370,13 +370,11 @@ def _intent_description(billing_reason: str) -> str:
 
 
 def void_invoice(ctx: Ctx, invoice: JSON, now: int) -> None:
-    before = copy_json(invoice)
     invoice["status"] = "void"
     invoice["amount_remaining"] = 0
     invoice["next_payment_attempt"] = None
     invoice["status_transitions"] = {**invoice["status_transitions"], "voided_at": now}
     ctx.emit("invoice.voided", invoice, created=now)
-    del before
 
 
 def mark_uncollectible(ctx: Ctx, invoice: JSON, now: int) -> None:

@@ -20,7 +20,7 @@ from billwarden.emulator.ids import new_id, random_part
 from billwarden.emulator.listing import INCLUDABLE, newest_first, page, range_filter
 from billwarden.emulator.resources import get, post
 from billwarden.emulator.resources.subscriptions import trial_end_from
-from billwarden.emulator.state import JSON, Account, Ctx, copy_json
+from billwarden.emulator.state import JSON, Account, Ctx
 
 SESSION_LIFETIME = 24 * 3600
 _UI_MODES = ("hosted_page", "embedded_page", "elements", "form", "hosted", "embedded", "custom")
@@ -503,13 +503,11 @@ def settle_async_payment(ctx: Ctx, session: JSON, outcome: str) -> JSON:
     else:
         intent = account.collection("payment_intents")[session["payment_intent"]]
         payments.settle_intent(ctx, intent, now, decline_code=decline)
-    before = copy_json(session)
     if decline is None:
         session["payment_status"] = "paid"
         ctx.emit("checkout.session.async_payment_succeeded", session, created=now)
     else:
         ctx.emit("checkout.session.async_payment_failed", session, created=now)
-    del before
     return session
 
 
