@@ -21,7 +21,17 @@ from billwarden.db.models import Base
 from tests.conftest import drop_database, new_database_url
 
 REPO_ROOT = Path(__file__).parents[2]
-DOMAIN_TABLES = {"projects", "stripe_configs", "stripe_webhook_secrets"}
+DOMAIN_TABLES = {
+    "projects",
+    "stripe_configs",
+    "stripe_webhook_secrets",
+    "users",
+    "console_sessions",
+    "login_failures",
+    "api_keys",
+    "project_members",
+    "end_user_secrets",
+}
 
 
 @pytest.fixture

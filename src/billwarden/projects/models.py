@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billwarden.db.base import (
@@ -71,3 +73,67 @@ class StripeWebhookSecret(IdMixin, Base):
     deactivated_at: Mapped[datetime | None]
 
     config: Mapped[StripeConfig] = relationship(back_populates="webhook_secrets")
+
+
+class ProjectRole(StrEnum):
+    """A console user's role in one project. Owners and admins administer; members read."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+
+    @property
+    def is_admin(self) -> bool:
+        return self in (ProjectRole.OWNER, ProjectRole.ADMIN)
+
+
+def project_role_type() -> SAEnum:
+    return SAEnum(
+        ProjectRole,
+        native_enum=False,
+        create_constraint=True,
+        length=6,
+        name="project_role",
+        values_callable=lambda roles: [role.value for role in roles],
+    )
+
+
+class ProjectMember(IdMixin, TimestampMixin, Base):
+    """A console user's membership in a project."""
+
+    __tablename__ = "project_members"
+    __table_args__ = (UniqueConstraint("project_id", "user_id"),)
+
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[ProjectRole] = mapped_column(project_role_type())
+
+
+class EndUserSecret(IdMixin, Base):
+    """The HS256 secret a tenant backend signs its end users' JWTs with, encrypted at rest.
+
+    One is current (`expires_at` null); after a rotation the previous ones keep verifying until
+    their `expires_at`.
+    """
+
+    __tablename__ = "end_user_secrets"
+    __table_args__ = (
+        Index(
+            "uq_end_user_secrets_current",
+            "project_id",
+            unique=True,
+            sqlite_where=text("expires_at IS NULL"),
+            postgresql_where=text("expires_at IS NULL"),
+        ),
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    secret_ciphertext: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
 
 from billwarden.db.base import Mode
 from billwarden.db.repository import RepositoryBase
-from billwarden.projects.models import Project, StripeConfig
+from billwarden.identity.models import User
+from billwarden.projects.models import (
+    EndUserSecret,
+    Project,
+    ProjectMember,
+    ProjectRole,
+    StripeConfig,
+)
 
 
 class ProjectRepository(RepositoryBase[Project]):
@@ -33,3 +43,80 @@ class StripeConfigRepository(RepositoryBase[StripeConfig]):
 
     async def list_all(self) -> list[StripeConfig]:
         return await self.all(self.select())
+
+
+class ProjectMemberRepository(RepositoryBase[ProjectMember]):
+    model = ProjectMember
+
+    async def get_membership(
+        self, project_id: uuid.UUID, user_id: uuid.UUID
+    ) -> ProjectMember | None:
+        return await self.one_or_none(
+            self.select().where(
+                ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
+            )
+        )
+
+    async def count_owners(self, project_id: uuid.UUID) -> int:
+        count = await self.session.scalar(
+            select(func.count(ProjectMember.id)).where(
+                ProjectMember.project_id == project_id, ProjectMember.role == ProjectRole.OWNER
+            )
+        )
+        return int(count or 0)
+
+    async def list_members(
+        self, project_id: uuid.UUID, *, limit: int, offset: int
+    ) -> tuple[list[tuple[ProjectMember, str]], int]:
+        """Members with their email, oldest first, and the total count."""
+        total = await self.session.scalar(
+            select(func.count(ProjectMember.id)).where(ProjectMember.project_id == project_id)
+        )
+        rows = await self.session.execute(
+            select(ProjectMember, User.email)
+            .join(User, User.id == ProjectMember.user_id)
+            .where(ProjectMember.project_id == project_id)
+            .order_by(ProjectMember.created_at, ProjectMember.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [(member, email) for member, email in rows.all()], int(total or 0)
+
+    async def list_projects_for(
+        self, user_id: uuid.UUID, *, every_project: bool, limit: int, offset: int
+    ) -> tuple[list[tuple[Project, ProjectRole | None]], int]:
+        """Projects the user is a member of (or every project), with the user's role, oldest
+        first, and the total count."""
+        membership = (ProjectMember.project_id == Project.id) & (ProjectMember.user_id == user_id)
+        statement = select(Project, ProjectMember.role).outerjoin(ProjectMember, membership)
+        counted = select(func.count(Project.id))
+        if not every_project:
+            statement = statement.where(ProjectMember.id.is_not(None))
+            counted = counted.join(ProjectMember, membership)
+        total = await self.session.scalar(counted)
+        rows = await self.session.execute(
+            statement.order_by(Project.created_at, Project.id).limit(limit).offset(offset)
+        )
+        return [(project, role) for project, role in rows.all()], int(total or 0)
+
+
+class EndUserSecretRepository(RepositoryBase[EndUserSecret]):
+    model = EndUserSecret
+
+    async def get_current(self, project_id: uuid.UUID) -> EndUserSecret | None:
+        return await self.one_or_none(
+            self.select().where(
+                EndUserSecret.project_id == project_id, EndUserSecret.expires_at.is_(None)
+            )
+        )
+
+    async def list_live(self, project_id: uuid.UUID, now: datetime) -> list[EndUserSecret]:
+        """The current secret first, then those still inside their overlap window."""
+        return await self.all(
+            self.select()
+            .where(
+                EndUserSecret.project_id == project_id,
+                or_(EndUserSecret.expires_at.is_(None), EndUserSecret.expires_at > now),
+            )
+            .order_by(EndUserSecret.expires_at.is_not(None), EndUserSecret.created_at.desc())
+        )

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billwarden.errors import Conflict, InvalidInput, NotFound
-from billwarden.projects.models import Project
-from billwarden.projects.repository import ProjectRepository
+from billwarden.crypto import SecretBox
+from billwarden.db.base import utcnow
+from billwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
+from billwarden.identity.models import User
+from billwarden.projects.models import EndUserSecret, Project, ProjectMember, ProjectRole
+from billwarden.projects.repository import (
+    EndUserSecretRepository,
+    ProjectMemberRepository,
+    ProjectRepository,
+)
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
+END_USER_SECRET_BYTES = 48  # 384 bits for an HS256 key
 
 
 class ProjectNotFound(NotFound):
@@ -61,3 +72,189 @@ class ProjectService:
         if project is None:
             raise ProjectNotFound(f"No project with id or slug {reference!r}.")
         return project
+
+
+# Members, roles and end-user secrets. Console users come from the identity domain.
+
+
+class NotProjectAdmin(Forbidden):
+    code = "PROJECT_ADMIN_REQUIRED"
+
+
+class NotProjectOwner(Forbidden):
+    code = "PROJECT_OWNER_REQUIRED"
+
+
+class LastOwner(Conflict):
+    code = "LAST_OWNER"
+
+
+class AlreadyMember(Conflict):
+    code = "ALREADY_MEMBER"
+
+
+class MemberNotFound(NotFound):
+    code = "MEMBER_NOT_FOUND"
+
+
+class EndUserSecretMissing(NotFound):
+    code = "END_USER_SECRET_MISSING"
+
+
+@dataclass(frozen=True)
+class ProjectAccess:
+    """A console user's access to one project. `role` is None for a superuser who is not a
+    member."""
+
+    project: Project
+    user: User
+    role: ProjectRole | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.user.is_superuser or (self.role is not None and self.role.is_admin)
+
+    @property
+    def is_owner(self) -> bool:
+        return self.user.is_superuser or self.role is ProjectRole.OWNER
+
+
+class MembershipService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.projects = ProjectRepository(session)
+        self.members = ProjectMemberRepository(session)
+
+    async def access(self, user: User, project_id: uuid.UUID) -> ProjectAccess:
+        """The user's access; a project the user cannot see is reported as not existing."""
+        project = await self.projects.get(project_id)
+        membership = (
+            await self.members.get_membership(project_id, user.id) if project is not None else None
+        )
+        if project is None or (membership is None and not user.is_superuser):
+            raise ProjectNotFound("No such project.", details={"projectId": str(project_id)})
+        return ProjectAccess(project, user, membership.role if membership else None)
+
+    async def admin_access(self, user: User, project_id: uuid.UUID) -> ProjectAccess:
+        access = await self.access(user, project_id)
+        if not access.is_admin:
+            raise NotProjectAdmin("Only the project's owners and admins may do this.")
+        return access
+
+    async def list_projects(
+        self, user: User, *, limit: int, offset: int
+    ) -> tuple[list[tuple[Project, ProjectRole | None]], int]:
+        return await self.members.list_projects_for(
+            user.id, every_project=user.is_superuser, limit=limit, offset=offset
+        )
+
+    async def create_project(self, owner: User, name: str, slug: str | None = None) -> Project:
+        """Create a project whose creator becomes its owner."""
+        project = await ProjectService(self.session).create_project(name, slug)
+        await self.members.add(
+            ProjectMember(project_id=project.id, user_id=owner.id, role=ProjectRole.OWNER)
+        )
+        return project
+
+    async def update_project(
+        self, access: ProjectAccess, *, name: str | None, slug: str | None
+    ) -> Project:
+        project = access.project
+        if name is not None:
+            if not name.strip():
+                raise InvalidInput("A project needs a non-empty name.", details={"field": "name"})
+            project.name = name.strip()
+        if slug is not None and slug != project.slug:
+            if not _SLUG.match(slug):
+                raise InvalidInput(
+                    "A slug is 1-100 lowercase letters, digits and inner hyphens.",
+                    details={"field": "slug"},
+                )
+            if await self.projects.get_by_slug(slug) is not None:
+                raise SlugTaken(f"A project with slug {slug!r} already exists.")
+            project.slug = slug
+        await self.session.flush()
+        return project
+
+    async def list_members(
+        self, access: ProjectAccess, *, limit: int, offset: int
+    ) -> tuple[list[tuple[ProjectMember, str]], int]:
+        return await self.members.list_members(access.project.id, limit=limit, offset=offset)
+
+    async def add_member(
+        self, access: ProjectAccess, user: User, role: ProjectRole
+    ) -> ProjectMember:
+        if role is ProjectRole.OWNER and not access.is_owner:
+            raise NotProjectOwner("Only an owner may make someone an owner.")
+        if await self.members.get_membership(access.project.id, user.id) is not None:
+            raise AlreadyMember(f"{user.email} is already a member of this project.")
+        return await self.members.add(
+            ProjectMember(project_id=access.project.id, user_id=user.id, role=role)
+        )
+
+    async def change_role(
+        self, access: ProjectAccess, user_id: uuid.UUID, role: ProjectRole
+    ) -> ProjectMember:
+        member = await self._member(access, user_id)
+        if ProjectRole.OWNER in (role, member.role) and not access.is_owner:
+            raise NotProjectOwner("Only an owner may grant or take away the owner role.")
+        if member.role is ProjectRole.OWNER and role is not ProjectRole.OWNER:
+            await self._keep_an_owner(access.project.id)
+        member.role = role
+        await self.session.flush()
+        return member
+
+    async def remove_member(self, access: ProjectAccess, user_id: uuid.UUID) -> None:
+        member = await self._member(access, user_id)
+        if member.role is ProjectRole.OWNER:
+            if not access.is_owner:
+                raise NotProjectOwner("Only an owner may remove an owner.")
+            await self._keep_an_owner(access.project.id)
+        await self.session.delete(member)
+        await self.session.flush()
+
+    async def _member(self, access: ProjectAccess, user_id: uuid.UUID) -> ProjectMember:
+        member = await self.members.get_membership(access.project.id, user_id)
+        if member is None:
+            raise MemberNotFound("That user is not a member of this project.")
+        return member
+
+    async def _keep_an_owner(self, project_id: uuid.UUID) -> None:
+        if await self.members.count_owners(project_id) <= 1:
+            raise LastOwner("A project keeps at least one owner: make someone else an owner first.")
+
+
+class EndUserSecretService:
+    """The HS256 secrets tenant backends sign end-user JWTs with, encrypted at rest."""
+
+    def __init__(
+        self, session: AsyncSession, secret_box: SecretBox, overlap: timedelta = timedelta(0)
+    ) -> None:
+        self.session = session
+        self.secret_box = secret_box
+        self.overlap = overlap
+        self.secrets = EndUserSecretRepository(session)
+
+    async def rotate(self, project: Project) -> tuple[str, datetime | None]:
+        """A new current secret (returned once) and when the previous one stops verifying."""
+        now = utcnow()
+        previous = await self.secrets.get_current(project.id)
+        previous_expires_at: datetime | None = None
+        if previous is not None:
+            previous_expires_at = now + self.overlap
+            previous.expires_at = previous_expires_at
+            await self.session.flush()
+        secret = secrets.token_urlsafe(END_USER_SECRET_BYTES)
+        await self.secrets.add(
+            EndUserSecret(
+                project_id=project.id,
+                secret_ciphertext=self.secret_box.encrypt(secret),
+                created_at=now,
+            )
+        )
+        return secret, previous_expires_at
+
+    async def live_secrets(self, project_id: uuid.UUID) -> list[str]:
+        """Every secret that verifies now: the current one first, then those in overlap."""
+        rows = await self.secrets.list_live(project_id, utcnow())
+        return [self.secret_box.decrypt(row.secret_ciphertext) for row in rows]

@@ -1,0 +1,1 @@
+"""Who is calling: console users, sessions, CSRF, developer and end-user JWTs, API keys."""

@@ -1,0 +1,124 @@
+"""Queries for console users, sessions, login failures and API keys."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
+
+from billwarden.db.repository import RepositoryBase
+from billwarden.identity.models import ApiKey, ConsoleSession, LoginFailure, User
+from billwarden.projects.models import ProjectMember, ProjectRole
+
+
+class UserRepository(RepositoryBase[User]):
+    model = User
+
+    async def get_by_email(self, email: str) -> User | None:
+        return await self.one_or_none(self.select().where(User.email == email))
+
+
+class ConsoleSessionRepository(RepositoryBase[ConsoleSession]):
+    model = ConsoleSession
+
+    async def get_by_hashes(self, token_hashes: Sequence[str]) -> ConsoleSession | None:
+        return await self.one_or_none(
+            self.select().where(ConsoleSession.token_hash.in_(token_hashes))
+        )
+
+    async def revoke_all_for_user(self, user_id: uuid.UUID, at: datetime) -> None:
+        await self.session.execute(
+            update(ConsoleSession)
+            .where(ConsoleSession.user_id == user_id, ConsoleSession.revoked_at.is_(None))
+            .values(revoked_at=at)
+            .execution_options(synchronize_session="fetch")
+        )
+
+
+class LoginFailureRepository(RepositoryBase[LoginFailure]):
+    model = LoginFailure
+
+    async def count_since(
+        self, scope: str, key_hashes: Sequence[str], since: datetime
+    ) -> tuple[int, datetime | None]:
+        """How many failures since `since`, and when the oldest of them happened."""
+        row = (
+            await self.session.execute(
+                select(func.count(LoginFailure.id), func.min(LoginFailure.created_at)).where(
+                    LoginFailure.scope == scope,
+                    LoginFailure.key_hash.in_(key_hashes),
+                    LoginFailure.created_at > since,
+                )
+            )
+        ).one()
+        return int(row[0]), row[1]
+
+    async def forget(
+        self, scope: str, key_hashes: Sequence[str], before: datetime | None = None
+    ) -> None:
+        """Delete a key's failures: all of them, or only those older than `before`."""
+        statement = delete(LoginFailure).where(
+            LoginFailure.scope == scope, LoginFailure.key_hash.in_(key_hashes)
+        )
+        if before is not None:
+            statement = statement.where(LoginFailure.created_at <= before)
+        await self.session.execute(statement)
+
+
+class ApiKeyRepository(RepositoryBase[ApiKey]):
+    model = ApiKey
+
+    async def get_active_by_hashes(self, key_hashes: Sequence[str]) -> ApiKey | None:
+        return await self.one_or_none(
+            self.select().where(ApiKey.key_hash.in_(key_hashes), ApiKey.is_active.is_(True))
+        )
+
+    async def touch(self, key_id: uuid.UUID, at: datetime, not_since: datetime) -> None:
+        """Record use, at most once per interval: one UPDATE that usually matches nothing."""
+        await self.session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < not_since),
+            )
+            .values(last_used_at=at)
+            .execution_options(synchronize_session=False)
+        )
+
+    def _visible_to(self, user: User) -> list[ColumnElement[bool]]:
+        if user.is_superuser:
+            return []
+        administered = select(ProjectMember.project_id).where(
+            ProjectMember.user_id == user.id,
+            ProjectMember.role.in_([ProjectRole.OWNER, ProjectRole.ADMIN]),
+        )
+        member_of = select(ProjectMember.project_id).where(ProjectMember.user_id == user.id)
+        return [
+            or_(
+                ApiKey.project_id.in_(administered),
+                (ApiKey.created_by_id == user.id) & ApiKey.project_id.in_(member_of),
+            )
+        ]
+
+    async def get_visible(self, key_id: uuid.UUID, user: User) -> ApiKey | None:
+        return await self.one_or_none(
+            self.select().where(ApiKey.id == key_id, *self._visible_to(user))
+        )
+
+    async def list_visible(
+        self, user: User, *, project_id: uuid.UUID | None, limit: int, offset: int
+    ) -> tuple[list[ApiKey], int]:
+        conditions = self._visible_to(user)
+        if project_id is not None:
+            conditions.append(ApiKey.project_id == project_id)
+        total = await self.session.scalar(select(func.count(ApiKey.id)).where(*conditions))
+        items = await self.all(
+            self.select()
+            .where(*conditions)
+            .order_by(ApiKey.created_at.desc(), ApiKey.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return items, int(total or 0)
