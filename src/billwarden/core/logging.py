@@ -12,7 +12,7 @@ import orjson
 from billwarden.config import LogFormat
 from billwarden.core.request_id import current_request_id
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 class RequestIdFilter(logging.Filter):
