@@ -280,3 +280,43 @@ class TestFiltersAndExpand:
             assert client.v1.events.list({"created": {"gte": started + 3600}}).data == []
             undelivered = client.v1.events.list({"delivery_success": False}).data
             assert [e.type for e in undelivered] == ["customer.created"]
+
+
+class TestHelpers:
+    def test_reset_forgets_the_accounts_objects_only(
+        self, client: stripe.StripeClient, raw: httpx.Client, emulator_url: str
+    ) -> None:
+        other = stripe.StripeClient(
+            f"sk_test_{uuid.uuid4().hex}", base_addresses={"api": emulator_url}
+        )
+        kept = other.v1.customers.create()
+        client.v1.customers.create()
+        assert raw.post("/_emulator/reset").status_code == 200
+        assert client.v1.customers.list().data == []
+        assert client.v1.events.list().data == []
+        assert other.v1.customers.retrieve(kept.id).id == kept.id
+
+    def test_hosted_checkout_page_pays_and_redirects(
+        self, client: stripe.StripeClient, emulator_url: str
+    ) -> None:
+        session = client.v1.checkout.sessions.create(
+            {
+                "mode": "subscription",
+                "customer_email": "page@example.com",
+                "line_items": [{"price": _recurring_price(client).id, "quantity": 1}],
+                "success_url": "https://example.com/done?session={CHECKOUT_SESSION_ID}",
+            }
+        )
+        assert session.url is not None
+        page = httpx.get(session.url)
+        assert page.status_code == 200 and "Checkout" in page.text
+        paid = httpx.post(f"{session.url}/pay", data={"outcome": "paid"})
+        assert paid.status_code == 303
+        assert paid.headers["location"] == f"https://example.com/done?session={session.id}"
+        completed = client.v1.checkout.sessions.retrieve(session.id)
+        assert completed.status == "complete"
+        assert completed.customer_details is not None
+        assert completed.customer_details.email == "page@example.com"
+
+    def test_helpers_are_not_under_v1(self, raw: httpx.Client) -> None:
+        assert raw.post("/v1/_emulator/reset").status_code == 404

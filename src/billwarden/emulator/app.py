@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -37,6 +38,7 @@ from billwarden.emulator.listing import expand
 from billwarden.emulator.routing import build_router
 from billwarden.emulator.state import Account, Ctx, DispatcherLike, FaultsLike, Store
 
+logger = logging.getLogger(__name__)
 _KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9_]+$")
 _SAVED_STATUSES = (200, 402)
 
@@ -177,6 +179,10 @@ class Emulator:
                 status, payload = 200, orjson.dumps(result)
             except StripeError as error:
                 status, payload = error.status, orjson.dumps(error.body())
+            except Exception:
+                # a bug in a handler still answers in Stripe's envelope, and is logged
+                logger.exception("emulator handler failed: %s %s", method, path)
+                status, payload = 500, orjson.dumps(api_error().body())
             if idempotency_key:
                 headers["Idempotency-Key"] = idempotency_key
                 if status in _SAVED_STATUSES:

@@ -248,6 +248,7 @@ def create_test_clock(ctx: Ctx, params: Params) -> JSON:
     )
     params.finish()
     ctx.account.put("test_clocks", clock)
+    ctx.emit("test_helpers.test_clock.created", clock, created=now)
     return clock
 
 
@@ -306,7 +307,8 @@ def delete_test_clock(ctx: Ctx, params: Params, id: str) -> JSON:
             del account.collection("subscriptions")[sid]
     for cid in customers:
         del account.collection("customers")[cid]
-    del account.collection("test_clocks")[id]
+    clock = account.collection("test_clocks").pop(id)
+    ctx.emit("test_helpers.test_clock.deleted", clock)
     return shapes.deleted("test_helpers.test_clock", id)
 
 
