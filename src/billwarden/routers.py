@@ -5,9 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from billwarden.core import health
+from billwarden.identity import endpoints as identity
 
 
 def api_routers() -> list[APIRouter]:
     return [
         health.router,
+        identity.router,
+        identity.keys_router,
+        identity.pages_router,
     ]

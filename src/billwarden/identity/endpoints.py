@@ -1,0 +1,272 @@
+"""HTTP routes for sign-in, sessions, developer tokens, the login page and API keys."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from fastapi.security import OAuth2PasswordRequestForm
+
+from billwarden.config import Settings
+from billwarden.core.responses import OrjsonResponse
+from billwarden.db.engine import DbSession
+from billwarden.errors import BillwardenError, InvalidInput, error_responses
+from billwarden.identity.auth import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    AppSecretBox,
+    AppSettings,
+    ConsoleAuth,
+    CurrentConsoleUser,
+    Users,
+    developer_tokens,
+)
+from billwarden.identity.models import ApiKey, User
+from billwarden.identity.pages import render_login_page
+from billwarden.identity.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyDeactivate,
+    ApiKeyRead,
+    DeveloperToken,
+    LoginRequest,
+    LoginResponse,
+    Me,
+    Page,
+    PageParams,
+    PasswordChange,
+    PasswordChanged,
+    UserRead,
+    page_params,
+)
+from billwarden.identity.service import (
+    ApiKeyService,
+    InvalidCredentials,
+    StartedSession,
+    TooManyAttempts,
+)
+from billwarden.projects.service import MembershipService
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+keys_router = APIRouter(prefix="/api-dashboard/keys", tags=["api keys"])
+pages_router = APIRouter(tags=["console"], include_in_schema=False)
+
+LOGIN_PATH = "/api/v1/auth/login"
+Pages = Annotated[PageParams, Depends(page_params)]
+
+
+def _client_address(request: Request) -> str:
+    # behind a proxy, run uvicorn with --proxy-headers so this is the real client
+    return request.client.host if request.client else "unknown"
+
+
+def _refusal(exc: BillwardenError) -> OrjsonResponse:
+    # answered rather than raised: a raise would roll back the recorded failed attempt
+    return OrjsonResponse(
+        {"code": exc.code, "message": exc.message, "details": exc.details},
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+def _set_session_cookies(response: Response, started: StartedSession, settings: Settings) -> None:
+    max_age = max(1, settings.session_absolute_timeout_seconds)
+    secure = not settings.is_development
+    response.set_cookie(
+        SESSION_COOKIE,
+        started.token,
+        max_age=max_age,
+        httponly=True,
+        secure=secure,
+        samesite="lax",
+        path="/",
+    )
+    response.set_cookie(
+        CSRF_COOKIE,
+        started.csrf_token,
+        max_age=max_age,
+        httponly=False,
+        secure=secure,
+        samesite="lax",
+        path="/",
+    )
+
+
+def _user_read(user: User) -> UserRead:
+    return UserRead(
+        id=user.id, email=user.email, is_superuser=user.is_superuser, created_at=user.created_at
+    )
+
+
+@router.post(
+    "/login",
+    response_model=LoginResponse,
+    responses=error_responses(400, 401, 429),
+    summary="Sign in with email and password; sets the session and CSRF cookies",
+)
+async def login(
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    users: Users,
+    settings: AppSettings,
+) -> Any:
+    try:
+        user = await users.authenticate(body.email, body.password, _client_address(request))
+    except (InvalidCredentials, TooManyAttempts) as exc:
+        return _refusal(exc)
+    started = await users.start_session(user)
+    _set_session_cookies(response, started, settings)
+    return LoginResponse(
+        user=_user_read(user),
+        csrf_token=started.csrf_token,
+        expires_at=started.session.expires_at,
+        idle_expires_at=started.session.idle_expires_at,
+    )
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    responses=error_responses(400, 401, 403),
+    summary="End the browser session",
+)
+async def logout(principal: ConsoleAuth, users: Users, response: Response) -> None:
+    if principal.session is None:
+        raise InvalidInput("Sign-out ends a browser session; developer tokens expire on their own.")
+    await users.end_session(principal.session)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+
+
+@router.get("/me", response_model=Me, responses=error_responses(401))
+async def me(principal: ConsoleAuth) -> Me:
+    return Me(
+        user=_user_read(principal.user),
+        auth_method="session" if principal.session is not None else "token",
+    )
+
+
+@router.post(
+    "/password",
+    response_model=PasswordChanged,
+    responses=error_responses(400, 401, 403),
+    summary="Change the password; revokes every session and developer token",
+)
+async def change_password(
+    body: PasswordChange,
+    principal: ConsoleAuth,
+    users: Users,
+    settings: AppSettings,
+    response: Response,
+) -> PasswordChanged:
+    await users.change_password(principal.user, body.current_password, body.new_password)
+    if principal.session is None:
+        return PasswordChanged(csrf_token=None)
+    started = await users.start_session(principal.user)
+    _set_session_cookies(response, started, settings)
+    return PasswordChanged(csrf_token=started.csrf_token)
+
+
+@router.post(
+    "/token",
+    response_model=DeveloperToken,
+    responses=error_responses(400, 401, 429),
+    summary="OAuth2 password grant: a short-lived developer JWT for Authorization: Bearer",
+)
+async def issue_token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    request: Request,
+    users: Users,
+    settings: AppSettings,
+) -> Any:
+    try:
+        user = await users.authenticate(form.username, form.password, _client_address(request))
+    except (InvalidCredentials, TooManyAttempts) as exc:
+        return _refusal(exc)
+    tokens = developer_tokens(settings)
+    return DeveloperToken(
+        access_token=tokens.issue(user.id, user.password_changed_at),
+        expires_in=int(tokens.ttl.total_seconds()),
+    )
+
+
+@pages_router.get("/login", response_class=HTMLResponse)
+async def login_page(next: Annotated[str, Query(max_length=2000)] = "/docs") -> HTMLResponse:
+    # only same-site paths: never an open redirect
+    if not next.startswith("/") or next.startswith("//") or "\\" in next:
+        next = "/docs"
+    return HTMLResponse(render_login_page(login_url=LOGIN_PATH, next_url=next))
+
+
+def _key_read(key: ApiKey) -> ApiKeyRead:
+    return ApiKeyRead(
+        key_id=key.id,
+        name=key.name,
+        prefix=key.prefix,
+        mode=key.mode,
+        project_id=key.project_id,
+        created_at=key.created_at,
+        last_used_at=key.last_used_at,
+        active=key.is_active,
+    )
+
+
+@keys_router.post(
+    "/generate",
+    status_code=201,
+    response_model=ApiKeyCreated,
+    responses=error_responses(400, 401, 403, 404),
+    summary="Create a project API key; the key itself is returned only here",
+)
+async def generate_key(
+    body: ApiKeyCreate, user: CurrentConsoleUser, session: DbSession, secret_box: AppSecretBox
+) -> ApiKeyCreated:
+    access = await MembershipService(session).access(user, body.project_id)
+    created = await ApiKeyService(session, secret_box).create_key(
+        access.project, body.mode, body.name, user
+    )
+    return ApiKeyCreated(
+        **_key_read(created.key).model_dump(by_alias=False), api_key=created.plaintext
+    )
+
+
+@keys_router.get(
+    "",
+    response_model=Page[ApiKeyRead],
+    responses=error_responses(400, 401),
+    summary="Keys you created, and every key of the projects you administer (no secrets)",
+)
+async def list_keys(
+    user: CurrentConsoleUser,
+    session: DbSession,
+    secret_box: AppSecretBox,
+    pages: Pages,
+    project_id: Annotated[
+        uuid.UUID | None, Query(alias="projectId", description="Only this project's keys.")
+    ] = None,
+) -> Page[ApiKeyRead]:
+    keys, total = await ApiKeyService(session, secret_box).list_keys(
+        user, project_id=project_id, limit=pages.limit, offset=pages.offset
+    )
+    return Page[ApiKeyRead](
+        items=[_key_read(key) for key in keys],
+        total=total,
+        limit=pages.limit,
+        offset=pages.offset,
+    )
+
+
+@keys_router.post(
+    "/deactivate",
+    response_model=ApiKeyRead,
+    responses=error_responses(400, 401, 403, 404),
+    summary="Deactivate a key you created, or any key of a project you administer",
+)
+async def deactivate_key(
+    body: ApiKeyDeactivate, user: CurrentConsoleUser, session: DbSession, secret_box: AppSecretBox
+) -> ApiKeyRead:
+    key = await ApiKeyService(session, secret_box).deactivate_key(user, body.key_id)
+    return _key_read(key)

@@ -1,0 +1,126 @@
+"""People, projects, sessions and keys made through the services: flushed, never committed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billwarden.config import Settings
+from billwarden.crypto import SecretBox
+from billwarden.db.base import Mode
+from billwarden.db.engine import get_db_session
+from billwarden.identity import passwords
+from billwarden.identity.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, developer_tokens
+from billwarden.identity.models import User
+from billwarden.identity.service import ApiKeyService, IdentityPolicy, StartedSession, UserService
+from billwarden.projects.models import Project, ProjectRole
+from billwarden.projects.service import (
+    EndUserSecretService,
+    MembershipService,
+    ProjectAccess,
+)
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def cheap_password_hashing() -> Iterator[None]:
+    """argon2id with test-sized cost: the same code path, a fraction of the time."""
+    previous = passwords.use_password_hasher(
+        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+    yield
+    passwords.use_password_hasher(previous)
+
+
+@pytest.fixture
+def request_savepoints(app: FastAPI, session: AsyncSession) -> None:
+    """Each request commits or rolls back its own SAVEPOINT, as production commits or rolls back
+    its transaction, so a refused request cannot undo what the test set up before it."""
+
+    async def request_session() -> AsyncIterator[AsyncSession]:
+        nested = await session.begin_nested()
+        try:
+            yield session
+        except BaseException:
+            await nested.rollback()
+            raise
+        else:
+            await nested.commit()
+
+    app.dependency_overrides[get_db_session] = request_session
+
+
+@dataclass
+class SignedIn:
+    """A browser session: cookies to send, and the CSRF token for unsafe requests."""
+
+    started: StartedSession
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        return {SESSION_COOKIE: self.started.token, CSRF_COOKIE: self.started.csrf_token}
+
+    @property
+    def csrf(self) -> dict[str, str]:
+        return {CSRF_HEADER: self.started.csrf_token}
+
+
+@dataclass
+class ProjectWithSecret:
+    project: Project
+    end_user_secret: str
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.project.id
+
+
+class Actors:
+    """Makes the people and things a test needs, straight through the services."""
+
+    def __init__(self, session: AsyncSession, secret_box: SecretBox, settings: Settings) -> None:
+        self.session = session
+        self.secret_box = secret_box
+        self.settings = settings
+        self.users = UserService(session, secret_box, IdentityPolicy.from_settings(settings))
+
+    async def user(self, email: str | None = None, *, superuser: bool = False) -> User:
+        email = email or f"user-{uuid.uuid4().hex[:8]}@example.test"
+        return await self.users.create_user(email, PASSWORD, is_superuser=superuser)
+
+    async def sign_in(self, user: User) -> SignedIn:
+        return SignedIn(await self.users.start_session(user))
+
+    def bearer(self, user: User) -> dict[str, str]:
+        token = developer_tokens(self.settings).issue(user.id, user.password_changed_at)
+        return {"Authorization": f"Bearer {token}"}
+
+    async def project(self, owner: User, name: str | None = None) -> ProjectWithSecret:
+        name = name or f"Project {uuid.uuid4().hex[:8]}"
+        project = await MembershipService(self.session).create_project(owner, name)
+        secret, _ = await self.end_user_secrets().rotate(project)
+        return ProjectWithSecret(project, secret)
+
+    def end_user_secrets(self) -> EndUserSecretService:
+        overlap = timedelta(seconds=self.settings.end_user_secret_overlap_seconds)
+        return EndUserSecretService(self.session, self.secret_box, overlap)
+
+    async def add_member(self, project: ProjectWithSecret, user: User, role: ProjectRole) -> None:
+        owner_view = ProjectAccess(project.project, user, ProjectRole.OWNER)
+        await MembershipService(self.session).add_member(owner_view, user, role)
+
+    async def api_key(
+        self, project: ProjectWithSecret, created_by: User | None, mode: Mode = Mode.TEST
+    ) -> str:
+        created = await ApiKeyService(self.session, self.secret_box).create_key(
+            project.project, mode, "test key", created_by
+        )
+        return created.plaintext
