@@ -129,9 +129,7 @@ class TestRequestFaults:
 
     def test_method_limits_the_rule(self) -> None:
         faults = AccountFaults()
-        faults.configure(
-            {"requests": [{"method": "post", "path": "/v1/customers", "status": 500}]}
-        )
+        faults.configure({"requests": [{"method": "post", "path": "/v1/customers", "status": 500}]})
         assert faults.take_request_fault("GET", "/v1/customers") is None
         assert faults.take_request_fault("post", "/v1/customers") == 500
         assert faults.state()["requests"] == []
