@@ -1,4 +1,4 @@
-"""Fixtures for emulator tests: one emulator on a free local port for the whole session."""
+"""Fixtures for emulator tests; `emulator_url` itself comes from tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -8,17 +8,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import stripe
-
-from billwarden.emulator.config import EmulatorConfig
-from billwarden.emulator.testing import running_emulator
-
-FAST_RETRIES = (0.05, 0.1, 0.2)
-
-
-@pytest.fixture(scope="session")
-def emulator_url() -> Iterator[str]:
-    with running_emulator(EmulatorConfig(webhook_retry_schedule=FAST_RETRIES)) as url:
-        yield url
 
 
 @pytest.fixture
