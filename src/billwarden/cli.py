@@ -240,13 +240,33 @@ def emulator(
     snapshot: Annotated[
         Path | None, typer.Option(help="JSON file that keeps the state across restarts.")
     ] = None,
+    webhook_retries: Annotated[
+        str, typer.Option(help="Seconds between webhook delivery retries, comma-separated.")
+    ] = "0.5,1,2,4,8",
+    webhook_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for a webhook endpoint.")
+    ] = 5.0,
 ) -> None:
     """Run the Stripe-compatible emulator alone."""
     from billwarden.emulator import EmulatorConfig
     from billwarden.emulator import serve as serve_emulator
 
+    try:
+        schedule = tuple(float(part) for part in webhook_retries.split(",") if part.strip())
+    except ValueError as exc:
+        raise _fail("--webhook-retries takes seconds separated by commas, e.g. 0.5,1,2") from exc
+    if any(delay < 0 for delay in schedule):
+        raise _fail("--webhook-retries takes non-negative seconds")
     typer.echo(f"Stripe emulator on http://{host}:{port} (point the SDK's api base here).")
-    serve_emulator(host, port, EmulatorConfig(snapshot_path=snapshot))
+    serve_emulator(
+        host,
+        port,
+        EmulatorConfig(
+            snapshot_path=snapshot,
+            webhook_retry_schedule=schedule,
+            webhook_timeout=webhook_timeout,
+        ),
+    )
 
 
 @projects_cli.command("create")
