@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from billwarden.core import health
 from billwarden.identity import endpoints as identity
+from billwarden.projects import endpoints as projects
 
 
 def api_routers() -> list[APIRouter]:
@@ -14,4 +15,5 @@ def api_routers() -> list[APIRouter]:
         identity.router,
         identity.keys_router,
         identity.pages_router,
+        projects.router,
     ]

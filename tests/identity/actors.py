@@ -65,12 +65,17 @@ class SignedIn:
     started: StartedSession
 
     @property
-    def cookies(self) -> dict[str, str]:
-        return {SESSION_COOKIE: self.started.token, CSRF_COOKIE: self.started.csrf_token}
+    def cookie(self) -> dict[str, str]:
+        """Headers of a safe request: the cookies only."""
+        return {
+            "Cookie": f"{SESSION_COOKIE}={self.started.token}; "
+            f"{CSRF_COOKIE}={self.started.csrf_token}"
+        }
 
     @property
-    def csrf(self) -> dict[str, str]:
-        return {CSRF_HEADER: self.started.csrf_token}
+    def unsafe(self) -> dict[str, str]:
+        """Headers of an unsafe request: the cookies and the CSRF token."""
+        return {**self.cookie, CSRF_HEADER: self.started.csrf_token}
 
 
 @dataclass

@@ -14,6 +14,8 @@ from billwarden.crypto import SecretBox
 from billwarden.db.base import utcnow
 from billwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
 from billwarden.identity.models import User
+from billwarden.identity.repository import UserRepository
+from billwarden.identity.service import UserNotFound, normalize_email
 from billwarden.projects.models import EndUserSecret, Project, ProjectMember, ProjectRole
 from billwarden.projects.repository import (
     EndUserSecretRepository,
@@ -124,6 +126,7 @@ class MembershipService:
         self.session = session
         self.projects = ProjectRepository(session)
         self.members = ProjectMemberRepository(session)
+        self.users = UserRepository(session)
 
     async def access(self, user: User, project_id: uuid.UUID) -> ProjectAccess:
         """The user's access; a project the user cannot see is reported as not existing."""
@@ -212,6 +215,25 @@ class MembershipService:
             await self._keep_an_owner(access.project.id)
         await self.session.delete(member)
         await self.session.flush()
+
+    async def find_user(self, *, email: str | None, user_id: uuid.UUID | None) -> User:
+        """The console user to add, by email or id."""
+        user = (
+            await self.users.get_by_email(normalize_email(email))
+            if email is not None
+            else await self.users.get(user_id)
+            if user_id is not None
+            else None
+        )
+        if user is None:
+            raise UserNotFound("No console user with that email or id.")
+        return user
+
+    async def member_user(self, member: ProjectMember) -> User:
+        user = await self.users.get(member.user_id)
+        if user is None:
+            raise UserNotFound("No such user.")
+        return user
 
     async def _member(self, access: ProjectAccess, user_id: uuid.UUID) -> ProjectMember:
         member = await self.members.get_membership(access.project.id, user_id)

@@ -1,0 +1,195 @@
+"""HTTP routes for projects, their members and end-user secret rotation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+
+from billwarden.db.engine import DbSession
+from billwarden.errors import error_responses
+from billwarden.identity.auth import (
+    AppSecretBox,
+    AppSettings,
+    CurrentConsoleUser,
+    ProjectAdminAccess,
+    ProjectMemberAccess,
+)
+from billwarden.identity.schemas import Page, PageParams, page_params
+from billwarden.projects.models import Project, ProjectMember, ProjectRole
+from billwarden.projects.schemas import (
+    EndUserSecretRotated,
+    MemberAdd,
+    MemberRead,
+    MemberUpdate,
+    ProjectCreate,
+    ProjectCreated,
+    ProjectRead,
+    ProjectUpdate,
+)
+from billwarden.projects.service import EndUserSecretService, MembershipService
+
+router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+Pages = Annotated[PageParams, Depends(page_params)]
+
+
+def _project_read(project: Project, role: ProjectRole | None) -> ProjectRead:
+    return ProjectRead(
+        id=project.id,
+        name=project.name,
+        slug=project.slug,
+        created_at=project.created_at,
+        updated_at=project.updated_at,
+        role=role,
+    )
+
+
+def _member_read(member: ProjectMember, email: str) -> MemberRead:
+    return MemberRead(
+        user_id=member.user_id, email=email, role=member.role, created_at=member.created_at
+    )
+
+
+def _secrets(
+    session: DbSession, secret_box: AppSecretBox, settings: AppSettings
+) -> EndUserSecretService:
+    overlap = timedelta(seconds=settings.end_user_secret_overlap_seconds)
+    return EndUserSecretService(session, secret_box, overlap)
+
+
+EndUserSecrets = Annotated[EndUserSecretService, Depends(_secrets)]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ProjectCreated,
+    responses=error_responses(400, 401, 403, 409),
+    summary="Create a project; you become its owner. Returns its end-user secret once.",
+)
+async def create_project(
+    body: ProjectCreate, user: CurrentConsoleUser, session: DbSession, secrets: EndUserSecrets
+) -> ProjectCreated:
+    project = await MembershipService(session).create_project(user, body.name, body.slug)
+    secret, _ = await secrets.rotate(project)
+    read = _project_read(project, ProjectRole.OWNER)
+    return ProjectCreated(**read.model_dump(by_alias=False), end_user_secret=secret)
+
+
+@router.get(
+    "",
+    response_model=Page[ProjectRead],
+    responses=error_responses(400, 401),
+    summary="Projects you are a member of (every project for a superuser)",
+)
+async def list_projects(
+    user: CurrentConsoleUser, session: DbSession, pages: Pages
+) -> Page[ProjectRead]:
+    rows, total = await MembershipService(session).list_projects(
+        user, limit=pages.limit, offset=pages.offset
+    )
+    return Page[ProjectRead](
+        items=[_project_read(project, role) for project, role in rows],
+        total=total,
+        limit=pages.limit,
+        offset=pages.offset,
+    )
+
+
+@router.get("/{project_id}", response_model=ProjectRead, responses=error_responses(400, 401, 404))
+async def get_project(access: ProjectMemberAccess) -> ProjectRead:
+    return _project_read(access.project, access.role)
+
+
+@router.patch(
+    "/{project_id}",
+    response_model=ProjectRead,
+    responses=error_responses(400, 401, 403, 404, 409),
+    summary="Rename a project or change its slug (admins)",
+)
+async def update_project(
+    body: ProjectUpdate, access: ProjectAdminAccess, session: DbSession
+) -> ProjectRead:
+    project = await MembershipService(session).update_project(
+        access, name=body.name, slug=body.slug
+    )
+    return _project_read(project, access.role)
+
+
+@router.get(
+    "/{project_id}/members",
+    response_model=Page[MemberRead],
+    responses=error_responses(400, 401, 403, 404),
+    summary="The project's members and their roles (admins)",
+)
+async def list_members(
+    access: ProjectAdminAccess, session: DbSession, pages: Pages
+) -> Page[MemberRead]:
+    rows, total = await MembershipService(session).list_members(
+        access, limit=pages.limit, offset=pages.offset
+    )
+    return Page[MemberRead](
+        items=[_member_read(member, email) for member, email in rows],
+        total=total,
+        limit=pages.limit,
+        offset=pages.offset,
+    )
+
+
+@router.post(
+    "/{project_id}/members",
+    status_code=201,
+    response_model=MemberRead,
+    responses=error_responses(400, 401, 403, 404, 409),
+    summary="Add a console user to the project (admins; only owners add owners)",
+)
+async def add_member(body: MemberAdd, access: ProjectAdminAccess, session: DbSession) -> MemberRead:
+    service = MembershipService(session)
+    user = await service.find_user(email=body.email, user_id=body.user_id)
+    member = await service.add_member(access, user, body.role)
+    return _member_read(member, user.email)
+
+
+@router.patch(
+    "/{project_id}/members/{user_id}",
+    response_model=MemberRead,
+    responses=error_responses(400, 401, 403, 404, 409),
+    summary="Change a member's role (admins; only owners grant or take the owner role)",
+)
+async def change_member_role(
+    user_id: uuid.UUID, body: MemberUpdate, access: ProjectAdminAccess, session: DbSession
+) -> MemberRead:
+    service = MembershipService(session)
+    member = await service.change_role(access, user_id, body.role)
+    user = await service.member_user(member)
+    return _member_read(member, user.email)
+
+
+@router.delete(
+    "/{project_id}/members/{user_id}",
+    status_code=204,
+    responses=error_responses(400, 401, 403, 404, 409),
+    summary="Remove a member (admins; the last owner stays)",
+)
+async def remove_member(
+    user_id: uuid.UUID, access: ProjectAdminAccess, session: DbSession
+) -> Response:
+    await MembershipService(session).remove_member(access, user_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{project_id}/end-user-secret/rotate",
+    response_model=EndUserSecretRotated,
+    responses=error_responses(400, 401, 403, 404),
+    summary="Issue a new end-user secret; the previous one verifies during the overlap window",
+)
+async def rotate_end_user_secret(
+    access: ProjectAdminAccess, secrets: EndUserSecrets
+) -> EndUserSecretRotated:
+    secret, previous_expires_at = await secrets.rotate(access.project)
+    return EndUserSecretRotated(
+        end_user_secret=secret, previous_secret_expires_at=previous_expires_at
+    )

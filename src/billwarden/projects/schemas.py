@@ -1,0 +1,72 @@
+"""Wire shapes for projects, their members and end-user secret rotation (camelCase)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, model_validator
+
+from billwarden.identity.schemas import CamelModel
+from billwarden.projects.models import ProjectRole
+
+ProjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Slug = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class ProjectCreate(CamelModel):
+    name: ProjectName
+    slug: Slug | None = Field(default=None, description="Derived from the name when omitted.")
+
+
+class ProjectUpdate(CamelModel):
+    name: ProjectName | None = None
+    slug: Slug | None = None
+
+
+class ProjectRead(CamelModel):
+    id: uuid.UUID
+    name: str
+    slug: str
+    created_at: datetime
+    updated_at: datetime
+    role: ProjectRole | None = Field(
+        description="Your role in the project; null for a superuser who is not a member."
+    )
+
+
+class ProjectCreated(ProjectRead):
+    end_user_secret: str = Field(
+        description="HS256 secret your backend signs end-user JWTs with. Shown once: store it."
+    )
+
+
+class MemberAdd(CamelModel):
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320)] | None = None
+    user_id: uuid.UUID | None = None
+    role: ProjectRole = ProjectRole.MEMBER
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> MemberAdd:
+        if (self.email is None) == (self.user_id is None):
+            raise ValueError("give exactly one of email or userId")
+        return self
+
+
+class MemberUpdate(CamelModel):
+    role: ProjectRole
+
+
+class MemberRead(CamelModel):
+    user_id: uuid.UUID
+    email: str
+    role: ProjectRole
+    created_at: datetime
+
+
+class EndUserSecretRotated(CamelModel):
+    end_user_secret: str = Field(description="The new secret. Shown once: store it.")
+    previous_secret_expires_at: datetime | None = Field(
+        description="Until then tokens signed with the previous secret still verify."
+    )

@@ -1,0 +1,243 @@
+"""Console API key routes (seed 000 semantics) and the API key principal."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billwarden.identity.auth import ProjectKey
+from billwarden.projects.models import ProjectRole
+from tests.identity.actors import PASSWORD, Actors
+
+GENERATE = "/api-dashboard/keys/generate"
+DEACTIVATE = "/api-dashboard/keys/deactivate"
+LIST = "/api-dashboard/keys"
+
+
+def _probe_router() -> APIRouter:
+    router = APIRouter(prefix="/probe")
+
+    @router.get("/key")
+    async def whoami(key: ProjectKey) -> dict[str, Any]:
+        return {"projectId": str(key.project_id), "mode": key.mode.value, "keyId": str(key.key_id)}
+
+    return router
+
+
+@pytest.fixture(autouse=True)
+def probe(app: FastAPI) -> None:
+    app.include_router(_probe_router())
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+class TestGenerate:
+    async def test_key_is_returned_once_and_authenticates(
+        self, client: httpx.AsyncClient, actors: Actors
+    ) -> None:
+        owner = await actors.user()
+        project = await actors.project(owner)
+        response = await client.post(
+            GENERATE,
+            json={"name": "local sync job", "projectId": str(project.id), "mode": "live"},
+            headers=actors.bearer(owner),
+        )
+        assert response.status_code == 201
+        body = response.json()
+        key = body["apiKey"]
+        assert key.startswith("bw_live_") and len(key) >= len("bw_live_") + 43
+        assert key.startswith(body["prefix"]) and body["prefix"] != key
+        who = await client.get("/probe/key", headers=bearer(key))
+        assert who.status_code == 200
+        assert who.json() == {"projectId": str(project.id), "mode": "live", "keyId": body["keyId"]}
+
+        listed = await client.get(LIST, headers=actors.bearer(owner))
+        assert listed.status_code == 200
+        (item,) = listed.json()["items"]
+        assert item["keyId"] == body["keyId"] and item["name"] == "local sync job"
+        assert item["lastUsedAt"] is not None and item["active"] is True
+        assert "apiKey" not in item and key not in listed.text
+
+    @pytest.mark.parametrize("name", ["", "   "])
+    async def test_empty_name_is_400(
+        self, client: httpx.AsyncClient, actors: Actors, name: str
+    ) -> None:
+        owner = await actors.user()
+        project = await actors.project(owner)
+        response = await client.post(
+            GENERATE,
+            json={"name": name, "projectId": str(project.id)},
+            headers=actors.bearer(owner),
+        )
+        assert response.status_code == 400
+        assert response.json()["code"] == "VALIDATION_ERROR"
+
+    async def test_non_member_cannot_create_a_key(
+        self, client: httpx.AsyncClient, actors: Actors
+    ) -> None:
+        project = await actors.project(await actors.user())
+        stranger = await actors.user()
+        response = await client.post(
+            GENERATE,
+            json={"name": "x", "projectId": str(project.id)},
+            headers=actors.bearer(stranger),
+        )
+        assert response.status_code == 404
+        assert response.json()["code"] == "PROJECT_NOT_FOUND"
+
+    async def test_anonymous_is_401(self, client: httpx.AsyncClient) -> None:
+        response = await client.post(GENERATE, json={"name": "x", "projectId": str(uuid.uuid4())})
+        assert response.status_code == 401
+
+
+class TestDeactivate:
+    async def test_deactivated_key_stops_on_the_next_request(
+        self, client: httpx.AsyncClient, actors: Actors
+    ) -> None:
+        owner = await actors.user()
+        project = await actors.project(owner)
+        created = (
+            await client.post(
+                GENERATE,
+                json={"name": "x", "projectId": str(project.id)},
+                headers=actors.bearer(owner),
+            )
+        ).json()
+        assert (
+            await client.get("/probe/key", headers=bearer(created["apiKey"]))
+        ).status_code == 200
+        response = await client.post(
+            DEACTIVATE, json={"keyId": created["keyId"]}, headers=actors.bearer(owner)
+        )
+        assert response.status_code == 200 and response.json()["active"] is False
+        refused = await client.get("/probe/key", headers=bearer(created["apiKey"]))
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "UNAUTHENTICATED"
+
+    async def test_member_cannot_see_or_deactivate_another_members_key(
+        self, client: httpx.AsyncClient, actors: Actors
+    ) -> None:
+        owner, member, other_member = await actors.user(), await actors.user(), await actors.user()
+        project = await actors.project(owner)
+        await actors.add_member(project, member, ProjectRole.MEMBER)
+        await actors.add_member(project, other_member, ProjectRole.MEMBER)
+        key = await actors.api_key(project, created_by=other_member)
+        listed = await client.get(LIST, headers=actors.bearer(member))
+        assert listed.json()["total"] == 0
+        other_key_id = (await client.get(LIST, headers=actors.bearer(other_member))).json()[
+            "items"
+        ][0]["keyId"]
+        response = await client.post(
+            DEACTIVATE, json={"keyId": other_key_id}, headers=actors.bearer(member)
+        )
+        assert response.status_code == 404
+        assert response.json()["code"] == "API_KEY_NOT_FOUND"
+        assert (await client.get("/probe/key", headers=bearer(key))).status_code == 200
+
+    async def test_project_admin_can_deactivate_a_members_key(
+        self, client: httpx.AsyncClient, actors: Actors
+    ) -> None:
+        owner, admin, member = await actors.user(), await actors.user(), await actors.user()
+        project = await actors.project(owner)
+        await actors.add_member(project, admin, ProjectRole.ADMIN)
+        await actors.add_member(project, member, ProjectRole.MEMBER)
+        key = await actors.api_key(project, created_by=member)
+        (item,) = (await client.get(LIST, headers=actors.bearer(admin))).json()["items"]
+        response = await client.post(
+            DEACTIVATE, json={"keyId": item["keyId"]}, headers=actors.bearer(admin)
+        )
+        assert response.status_code == 200
+        assert (await client.get("/probe/key", headers=bearer(key))).status_code == 401
+
+    async def test_other_projects_admin_gets_404(
+        self, client: httpx.AsyncClient, actors: Actors
+    ) -> None:
+        owner, outsider = await actors.user(), await actors.user()
+        project = await actors.project(owner)
+        await actors.project(outsider)
+        await actors.api_key(project, created_by=owner)
+        (item,) = (await client.get(LIST, headers=actors.bearer(owner))).json()["items"]
+        response = await client.post(
+            DEACTIVATE, json={"keyId": item["keyId"]}, headers=actors.bearer(outsider)
+        )
+        assert response.status_code == 404
+
+    async def test_key_id_is_required(self, client: httpx.AsyncClient, actors: Actors) -> None:
+        response = await client.post(
+            DEACTIVATE, json={}, headers=actors.bearer(await actors.user())
+        )
+        assert response.status_code == 400
+
+
+class TestKeyPrincipal:
+    @pytest.mark.parametrize(
+        "credential", ["bw_test_short", "sk_test_abcdef", "bw_test_" + "A" * 54, "not a key"]
+    )
+    async def test_unknown_keys_are_401(self, client: httpx.AsyncClient, credential: str) -> None:
+        response = await client.get("/probe/key", headers=bearer(credential))
+        assert response.status_code == 401
+
+    async def test_key_cannot_change_its_mode_prefix(
+        self, client: httpx.AsyncClient, actors: Actors
+    ) -> None:
+        owner = await actors.user()
+        key = await actors.api_key(await actors.project(owner), created_by=owner)
+        forged = key.replace("bw_test_", "bw_live_", 1)
+        assert (await client.get("/probe/key", headers=bearer(forged))).status_code == 401
+
+
+class TestSecretsNeverLeak:
+    async def test_key_session_and_end_user_secret_not_in_db_responses_or_logs(
+        self,
+        client: httpx.AsyncClient,
+        actors: Actors,
+        session: AsyncSession,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        owner = await actors.user("owner@example.test")
+        login = await client.post(
+            "/api/v1/auth/login", json={"email": "owner@example.test", "password": PASSWORD}
+        )
+        session_token = login.cookies["bw_session"]
+        csrf = login.json()["csrfToken"]
+        created_project = await client.post(
+            "/api/v1/projects", json={"name": "Leak check"}, headers={"X-CSRF-Token": csrf}
+        )
+        assert created_project.status_code == 201
+        project_id = created_project.json()["id"]
+        end_user_secret = created_project.json()["endUserSecret"]
+        created_key = await client.post(
+            GENERATE, json={"name": "x", "projectId": project_id}, headers={"X-CSRF-Token": csrf}
+        )
+        api_key = created_key.json()["apiKey"]
+        await client.get("/probe/key", headers=bearer(api_key))
+        later = [
+            await client.get(LIST),
+            await client.get(f"/api/v1/projects/{project_id}"),
+            await client.get("/api/v1/projects"),
+            await client.get("/api/v1/auth/me"),
+        ]
+        secrets = [api_key, session_token, end_user_secret, csrf, PASSWORD]
+
+        dump = []
+        for table in ("users", "console_sessions", "api_keys", "end_user_secrets", "projects"):
+            rows = (await session.execute(text(f"SELECT * FROM {table}"))).all()
+            dump.append(repr(rows))
+        database = "\n".join(dump)
+        logs = caplog.text + "".join(repr(record.__dict__) for record in caplog.records)
+        for secret in secrets:
+            assert secret not in database
+            assert secret not in logs
+            for response in later:
+                assert secret not in response.text
+        assert owner.email in database  # the scan does read the rows

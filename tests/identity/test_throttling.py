@@ -1,0 +1,118 @@
+"""Login throttling: per email and per client address, stored in the database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billwarden.config import Settings
+from billwarden.db.base import utcnow
+from billwarden.identity.models import LoginFailure
+from tests.identity.actors import PASSWORD, Actors
+
+LOGIN = "/api/v1/auth/login"
+
+
+@pytest.fixture(autouse=True)
+def strict_limits(app: FastAPI, settings: Settings) -> None:
+    app.state.settings = settings.model_copy(
+        update={
+            "login_throttle_max_failures_per_email": 3,
+            "login_throttle_max_failures_per_address": 5,
+            "login_throttle_window_seconds": 600,
+        }
+    )
+
+
+@pytest.fixture
+async def other_address(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 4321))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+async def fail(client: httpx.AsyncClient, email: str) -> httpx.Response:
+    return await client.post(LOGIN, json={"email": email, "password": "wrong password"})
+
+
+class TestPerEmail:
+    async def test_locked_email_refuses_even_the_right_password(
+        self, client: httpx.AsyncClient, other_address: httpx.AsyncClient, actors: Actors
+    ) -> None:
+        await actors.user("alice@example.test")
+        for _ in range(3):
+            assert (await fail(client, "alice@example.test")).status_code == 401
+        # the lock follows the email, whatever address the next attempt comes from
+        response = await other_address.post(
+            LOGIN, json={"email": "alice@example.test", "password": PASSWORD}
+        )
+        assert response.status_code == 429
+        assert response.json()["code"] == "TOO_MANY_ATTEMPTS"
+        retry_after = int(response.headers["retry-after"])
+        assert 0 < retry_after <= 600
+        assert response.json()["details"]["retryAfterSeconds"] == retry_after
+        token = await other_address.post(
+            "/api/v1/auth/token", data={"username": "alice@example.test", "password": PASSWORD}
+        )
+        assert token.status_code == 429
+
+    async def test_other_emails_are_not_locked(
+        self, client: httpx.AsyncClient, actors: Actors
+    ) -> None:
+        await actors.user("bob@example.test")
+        for _ in range(3):
+            await fail(client, "alice@example.test")
+        response = await client.post(
+            LOGIN, json={"email": "bob@example.test", "password": PASSWORD}
+        )
+        assert response.status_code == 200
+
+    async def test_lock_lifts_when_the_window_passes(
+        self, client: httpx.AsyncClient, actors: Actors, session: AsyncSession
+    ) -> None:
+        await actors.user("alice@example.test")
+        for _ in range(3):
+            await fail(client, "alice@example.test")
+        await session.execute(
+            update(LoginFailure).values(created_at=utcnow() - timedelta(seconds=601))
+        )
+        response = await client.post(
+            LOGIN, json={"email": "alice@example.test", "password": PASSWORD}
+        )
+        assert response.status_code == 200
+
+    async def test_success_clears_the_email_count(
+        self, client: httpx.AsyncClient, actors: Actors
+    ) -> None:
+        await actors.user("alice@example.test")
+        for _ in range(2):
+            await fail(client, "alice@example.test")
+        ok = await client.post(LOGIN, json={"email": "alice@example.test", "password": PASSWORD})
+        assert ok.status_code == 200
+        for _ in range(2):
+            assert (await fail(client, "alice@example.test")).status_code == 401
+
+
+class TestPerAddress:
+    async def test_address_guessing_many_emails_is_locked(
+        self, client: httpx.AsyncClient, other_address: httpx.AsyncClient, actors: Actors
+    ) -> None:
+        await actors.user("victim@example.test")
+        for number in range(5):
+            assert (await fail(client, f"guess{number}@example.test")).status_code == 401
+        locked = await client.post(
+            LOGIN, json={"email": "victim@example.test", "password": PASSWORD}
+        )
+        assert locked.status_code == 429
+        assert "address" in locked.json()["message"]
+        # the same person signing in from elsewhere is not affected
+        elsewhere = await other_address.post(
+            LOGIN, json={"email": "victim@example.test", "password": PASSWORD}
+        )
+        assert elsewhere.status_code == 200
