@@ -24,6 +24,7 @@ from billwarden.db import migrate as migrations
 from billwarden.db.base import Mode
 from billwarden.db.engine import create_sessionmaker, engine_from_settings
 from billwarden.errors import BillwardenError
+from billwarden.identity.cli import register as register_identity_commands
 from billwarden.projects.models import Project
 from billwarden.projects.service import ProjectService
 from billwarden.projects.stripe_config import StripeConfigService
@@ -33,6 +34,7 @@ cli = typer.Typer(
 )
 projects_cli = typer.Typer(help="Create projects and set their Stripe credentials.")
 cli.add_typer(projects_cli, name="projects")
+register_identity_commands(cli)
 
 T = TypeVar("T")
 
