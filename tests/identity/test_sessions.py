@@ -81,6 +81,19 @@ class TestLogin:
         assert response.status_code == 400
         assert response.json()["code"] == "VALIDATION_ERROR"
 
+    async def test_cross_site_form_cannot_sign_anyone_in(
+        self, client: httpx.AsyncClient, actors: Actors
+    ) -> None:
+        await actors.user("alice@example.test")
+        # a form on another site can send text/plain but not JSON without a CORS preflight
+        response = await client.post(
+            LOGIN,
+            content=f'{{"email": "alice@example.test", "password": "{PASSWORD}"}}',
+            headers={"content-type": "text/plain"},
+        )
+        assert response.status_code == 400
+        assert "set-cookie" not in response.headers
+
     async def test_anonymous_me_is_401(self, client: httpx.AsyncClient) -> None:
         response = await client.get(ME)
         assert response.status_code == 401
