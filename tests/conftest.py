@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -22,9 +23,11 @@ from billwarden.app import create_app
 from billwarden.config import Environment, Settings
 from billwarden.crypto import SecretBox
 from billwarden.db import migrate
-from billwarden.db.engine import create_engine, get_db_session, transactional
+from billwarden.db.engine import create_engine, get_db_session
 from billwarden.emulator.config import EmulatorConfig
 from billwarden.emulator.testing import running_emulator
+from billwarden.identity import passwords
+from tests.actors import Actors
 
 BACKENDS = ("sqlite", "postgresql")
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -145,17 +148,41 @@ def secret_box() -> SecretBox:
     return SecretBox(TEST_SECRET_KEY)
 
 
+@pytest.fixture(autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """argon2id with test-sized cost: the same code path, a fraction of the time."""
+    previous = passwords.use_password_hasher(
+        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+    yield
+    passwords.use_password_hasher(previous)
+
+
 @pytest.fixture
 def app(settings: Settings, engine: AsyncEngine, session: AsyncSession) -> Iterator[FastAPI]:
+    """The app on the test's session. Each request commits or rolls back its own SAVEPOINT, as
+    production commits or rolls back its transaction, so a refused request cannot undo what the
+    test set up before it, and nothing reaches the database after the test."""
     application = create_app(settings, engine=engine, configure_logs=False)
 
-    async def test_session() -> AsyncIterator[AsyncSession]:
-        async with transactional(session):
+    async def request_session() -> AsyncIterator[AsyncSession]:
+        nested = await session.begin_nested()
+        try:
             yield session
+        except BaseException:
+            await nested.rollback()
+            raise
+        else:
+            await nested.commit()
 
-    application.dependency_overrides[get_db_session] = test_session
+    application.dependency_overrides[get_db_session] = request_session
     yield application
     application.dependency_overrides.clear()
+
+
+@pytest.fixture
+def actors(session: AsyncSession, secret_box: SecretBox, settings: Settings) -> Actors:
+    return Actors(session, secret_box, settings)
 
 
 @pytest.fixture

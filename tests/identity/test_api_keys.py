@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.identity.auth import ProjectKey
 from billwarden.projects.models import ProjectRole
-from tests.identity.actors import PASSWORD, Actors
+from tests.actors import PASSWORD, Actors
 
 GENERATE = "/api-dashboard/keys/generate"
 DEACTIVATE = "/api-dashboard/keys/deactivate"

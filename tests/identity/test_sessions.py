@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billwarden.config import Environment, Settings
 from billwarden.db.base import utcnow
 from billwarden.identity.models import ConsoleSession
-from tests.identity.actors import PASSWORD, Actors, SignedIn
+from tests.actors import PASSWORD, Actors, SignedIn
 
 LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/auth/me"

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billwarden.config import Settings
 from billwarden.db.base import utcnow
 from billwarden.identity.models import LoginFailure
-from tests.identity.actors import PASSWORD, Actors
+from tests.actors import PASSWORD, Actors
 
 LOGIN = "/api/v1/auth/login"
 

@@ -18,8 +18,8 @@ from billwarden.db.base import utcnow
 from billwarden.identity.auth import EndUser
 from billwarden.identity.tokens import DEVELOPER_AUDIENCE, derive_developer_jwt_key
 from billwarden.projects.models import EndUserSecret
+from tests.actors import PASSWORD, Actors
 from tests.conftest import TEST_SECRET_KEY
-from tests.identity.actors import PASSWORD, Actors
 
 ME = "/api/v1/auth/me"
 

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-import pytest
-from argon2 import PasswordHasher
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.config import Settings
 from billwarden.crypto import SecretBox
 from billwarden.db.base import Mode
-from billwarden.db.engine import get_db_session
-from billwarden.identity import passwords
 from billwarden.identity.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, developer_tokens
 from billwarden.identity.models import User
 from billwarden.identity.service import ApiKeyService, IdentityPolicy, StartedSession, UserService
@@ -28,34 +22,6 @@ from billwarden.projects.service import (
 )
 
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def cheap_password_hashing() -> Iterator[None]:
-    """argon2id with test-sized cost: the same code path, a fraction of the time."""
-    previous = passwords.use_password_hasher(
-        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
-    yield
-    passwords.use_password_hasher(previous)
-
-
-@pytest.fixture
-def request_savepoints(app: FastAPI, session: AsyncSession) -> None:
-    """Each request commits or rolls back its own SAVEPOINT, as production commits or rolls back
-    its transaction, so a refused request cannot undo what the test set up before it."""
-
-    async def request_session() -> AsyncIterator[AsyncSession]:
-        nested = await session.begin_nested()
-        try:
-            yield session
-        except BaseException:
-            await nested.rollback()
-            raise
-        else:
-            await nested.commit()
-
-    app.dependency_overrides[get_db_session] = request_session
 
 
 @dataclass
