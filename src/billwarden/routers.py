@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from billwarden.core import health
 from billwarden.identity import endpoints as identity
 from billwarden.projects import endpoints as projects
+from billwarden.projects import stripe_endpoints
 
 
 def api_routers() -> list[APIRouter]:
@@ -16,4 +17,5 @@ def api_routers() -> list[APIRouter]:
         identity.keys_router,
         identity.pages_router,
         projects.router,
+        stripe_endpoints.router,
     ]

@@ -106,7 +106,9 @@ class StripeConfigService:
                 )
                 for secret in dict.fromkeys(webhook_secrets)
             ]
-        elif previous is not None:
+        elif previous is None:
+            config.webhook_secrets = []
+        else:
             config.webhook_secrets = [
                 StripeWebhookSecret(
                     project_id=project.id,

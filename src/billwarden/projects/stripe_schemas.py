@@ -1,0 +1,62 @@
+"""Wire shapes of the Stripe configuration routes (seed 002), camelCase."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from billwarden.db.base import Mode
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class StripeConfigUpdate(CamelModel):
+    """PUT body. Omitted fields keep their current values."""
+
+    secret_key: str | None = Field(
+        default=None, min_length=9, max_length=255, description="sk_/rk_ key for the mode."
+    )
+    publishable_key: str | None = Field(default=None, min_length=9, max_length=255)
+    webhook_secrets: list[str] | None = Field(
+        default=None,
+        max_length=10,
+        description="The whole set of active whsec_ signing secrets (several while rotating).",
+    )
+
+
+class WebhookSecretView(CamelModel):
+    id: uuid.UUID
+    secret: str = Field(description="Masked: whsec_...abcd")
+    active: bool
+    created_at: datetime
+
+
+class StripeConfigView(CamelModel):
+    project_id: uuid.UUID
+    mode: Mode
+    status: Literal["configured", "not_configured"]
+    secret_key: str | None = Field(description="Masked: sk_test_...abcd")
+    publishable_key: str | None
+    webhook_secrets: list[WebhookSecretView]
+    webhook_url: str
+    updated_at: datetime | None
+
+
+class WebhookUrls(CamelModel):
+    project_id: uuid.UUID
+    test: str
+    live: str
+
+
+class CredentialValidation(CamelModel):
+    project_id: uuid.UUID
+    mode: Mode
+    valid: bool
+    livemode: bool | None
+    error: str | None = Field(description="Stripe's message when the key is refused.")
