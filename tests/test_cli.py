@@ -59,6 +59,7 @@ class TestProjectsCommands:
         created = run_cli("projects", "create", "--name", "Acme Inc", env=cli_env, cwd=tmp_path)
         assert created.returncode == 0, created.stderr
         assert "acme-inc" in created.stdout
+        assert "end-user JWT secret" in created.stdout
 
         configured = run_cli(
             "projects",

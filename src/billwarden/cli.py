@@ -7,9 +7,9 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 import uvicorn
@@ -18,15 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden import __version__
 from billwarden.app import build_secret_box, create_app
-from billwarden.config import Settings, get_settings
+from billwarden.cli_support import fail, load_settings, with_session
+from billwarden.config import Settings
 from billwarden.crypto import SecretBox, SecretKeyError
 from billwarden.db import migrate as migrations
 from billwarden.db.base import Mode
-from billwarden.db.engine import create_sessionmaker, engine_from_settings
-from billwarden.errors import BillwardenError
+from billwarden.db.engine import engine_from_settings
 from billwarden.identity.cli import register as register_identity_commands
+from billwarden.identity.service import ApiKeyService, IdentityPolicy, UserNotFound, UserService
 from billwarden.projects.models import Project
-from billwarden.projects.service import ProjectService
+from billwarden.projects.service import EndUserSecretService, MembershipService, ProjectService
 from billwarden.projects.stripe_config import StripeConfigService
 
 cli = typer.Typer(
@@ -35,18 +36,6 @@ cli = typer.Typer(
 projects_cli = typer.Typer(help="Create projects and set their Stripe credentials.")
 cli.add_typer(projects_cli, name="projects")
 register_identity_commands(cli)
-
-T = TypeVar("T")
-
-
-def _settings() -> Settings:
-    get_settings.cache_clear()
-    return get_settings()
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
 
 
 def _use_dev_secret_key(settings: Settings) -> Settings:
@@ -85,30 +74,6 @@ def _run_migrations(settings: Settings) -> str | None:
     return asyncio.run(run())
 
 
-def _with_session(
-    settings: Settings, action: Callable[[AsyncSession, SecretBox], Awaitable[T]]
-) -> T:
-    try:
-        secret_box = build_secret_box(settings)
-    except SecretKeyError as exc:
-        raise _fail(str(exc)) from exc
-    engine = engine_from_settings(settings)
-
-    async def run() -> T:
-        try:
-            async with create_sessionmaker(engine)() as session:
-                result = await action(session, secret_box)
-                await session.commit()
-                return result
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(run())
-    except BillwardenError as exc:
-        raise _fail(exc.message) from exc
-
-
 @cli.command()
 def version() -> None:
     """Print billwarden's version."""
@@ -118,7 +83,7 @@ def version() -> None:
 @cli.command()
 def migrate() -> None:
     """Bring the database schema to the newest migration."""
-    settings = _settings()
+    settings = load_settings()
     revision = _run_migrations(settings)
     typer.echo(f"Database at migration {revision}.")
 
@@ -139,18 +104,18 @@ def serve(
     """Run the HTTP API."""
     if dev:
         os.environ["BILLWARDEN_ENVIRONMENT"] = "development"
-    settings = _settings()
+    settings = load_settings()
     if dev:
         settings = _use_dev_secret_key(settings)
     elif settings.secret_key is None:
-        raise _fail(
+        raise fail(
             "BILLWARDEN_SECRET_KEY is not set; billwarden refuses to start without the key that "
             "encrypts Stripe secrets at rest (use --dev for a local development key)."
         )
     try:
         build_secret_box(settings)
     except SecretKeyError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if auto_migrate and settings.auto_migrate:
         revision = _run_migrations(settings)
         typer.echo(f"Database at migration {revision}.")
@@ -166,6 +131,8 @@ def serve(
 
 
 DEMO_PROJECT_SLUG = "demo"
+DEMO_ADMIN_EMAIL = "admin@demo.billwarden.test"
+DEMO_KEY_NAME = "demo key"
 
 
 def _start_emulator_thread(host: str, port: int, snapshot: Path) -> uvicorn.Server:
@@ -187,22 +154,51 @@ def _start_emulator_thread(host: str, port: int, snapshot: Path) -> uvicorn.Serv
     deadline = time.monotonic() + 10
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise _fail(f"the Stripe emulator could not start on {host}:{port}")
+            raise fail(f"the Stripe emulator could not start on {host}:{port}")
         time.sleep(0.02)
     return server
 
 
-async def _prepare_demo_project(session: AsyncSession, secret_box: SecretBox) -> Project:
+@dataclass(frozen=True)
+class DemoAccess:
+    project: Project
+    admin_email: str
+    admin_password: str
+    api_key: str
+    end_user_secret: str
+
+
+async def _prepare_demo(
+    session: AsyncSession, secret_box: SecretBox, settings: Settings
+) -> DemoAccess:
+    """The demo project on the emulator, its admin and a key: fresh credentials every start, so
+    what is printed always works (the previous demo key and password stop working)."""
+    users = UserService(session, secret_box, IdentityPolicy.from_settings(settings))
+    admin_password = secrets.token_urlsafe(12)
+    try:
+        admin = await users.find_user_by_email(DEMO_ADMIN_EMAIL)
+        await users.set_password(admin, admin_password)
+    except UserNotFound:
+        admin = await users.create_user(DEMO_ADMIN_EMAIL, admin_password, is_superuser=True)
     projects = ProjectService(session)
     project = await projects.projects.get_by_slug(DEMO_PROJECT_SLUG)
     if project is None:
-        project = await projects.create_project("Demo project", DEMO_PROJECT_SLUG)
+        project = await MembershipService(session).create_project(
+            admin, "Demo project", DEMO_PROJECT_SLUG
+        )
     configs = StripeConfigService(session, secret_box)
     if await configs.get_active(project.id, Mode.TEST) is None:
         # every emulator key is its own account: a random one, kept (encrypted) across restarts
         emulator_key = f"sk_test_demo{secrets.token_hex(16)}"
         await configs.set_stripe_config(project, Mode.TEST, secret_key=emulator_key)
-    return project
+    keys = ApiKeyService(session, secret_box)
+    previous, _ = await keys.list_keys(admin, project_id=project.id, limit=200, offset=0)
+    for key in previous:
+        if key.name == DEMO_KEY_NAME and key.is_active:
+            await keys.deactivate_key(admin, key.id)
+    created = await keys.create_key(project, Mode.TEST, DEMO_KEY_NAME, admin)
+    end_user_secret, _ = await EndUserSecretService(session, secret_box).rotate(project)
+    return DemoAccess(project, admin.email, admin_password, created.plaintext, end_user_secret)
 
 
 @cli.command()
@@ -216,20 +212,23 @@ def demo(
     os.environ.setdefault("BILLWARDEN_ENVIRONMENT", "development")
     os.environ.setdefault("BILLWARDEN_PUBLIC_URL", f"http://{host}:{port}")
     os.environ["BILLWARDEN_STRIPE_API_BASE"] = emulator_url
-    settings = _use_dev_secret_key(_settings())
+    settings = _use_dev_secret_key(load_settings())
     revision = _run_migrations(settings)
     typer.echo(f"Database {settings.database_url} at migration {revision}.")
     _start_emulator_thread(host, emulator_port, Path(".emulator-snapshot.json"))
-    project = _with_session(settings, _prepare_demo_project)
+    access = with_session(settings, _prepare_demo)
     base = f"http://{host}:{port}"
     typer.echo(
         "\nbillwarden demo is running. Open:\n"
-        f"  API docs        {base}/docs\n"
-        f"  health          {base}/healthz\n"
-        f"  readiness       {base}/readyz\n"
-        f"  metrics         {base}/metrics\n"
-        f"  Stripe emulator {emulator_url} (helpers under /_emulator/)\n"
-        f"Demo project: {project.slug} ({project.id}), test mode on the emulator.\n"
+        f"  console sign-in  {base}/login\n"
+        f"  API docs         {base}/docs\n"
+        f"  health           {base}/healthz, {base}/readyz, {base}/metrics\n"
+        f"  Stripe emulator  {emulator_url} (helpers under /_emulator/)\n"
+        f"\nDemo project {access.project.slug} ({access.project.id}), test mode on the emulator.\n"
+        "Fresh demo credentials (a restart replaces them):\n"
+        f"  admin            {access.admin_email} / {access.admin_password}\n"
+        f"  API key          {access.api_key}\n"
+        f"  end-user secret  {access.end_user_secret}\n"
         "Stop with Ctrl-C.\n"
     )
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, server_header=False)
@@ -256,9 +255,9 @@ def emulator(
     try:
         schedule = tuple(float(part) for part in webhook_retries.split(",") if part.strip())
     except ValueError as exc:
-        raise _fail("--webhook-retries takes seconds separated by commas, e.g. 0.5,1,2") from exc
+        raise fail("--webhook-retries takes seconds separated by commas, e.g. 0.5,1,2") from exc
     if any(delay < 0 for delay in schedule):
-        raise _fail("--webhook-retries takes non-negative seconds")
+        raise fail("--webhook-retries takes non-negative seconds")
     typer.echo(f"Stripe emulator on http://{host}:{port} (point the SDK's api base here).")
     serve_emulator(
         host,
@@ -275,14 +274,29 @@ def emulator(
 def projects_create(
     name: Annotated[str, typer.Option(help="Display name.")],
     slug: Annotated[str | None, typer.Option(help="URL-safe identifier (from the name).")] = None,
+    owner: Annotated[
+        str | None, typer.Option(help="Email of an existing console user to make its owner.")
+    ] = None,
 ) -> None:
-    """Create a project."""
+    """Create a project and print its end-user JWT secret once."""
 
-    async def action(session: AsyncSession, _: SecretBox) -> Project:
-        return await ProjectService(session).create_project(name, slug)
+    async def action(
+        session: AsyncSession, secret_box: SecretBox, settings: Settings
+    ) -> tuple[Project, str]:
+        if owner is None:
+            project = await ProjectService(session).create_project(name, slug)
+        else:
+            user = await UserService(
+                session, secret_box, IdentityPolicy.from_settings(settings)
+            ).find_user_by_email(owner)
+            project = await MembershipService(session).create_project(user, name, slug)
+        end_user_secret, _ = await EndUserSecretService(session, secret_box).rotate(project)
+        return project, end_user_secret
 
-    project = _with_session(_settings(), action)
+    project, end_user_secret = with_session(load_settings(), action)
     typer.echo(f"Created project {project.slug} ({project.id}).")
+    typer.echo("Its end-user JWT secret (HS256), shown only this once:")
+    typer.echo(end_user_secret)
 
 
 @projects_cli.command("stripe-config")
@@ -303,7 +317,7 @@ def projects_stripe_config(
 ) -> None:
     """Store a project's Stripe credentials for one mode, encrypted at rest."""
 
-    async def action(session: AsyncSession, secret_box: SecretBox) -> tuple[str, int]:
+    async def action(session: AsyncSession, secret_box: SecretBox, _: Settings) -> tuple[str, int]:
         found = await ProjectService(session).find_project(project)
         config = await StripeConfigService(session, secret_box).set_stripe_config(
             found,
@@ -314,7 +328,7 @@ def projects_stripe_config(
         )
         return config.secret_key_hint, len(config.webhook_secrets)
 
-    hint, secret_count = _with_session(_settings(), action)
+    hint, secret_count = with_session(load_settings(), action)
     typer.echo(
         f"Stored {mode.value}-mode Stripe credentials for {project}: secret key {hint}, "
         f"{secret_count} webhook secret(s)."
@@ -325,10 +339,10 @@ def projects_stripe_config(
 def rotate_secrets() -> None:
     """Re-encrypt stored secrets under the current BILLWARDEN_SECRET_KEY."""
 
-    async def action(session: AsyncSession, secret_box: SecretBox) -> int:
+    async def action(session: AsyncSession, secret_box: SecretBox, _: Settings) -> int:
         return await StripeConfigService(session, secret_box).rotate_encryption()
 
-    count = _with_session(_settings(), action)
+    count = with_session(load_settings(), action)
     typer.echo(f"Re-encrypted {count} secret(s) under the current key.")
 
 

@@ -2,52 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billwarden.config import Settings, get_settings
-from billwarden.crypto import SecretBox, SecretKeyError
+from billwarden.cli_support import load_settings, with_session
+from billwarden.config import Settings
+from billwarden.crypto import SecretBox
 from billwarden.db.base import Mode
-from billwarden.db.engine import create_sessionmaker, engine_from_settings, transactional
-from billwarden.errors import BillwardenError
 from billwarden.identity.service import ApiKeyService, IdentityPolicy, UserService
 from billwarden.projects.service import ProjectService
-
-T = TypeVar("T")
-
-
-def _run(action: Callable[[AsyncSession, SecretBox, Settings], Awaitable[T]]) -> T:
-    """Run `action` in one transaction, committed when it succeeds."""
-    get_settings.cache_clear()
-    settings = get_settings()
-    try:
-        if settings.secret_key is None:
-            raise SecretKeyError("BILLWARDEN_SECRET_KEY is not set.")
-        secret_box = SecretBox(
-            settings.secret_key.get_secret_value(),
-            [key.get_secret_value() for key in settings.secret_key_fallbacks],
-        )
-    except SecretKeyError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from exc
-    engine = engine_from_settings(settings)
-
-    async def run() -> T:
-        try:
-            async with create_sessionmaker(engine)() as session, transactional(session):
-                return await action(session, secret_box, settings)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(run())
-    except BillwardenError as exc:
-        typer.secho(f"error: {exc.message}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from exc
 
 
 def create_user(
@@ -72,7 +37,7 @@ def create_user(
         user = await users.create_user(email, password, is_superuser=superuser)
         return user.email
 
-    created = _run(action)
+    created = with_session(load_settings(), action)
     kind = "superuser" if superuser else "user"
     typer.echo(f"Created {kind} {created}.")
 
@@ -93,7 +58,7 @@ def create_key(
         created = await ApiKeyService(session, secret_box).create_key(found, mode, name, None)
         return created.plaintext
 
-    plaintext = _run(action)
+    plaintext = with_session(load_settings(), action)
     typer.echo(f"Created a {mode.value}-mode key for {project}. It is shown only this once:")
     typer.echo(plaintext)
 
