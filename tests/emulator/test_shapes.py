@@ -6,7 +6,9 @@ A field may be null when the example shows null or the official SDK declares it 
 
 from __future__ import annotations
 
+import configparser
 import functools
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,31 @@ import orjson
 import pytest
 import stripe
 
-FIXTURES = Path(__file__).parents[2].parent / "shared" / "stripe" / "fixtures3.json"
+
+def _find_fixtures() -> Path:
+    """Stripe's example objects live beside the project (`../shared/stripe/fixtures3.json`), not
+    in it. From a local clone, look beside the checkout it was cloned from;
+    BILLWARDEN_STRIPE_FIXTURES names the file explicitly."""
+    relative = Path("shared") / "stripe" / "fixtures3.json"
+    repo = Path(__file__).resolve().parents[2]
+    candidates = []
+    if explicit := os.environ.get("BILLWARDEN_STRIPE_FIXTURES"):
+        candidates.append(Path(explicit))
+    candidates.append(repo.parent / relative)
+    git_config = configparser.ConfigParser()
+    git_config.read(repo / ".git" / "config")
+    origin = git_config.get('remote "origin"', "url", fallback="")
+    if origin and Path(origin).is_dir():
+        candidates.append(Path(origin).resolve().parent / relative)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        "Stripe's fixtures3.json was not found; looked at "
+        + ", ".join(str(c) for c in candidates)
+        + " (set BILLWARDEN_STRIPE_FIXTURES)"
+    )
+
 
 SDK_CLASSES: dict[str, type[Any]] = {
     "account": stripe.Account,
@@ -43,7 +69,7 @@ SDK_CLASSES: dict[str, type[Any]] = {
 
 @functools.cache
 def fixtures() -> dict[str, dict[str, Any]]:
-    resources: dict[str, dict[str, Any]] = orjson.loads(FIXTURES.read_bytes())["resources"]
+    resources: dict[str, dict[str, Any]] = orjson.loads(_find_fixtures().read_bytes())["resources"]
     return resources
 
 
