@@ -181,6 +181,16 @@ def app(settings: Settings, engine: AsyncEngine, session: AsyncSession) -> Itera
 
 
 @pytest.fixture
+async def cli_env(backend: str, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    """Environment for running `billwarden` as a separate process on a database of its own."""
+    url = await new_database_url(backend, tmp_path)
+    try:
+        yield {"BILLWARDEN_DATABASE_URL": url, "BILLWARDEN_SECRET_KEY": TEST_SECRET_KEY}
+    finally:
+        await drop_database(url)
+
+
+@pytest.fixture
 def actors(session: AsyncSession, secret_box: SecretBox, settings: Settings) -> Actors:
     return Actors(session, secret_box, settings)
 

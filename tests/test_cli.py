@@ -6,15 +6,12 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from billwarden import __version__
 from billwarden.db.engine import create_engine
-from tests.conftest import TEST_SECRET_KEY, drop_database, new_database_url
 
 STRIPE_SECRET = "sk_test_51CliSecretValue000111222333"
 
@@ -33,15 +30,6 @@ def run_cli(
         timeout=120,
         check=False,
     )
-
-
-@pytest.fixture
-async def cli_env(backend: str, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
-    url = await new_database_url(backend, tmp_path)
-    try:
-        yield {"BILLWARDEN_DATABASE_URL": url, "BILLWARDEN_SECRET_KEY": TEST_SECRET_KEY}
-    finally:
-        await drop_database(url)
 
 
 class TestVersion:

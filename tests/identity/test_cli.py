@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from billwarden.db.engine import create_engine
-from tests.conftest import TEST_SECRET_KEY, drop_database, new_database_url
 from tests.test_cli import run_cli
-
-
-@pytest.fixture
-async def cli_env(backend: str, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
-    url = await new_database_url(backend, tmp_path)
-    try:
-        yield {"BILLWARDEN_DATABASE_URL": url, "BILLWARDEN_SECRET_KEY": TEST_SECRET_KEY}
-    finally:
-        await drop_database(url)
 
 
 async def _scan(url: str, query: str) -> list[tuple[object, ...]]:

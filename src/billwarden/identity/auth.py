@@ -33,6 +33,7 @@ from billwarden.identity.service import (
 )
 from billwarden.identity.tokens import (
     DeveloperTokens,
+    EndUserClaims,
     InvalidToken,
     unverified_project_id,
     verify_end_user_token,
@@ -196,19 +197,8 @@ async def project_key(
 ProjectKey = Annotated[ProjectKeyPrincipal, Depends(project_key)]
 
 
-@dataclass(frozen=True)
-class EndUserPrincipal:
-    """An end user of a tenant app; `subject` is whom billing belongs to."""
-
-    project_id: uuid.UUID
-    mode: Mode
-    sub: str
-    email: str | None
-    organization_id: str | None
-
-    @property
-    def subject(self) -> str:
-        return self.organization_id or self.sub
+# an end user of a tenant app; `subject` is whom billing belongs to
+EndUserPrincipal = EndUserClaims
 
 
 async def end_user(
@@ -225,9 +215,7 @@ async def end_user(
         claims = verify_end_user_token(token, secrets)
     except InvalidToken as exc:
         raise Unauthenticated(f"The end-user token is not valid: {exc}") from exc
-    return EndUserPrincipal(
-        claims.project_id, claims.mode, claims.sub, claims.email, claims.organization_id
-    )
+    return claims
 
 
 EndUser = Annotated[EndUserPrincipal, Depends(end_user)]
