@@ -30,6 +30,7 @@ class BillwardenError(Exception):
         code: str | None = None,
         status_code: int | None = None,
         details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -38,6 +39,7 @@ class BillwardenError(Exception):
         if status_code is not None:
             self.status_code = status_code
         self.details: dict[str, Any] = details or {}
+        self.headers: dict[str, str] | None = headers
 
 
 class NotFound(BillwardenError):
@@ -126,7 +128,7 @@ def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
 
 async def _handle_billwarden_error(request: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, BillwardenError)
-    return _envelope(exc.status_code, exc.code, exc.message, exc.details)
+    return _envelope(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 
 async def _handle_validation_error(request: Request, exc: Exception) -> OrjsonResponse:

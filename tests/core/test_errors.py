@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from billwarden.db.engine import DbSession
-from billwarden.errors import Conflict
+from billwarden.errors import BillwardenError, Conflict
 from billwarden.projects.models import Project
 
 
@@ -123,3 +123,21 @@ class TestUnexpectedErrors:
             select(func.count()).select_from(Project).where(Project.slug == "half-written")
         )
         assert count == 0
+
+
+class TestErrorHeaders:
+    async def test_billwarden_error_headers_reach_the_client(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        router = APIRouter()
+
+        @router.get("/probe/slow-down")
+        async def slow_down() -> None:
+            raise BillwardenError(
+                "Slow down.", code="SLOW_DOWN", status_code=429, headers={"Retry-After": "7"}
+            )
+
+        app.include_router(router)
+        response = await client.get("/probe/slow-down")
+        assert_envelope(response, 429, "SLOW_DOWN")
+        assert response.headers["retry-after"] == "7"

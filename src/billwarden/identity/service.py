@@ -56,8 +56,11 @@ class TooManyAttempts(BillwardenError):
     status_code = 429
 
     def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message, details={"retryAfterSeconds": retry_after})
-        self.headers = {"Retry-After": str(retry_after)}
+        super().__init__(
+            message,
+            details={"retryAfterSeconds": retry_after},
+            headers={"Retry-After": str(retry_after)},
+        )
 
 
 class CsrfFailed(Forbidden):
