@@ -1,0 +1,67 @@
+"""Storage settings a user relies on: referential integrity and, on SQLite, the WAL journal."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billwarden.db.base import Mode
+from billwarden.db.engine import create_engine
+from billwarden.projects.models import StripeConfig
+from billwarden.projects.service import ProjectService
+
+
+class TestIntegrity:
+    async def test_rows_of_a_missing_project_are_refused(self, session: AsyncSession) -> None:
+        nested = await session.begin_nested()
+        session.add(
+            StripeConfig(
+                project_id=uuid.uuid4(),
+                mode=Mode.TEST,
+                secret_key_ciphertext="x",
+                secret_key_hint="sk_test_...",
+            )
+        )
+        with pytest.raises(IntegrityError):
+            await session.flush()
+        await nested.rollback()
+
+    async def test_mode_outside_test_and_live_is_refused(self, session: AsyncSession) -> None:
+        project = await ProjectService(session).create_project("Acme")
+        config = StripeConfig(
+            project_id=project.id,
+            mode=Mode.TEST,
+            secret_key_ciphertext="x",
+            secret_key_hint="sk_test_...",
+        )
+        session.add(config)
+        await session.flush()
+        nested = await session.begin_nested()
+        with pytest.raises(IntegrityError):
+            await session.execute(
+                text("UPDATE stripe_configs SET mode = 'prod' WHERE project_id = :project"),
+                {
+                    "project": project.id
+                    if session.bind.dialect.name != "sqlite"
+                    else project.id.hex
+                },
+            )
+        await nested.rollback()
+
+
+class TestSqliteDefaults:
+    async def test_sqlite_file_uses_wal_and_foreign_keys(self, tmp_path: Path) -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'settings.db'}")
+        try:
+            async with engine.connect() as connection:
+                journal = (await connection.execute(text("PRAGMA journal_mode"))).scalar_one()
+                foreign_keys = (await connection.execute(text("PRAGMA foreign_keys"))).scalar_one()
+        finally:
+            await engine.dispose()
+        assert journal == "wal"
+        assert foreign_keys == 1
