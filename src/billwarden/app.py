@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billwarden import __version__
 from billwarden.config import Settings, get_settings
+from billwarden.core.input_guard import NulCharacterGuard
 from billwarden.core.logging import configure_logging
 from billwarden.core.metrics import MetricsMiddleware
 from billwarden.core.request_id import RequestIdMiddleware
@@ -75,6 +76,7 @@ def create_app(
     app.state.secret_box = secret_box
     app.state.stripe_gateway = stripe_gateway
 
+    app.add_middleware(NulCharacterGuard)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)

@@ -9,10 +9,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billwarden.core.request_id import current_request_id
 from billwarden.core.responses import OrjsonResponse
+from billwarden.crypto import SecretDecryptionError
 
 logger = logging.getLogger("billwarden.errors")
 
@@ -172,8 +174,47 @@ async def _handle_unexpected(request: Request, exc: Exception) -> OrjsonResponse
     )
 
 
+async def _handle_integrity_error(request: Request, exc: Exception) -> OrjsonResponse:
+    # a uniqueness or reference rule the service did not foresee, usually a concurrent request
+    logger.warning(
+        "integrity conflict on %s %s: %s",
+        request.method,
+        request.url.path,
+        type(getattr(exc, "orig", exc)).__name__,
+    )
+    return _envelope(
+        409,
+        "CONFLICT",
+        "The change conflicts with the current state, perhaps changed by a request made at the "
+        "same time. Nothing was changed; read the current state and retry.",
+    )
+
+
+async def _handle_database_unavailable(request: Request, exc: Exception) -> OrjsonResponse:
+    logger.error("database unavailable on %s %s", request.method, request.url.path, exc_info=exc)
+    return _envelope(
+        503,
+        "DATABASE_UNAVAILABLE",
+        "The database is busy or unreachable. Nothing was changed; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+async def _handle_unreadable_secret(request: Request, exc: Exception) -> OrjsonResponse:
+    logger.error("stored secret cannot be decrypted on %s %s", request.method, request.url.path)
+    return _envelope(
+        503,
+        "SECRETS_UNREADABLE",
+        "A stored secret cannot be decrypted with the configured secret key; the operator must "
+        "restore the previous key in BILLWARDEN_SECRET_KEY_FALLBACKS.",
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BillwardenError, _handle_billwarden_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
+    app.add_exception_handler(IntegrityError, _handle_integrity_error)
+    app.add_exception_handler(OperationalError, _handle_database_unavailable)
+    app.add_exception_handler(SecretDecryptionError, _handle_unreadable_secret)
     app.add_exception_handler(Exception, _handle_unexpected)

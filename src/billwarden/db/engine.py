@@ -31,8 +31,14 @@ def _configure_sqlite(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry)
     cursor.close()
 
 
+SQLITE_BEGIN_OPTION = "billwarden_sqlite_begin"
+
+
 def _begin_sqlite(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE takes SQLite's single write lock up front: a transaction that reads and then
+    # writes would otherwise fail at once with "database is locked" when another wrote meanwhile
+    mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def create_engine(database_url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
@@ -66,10 +72,18 @@ async def transactional(session: AsyncSession) -> AsyncIterator[AsyncSession]:
         await session.commit()
 
 
+WRITING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: committed when the handler succeeds, rolled back otherwise."""
+    """One session per request: committed when the handler succeeds, rolled back otherwise.
+
+    On SQLite a request that may write starts with the write lock (waiting up to the busy
+    timeout for it), so concurrent writers queue instead of failing."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session, transactional(session):
+        if request.method in WRITING_METHODS and session.get_bind().dialect.name == "sqlite":
+            await session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
         yield session
 
 
