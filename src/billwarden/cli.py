@@ -26,6 +26,7 @@ from billwarden.db.base import Mode
 from billwarden.db.engine import engine_from_settings
 from billwarden.identity.cli import register as register_identity_commands
 from billwarden.identity.service import ApiKeyService, IdentityPolicy, UserNotFound, UserService
+from billwarden.projects.key_rotation import rotate_stored_secrets
 from billwarden.projects.models import Project
 from billwarden.projects.service import EndUserSecretService, MembershipService, ProjectService
 from billwarden.projects.stripe_config import StripeConfigService
@@ -340,7 +341,7 @@ def rotate_secrets() -> None:
     """Re-encrypt stored secrets under the current BILLWARDEN_SECRET_KEY."""
 
     async def action(session: AsyncSession, secret_box: SecretBox, _: Settings) -> int:
-        return await StripeConfigService(session, secret_box).rotate_encryption()
+        return await rotate_stored_secrets(session, secret_box)
 
     count = with_session(load_settings(), action)
     typer.echo(f"Re-encrypted {count} secret(s) under the current key.")

@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.crypto import SecretBox, SecretDecryptionError, SecretKeyError, mask_secret
 from billwarden.db.base import Mode
+from billwarden.projects.key_rotation import rotate_stored_secrets
 from billwarden.projects.models import Project
-from billwarden.projects.service import ProjectService, SlugTaken
+from billwarden.projects.service import EndUserSecretService, ProjectService, SlugTaken
 from billwarden.projects.stripe_config import InvalidStripeKey, StripeConfigService
 
 STRIPE_SECRET = "sk_test_51Secret0123456789abcdefWXYZ"
@@ -138,3 +139,26 @@ class TestSecretBox:
         rotated = SecretBox(new_key, [old_key])
         assert rotated.keyed_hash("bw_test_abc") != stored
         assert stored in rotated.lookup_hashes("bw_test_abc")
+
+
+class TestRotateEverySecret:
+    async def test_end_user_secrets_survive_dropping_the_old_key(
+        self, session: AsyncSession, project: Project
+    ) -> None:
+        old_key, new_key = "o" * 40, "n" * 40
+        old = SecretBox(old_key)
+        await StripeConfigService(session, old).set_stripe_config(
+            project, Mode.TEST, secret_key=STRIPE_SECRET, webhook_secrets=[WEBHOOK_SECRET]
+        )
+        end_user_secret, _ = await EndUserSecretService(session, old).rotate(project)
+
+        assert await rotate_stored_secrets(session, SecretBox(new_key, [old_key])) == 3
+
+        new_only = SecretBox(new_key)
+        assert await EndUserSecretService(session, new_only).live_secrets(project.id) == [
+            end_user_secret
+        ]
+        credentials = await StripeConfigService(session, new_only).get_credentials(
+            project.id, Mode.TEST
+        )
+        assert credentials.webhook_secrets == (WEBHOOK_SECRET,)

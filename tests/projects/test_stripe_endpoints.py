@@ -108,6 +108,34 @@ class TestConfig:
         assert rotated.json()["secretKey"] == "sk_test_...abcd"
         assert len(rotated.json()["webhookSecrets"]) == 2
 
+    @pytest.mark.parametrize(
+        "raw_body",
+        [
+            '{"secretKey": "sk_test_has spaces"}',
+            '{"secretKey": "sk_test_line\\r\\nbreak"}',
+            '{"secretKey": "sk_test_n\\u00e9e"}',
+            '{"secretKey": "sk_test_ok0001", "publishableKey": "pk_test_bad key"}',
+            '{"secretKey": "sk_test_ok0001", "webhookSecrets": ["whsec_\\ud800"]}',
+            '{"secretKey": "sk_test_ok0001", "webhookSecrets": ["whsec_' + "a" * 300 + '"]}',
+            '{"secretKey": "sk_test_ok0001", "webhookSecrets": ["whsec_"]}',
+        ],
+    )
+    async def test_malformed_keys_are_refused(
+        self,
+        client: httpx.AsyncClient,
+        actors: Actors,
+        owner: User,
+        project: ProjectWithSecret,
+        raw_body: str,
+    ) -> None:
+        response = await client.put(
+            config_url(project),
+            headers={**actors.bearer(owner), "content-type": "application/json"},
+            content=raw_body.encode(),
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] in {"INVALID_STRIPE_KEY", "VALIDATION_ERROR"}
+
     async def test_first_put_needs_a_secret_key(
         self, client: httpx.AsyncClient, actors: Actors, owner: User, project: ProjectWithSecret
     ) -> None:
@@ -247,11 +275,21 @@ class TestValidateCredentials:
         assert "api key" in body["error"].lower()
         assert key not in response.text
 
-    async def test_malformed_key_is_invalid(
-        self, client: httpx.AsyncClient, actors: Actors, owner: User, project: ProjectWithSecret
+    async def test_key_stripe_does_not_know_is_invalid(
+        self,
+        client: httpx.AsyncClient,
+        actors: Actors,
+        owner: User,
+        project: ProjectWithSecret,
+        emulator_url: str,
     ) -> None:
         headers = actors.bearer(owner)
-        await self.put_key(client, headers, project, "sk_test_has spaces & symbols!")
+        await self.put_key(client, headers, project, "rk_test_neverissued0000")
+        async with httpx.AsyncClient(base_url=emulator_url) as emulator:
+            await emulator.post(
+                "/_emulator/keys/revoke",
+                headers={"Authorization": "Bearer rk_test_neverissued0000"},
+            )
         response = await client.post(config_url(project, "validate-credentials"), headers=headers)
         assert response.status_code == 200 and response.json()["valid"] is False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from billwarden.projects.repository import StripeConfigRepository
 
 _SECRET_KEY_PREFIXES = {Mode.TEST: ("sk_test_", "rk_test_"), Mode.LIVE: ("sk_live_", "rk_live_")}
 _PUBLISHABLE_KEY_PREFIXES = {Mode.TEST: "pk_test_", Mode.LIVE: "pk_live_"}
+# Stripe's keys and signing secrets are ASCII letters and digits after their prefix
+_KEY_BODY = re.compile(r"^[A-Za-z0-9]+$")
+_WEBHOOK_SECRET = re.compile(r"^whsec_[A-Za-z0-9+/=]+$")
 
 
 class InvalidStripeKey(InvalidInput):
@@ -59,8 +63,9 @@ class StripeConfigService:
         given, becomes the whole set of active signing secrets."""
         if secret_key is not None:
             _check_secret_key(secret_key, mode)
-        if publishable_key is not None and not publishable_key.startswith(
-            _PUBLISHABLE_KEY_PREFIXES[mode]
+        if publishable_key is not None and not (
+            publishable_key.startswith(_PUBLISHABLE_KEY_PREFIXES[mode])
+            and _KEY_BODY.match(publishable_key[len(_PUBLISHABLE_KEY_PREFIXES[mode]) :])
         ):
             raise InvalidStripeKey(
                 f"A {mode.value}-mode publishable key starts with "
@@ -68,9 +73,9 @@ class StripeConfigService:
                 details={"field": "publishableKey"},
             )
         for secret in webhook_secrets or ():
-            if not secret.startswith("whsec_") or len(secret) <= len("whsec_"):
+            if not _WEBHOOK_SECRET.match(secret):
                 raise InvalidStripeKey(
-                    "A webhook signing secret starts with whsec_.",
+                    "A webhook signing secret is whsec_ followed by letters and digits.",
                     details={"field": "webhookSecrets"},
                 )
         previous = await self.configs.get_active(project.id, mode)
@@ -165,8 +170,9 @@ class StripeConfigService:
 
 def _check_secret_key(secret_key: str, mode: Mode) -> None:
     allowed = _SECRET_KEY_PREFIXES[mode]
-    if not secret_key.startswith(allowed) or len(secret_key) <= len(allowed[0]):
+    if not secret_key.startswith(allowed) or not _KEY_BODY.match(secret_key[len(allowed[0]) :]):
         raise InvalidStripeKey(
-            f"A {mode.value}-mode Stripe secret key starts with {' or '.join(allowed)}.",
+            f"A {mode.value}-mode Stripe secret key is {' or '.join(allowed)} followed by "
+            "letters and digits.",
             details={"field": "secretKey", "mode": mode.value},
         )

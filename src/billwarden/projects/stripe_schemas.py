@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from billwarden.db.base import Mode
@@ -23,7 +23,7 @@ class StripeConfigUpdate(CamelModel):
         default=None, min_length=9, max_length=255, description="sk_/rk_ key for the mode."
     )
     publishable_key: str | None = Field(default=None, min_length=9, max_length=255)
-    webhook_secrets: list[str] | None = Field(
+    webhook_secrets: list[Annotated[str, StringConstraints(max_length=255)]] | None = Field(
         default=None,
         max_length=10,
         description="The whole set of active whsec_ signing secrets (several while rotating).",

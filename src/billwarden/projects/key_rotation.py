@@ -1,0 +1,23 @@
+"""Re-encrypt every secret billwarden stores under the current `BILLWARDEN_SECRET_KEY`."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billwarden.crypto import SecretBox
+from billwarden.projects.models import EndUserSecret
+from billwarden.projects.stripe_config import StripeConfigService
+
+
+async def rotate_stored_secrets(session: AsyncSession, secret_box: SecretBox) -> int:
+    """Stripe keys, webhook secrets and end-user secrets; returns how many were re-encrypted.
+
+    Hash-only values (API keys, session tokens) cannot be re-keyed: they keep verifying while
+    the old key stays in the fallbacks."""
+    count = await StripeConfigService(session, secret_box).rotate_encryption()
+    for secret in (await session.scalars(select(EndUserSecret))).all():
+        secret.secret_ciphertext = secret_box.rotate(secret.secret_ciphertext)
+        count += 1
+    await session.flush()
+    return count
