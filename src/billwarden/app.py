@@ -13,7 +13,9 @@ from billwarden.config import Settings, get_settings
 from billwarden.core.input_guard import NulCharacterGuard
 from billwarden.core.logging import configure_logging
 from billwarden.core.metrics import MetricsMiddleware
+from billwarden.core.openapi import install_openapi
 from billwarden.core.request_id import RequestIdMiddleware
+from billwarden.core.security_headers import SecurityHeadersMiddleware
 from billwarden.crypto import SecretBox, SecretKeyError
 from billwarden.db.engine import create_sessionmaker, engine_from_settings
 from billwarden.errors import install_error_handlers
@@ -77,11 +79,13 @@ def create_app(
     app.state.stripe_gateway = stripe_gateway
 
     app.add_middleware(NulCharacterGuard)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     for router in api_routers():
         app.include_router(router)
+    install_openapi(app)
     return app
 
 

@@ -60,3 +60,24 @@ class TestOpenApi:
         docs = await client.get("/docs")
         assert docs.status_code == 200
         assert "swagger-ui" in docs.text
+
+    async def test_validation_errors_are_documented_as_400_envelopes(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        schema = (await client.get("/openapi.json")).json()
+        for path, item in schema["paths"].items():
+            for method, operation in item.items():
+                assert "422" not in operation["responses"], f"{method} {path} documents 422"
+        login = schema["paths"]["/api/v1/auth/login"]["post"]["responses"]["400"]
+        assert login["content"]["application/json"]["schema"]["$ref"].endswith("ErrorEnvelope")
+        assert "HTTPValidationError" not in schema["components"]["schemas"]
+
+
+class TestSecurityHeaders:
+    async def test_responses_are_not_cached_sniffed_or_framed(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        for response in (await client.get("/healthz"), await client.get("/nope")):
+            assert response.headers["cache-control"] == "no-store"
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert response.headers["x-frame-options"] == "DENY"

@@ -25,7 +25,7 @@ from billwarden.stripe_gateway import StripeGateway
 router = APIRouter(
     prefix="/api/v1/payments/stripe/projects/{project_id}",
     tags=["stripe configuration"],
-    responses=error_responses(401, 403, 404),
+    responses=error_responses(400, 401, 403, 404),
 )
 
 TestMode = Annotated[
