@@ -16,12 +16,13 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.crypto import SecretBox
 from billwarden.db.base import Mode
+from billwarden.identity.auth import EndUser, ProjectKey
 from billwarden.identity.models import User
 from billwarden.identity.service import ApiKeyService
 from billwarden.projects.models import ProjectRole
@@ -29,10 +30,12 @@ from billwarden.projects.stripe_config import StripeConfigService
 from tests.actors import PASSWORD, Actors, ProjectWithSecret
 
 ALLOW = 200  # any 2xx
+SAFE = {"GET", "HEAD", "OPTIONS"}
 PRINCIPALS = (
     "anonymous",
     "member",  # member (role member) of project A, browser session + CSRF token
     "member_token",  # the same member with a developer JWT
+    "member_no_csrf",  # the member's browser session, without the CSRF token
     "admin",  # admin of project A, browser session
     "other_admin",  # owner of project B only, developer JWT
     "superuser",  # developer JWT
@@ -56,12 +59,27 @@ MACHINE = (
 
 
 def policy(**cells: int) -> dict[str, int]:
+    """Expected status per principal. `member_no_csrf` answers as `member` does; on unsafe
+    requests to routes that take console sessions it must get 403 instead (checked per request)."""
+    cells = {**cells, "member_no_csrf": cells["member"]}
     missing = set(PRINCIPALS) - set(cells)
     assert not missing, f"undeclared principals: {missing}"
     return cells
 
 
 PUBLIC = policy(**dict.fromkeys(PRINCIPALS, ALLOW))
+# tenant-backend and end-user routes (the probes below stand in until real ones exist)
+PROJECT_KEY = policy(**{**dict.fromkeys(PRINCIPALS, 401), "key": ALLOW, "other_key": ALLOW})
+END_USER = policy(
+    **{**dict.fromkeys(PRINCIPALS, 401), "end_user": ALLOW, "end_user_other_project": ALLOW}
+)
+# the principals that belong to project A; every other caller must never see its id
+INSIDERS = {"member", "member_token", "member_no_csrf", "admin", "superuser", "key", "end_user"}
+EXPECTED_CODES = {
+    401: {"UNAUTHENTICATED"},
+    403: {"CSRF_FAILED", "PROJECT_ADMIN_REQUIRED"},
+    404: {"PROJECT_NOT_FOUND", "API_KEY_NOT_FOUND"},
+}
 CONSOLE_USER = policy(
     anonymous=401,
     member=ALLOW,
@@ -112,6 +130,8 @@ Body = Callable[[World], dict[str, Any] | None]
 @dataclass(frozen=True)
 class Declaration:
     expected: dict[str, int]
+    # the answer names the caller's own project (probes of tenant-backend and end-user auth)
+    answers_own_project: bool = False
     json: Body = lambda world: None
     form: Body = lambda world: None
     path: Callable[[World], dict[str, str]] = lambda world: {}
@@ -126,6 +146,9 @@ def _member_path(world: World) -> dict[str, str]:
 
 
 ROUTES: dict[tuple[str, str], Declaration] = {
+    # test-only probes: the first routes for tenant backends and end users stand in here
+    ("GET", "/probe/project-key"): Declaration(PROJECT_KEY, answers_own_project=True),
+    ("GET", "/probe/end-user"): Declaration(END_USER, answers_own_project=True),
     ("GET", "/openapi.json"): Declaration(PUBLIC),
     ("GET", "/docs"): Declaration(PUBLIC),
     ("GET", "/docs/oauth2-redirect"): Declaration(PUBLIC),
@@ -199,6 +222,26 @@ ROUTES: dict[tuple[str, str], Declaration] = {
 }
 
 
+def _probe_router() -> APIRouter:
+    router = APIRouter(prefix="/probe")
+
+    @router.get("/project-key")
+    async def project_key_probe(key: ProjectKey) -> dict[str, str]:
+        return {"projectId": str(key.project_id), "mode": key.mode.value}
+
+    @router.get("/end-user")
+    async def end_user_probe(user: EndUser) -> dict[str, str]:
+        return {"projectId": str(user.project_id), "subject": user.subject}
+
+    return router
+
+
+@pytest.fixture
+def probed_app(app: FastAPI) -> FastAPI:
+    app.include_router(_probe_router())
+    return app
+
+
 def served_routes(app: FastAPI) -> set[tuple[str, str]]:
     routes = set()
     for context in iter_route_contexts(app.routes):
@@ -252,6 +295,7 @@ async def world(actors: Actors, session: AsyncSession, secret_box: SecretBox) ->
         "anonymous": {},
         "member": member_session.cookie,
         "member_token": actors.bearer(member),
+        "member_no_csrf": member_session.cookie,
         "admin": admin_session.cookie,
         "other_admin": actors.bearer(stranger),
         "superuser": actors.bearer(superuser),
@@ -275,9 +319,14 @@ async def world(actors: Actors, session: AsyncSession, secret_box: SecretBox) ->
     return world
 
 
+def own_project(world: World, principal: str) -> uuid.UUID:
+    other = principal in {"other_admin", "other_key", "end_user_other_project"}
+    return world.other_project.id if other else world.project.id
+
+
 class TestAuthorizationMatrix:
-    def test_every_route_is_declared(self, app: FastAPI) -> None:
-        served = served_routes(app)
+    def test_every_route_is_declared(self, probed_app: FastAPI) -> None:
+        served = served_routes(probed_app)
         undeclared = sorted(served - ROUTES.keys())
         stale = sorted(ROUTES.keys() - served)
         assert not undeclared, f"routes without an authorization declaration: {undeclared}"
@@ -288,6 +337,7 @@ class TestAuthorizationMatrix:
         self,
         method: str,
         path: str,
+        probed_app: FastAPI,
         client: httpx.AsyncClient,
         session: AsyncSession,
         world: World,
@@ -296,9 +346,7 @@ class TestAuthorizationMatrix:
         url = path.format(**declaration.path(world))
         unexpected = []
         for principal in PRINCIPALS:
-            headers = (world.headers if method in {"GET", "HEAD"} else world.unsafe_headers)[
-                principal
-            ]
+            headers = (world.headers if method in SAFE else world.unsafe_headers)[principal]
             cell = await session.begin_nested()
             try:
                 response = await client.request(
@@ -311,10 +359,33 @@ class TestAuthorizationMatrix:
             finally:
                 await cell.rollback()
             expected = declaration.expected[principal]
+            takes_sessions = (
+                declaration.expected["anonymous"] == 401 and declaration.expected["member"] != 401
+            )
+            csrf_refusal = principal == "member_no_csrf" and method not in SAFE and takes_sessions
+            if csrf_refusal:
+                expected = 403
             answered = response.status_code
             matched = 200 <= answered < 300 if expected == ALLOW else answered == expected
+            problem = None
             if not matched:
-                unexpected.append(
-                    f"{principal}: expected {expected}, got {answered} {response.text[:200]}"
-                )
+                problem = f"expected {expected}, got {answered}"
+            elif answered in EXPECTED_CODES and response.json()["code"] not in (
+                {"CSRF_FAILED"} if csrf_refusal else EXPECTED_CODES[answered]
+            ):
+                problem = f"answered {answered} with code {response.json()['code']}"
+            elif (
+                principal not in INSIDERS
+                and answered < 300
+                and str(world.project.id) in response.text
+            ):
+                problem = "an outsider's answer names project A"
+            elif (
+                declaration.answers_own_project
+                and expected == ALLOW
+                and response.json()["projectId"] != str(own_project(world, principal))
+            ):
+                problem = "the answer names another project than the caller's"
+            if problem:
+                unexpected.append(f"{principal}: {problem}: {response.text[:200]}")
         assert not unexpected, "\n".join(unexpected)
