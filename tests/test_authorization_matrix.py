@@ -19,6 +19,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.routing import Mount
 
 from billwarden.crypto import SecretBox
 from billwarden.db.base import Mode
@@ -152,6 +153,7 @@ ROUTES: dict[tuple[str, str], Declaration] = {
     ("GET", "/openapi.json"): Declaration(PUBLIC),
     ("GET", "/docs"): Declaration(PUBLIC),
     ("GET", "/docs/oauth2-redirect"): Declaration(PUBLIC),
+    ("GET", "/docs-assets/{path}"): Declaration(PUBLIC, path=lambda w: {"path": "swagger-ui.css"}),
     ("GET", "/healthz"): Declaration(PUBLIC),
     ("GET", "/readyz"): Declaration(PUBLIC),
     ("GET", "/metrics"): Declaration(PUBLIC),
@@ -245,6 +247,9 @@ def probed_app(app: FastAPI) -> FastAPI:
 def served_routes(app: FastAPI) -> set[tuple[str, str]]:
     routes = set()
     for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, Mount):
+            routes.add(("GET", f"{context.path}/{{path}}"))
+            continue
         methods = getattr(context.original_route, "methods", None) or set()
         for method in methods - {"HEAD"}:
             assert context.path is not None

@@ -13,7 +13,7 @@ from billwarden.config import Settings, get_settings
 from billwarden.core.input_guard import NulCharacterGuard
 from billwarden.core.logging import configure_logging
 from billwarden.core.metrics import MetricsMiddleware
-from billwarden.core.openapi import install_openapi
+from billwarden.core.openapi import install_docs, install_openapi
 from billwarden.core.request_id import RequestIdMiddleware
 from billwarden.core.security_headers import SecurityHeadersMiddleware
 from billwarden.crypto import SecretBox, SecretKeyError
@@ -69,7 +69,7 @@ def create_app(
         summary="A self-hosted billing control plane for Stripe.",
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -86,6 +86,7 @@ def create_app(
     for router in api_routers():
         app.include_router(router)
     install_openapi(app)
+    install_docs(app)
     return app
 
 

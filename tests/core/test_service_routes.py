@@ -61,6 +61,16 @@ class TestOpenApi:
         assert docs.status_code == 200
         assert "swagger-ui" in docs.text
 
+    async def test_docs_load_their_scripts_from_billwarden_not_a_cdn(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        page = (await client.get("/docs")).text
+        assert "cdn." not in page and "https://" not in page
+        script = await client.get("/docs-assets/swagger-ui-bundle.js")
+        assert script.status_code == 200 and len(script.content) > 100_000
+        css = await client.get("/docs-assets/swagger-ui.css")
+        assert css.status_code == 200
+
     async def test_validation_errors_are_documented_as_400_envelopes(
         self, client: httpx.AsyncClient
     ) -> None:
