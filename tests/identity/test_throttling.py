@@ -17,6 +17,7 @@ from billwarden.identity.models import LoginFailure
 from tests.actors import PASSWORD, Actors
 
 LOGIN = "/api/v1/auth/login"
+PASSWORD_CHANGE = "/api/v1/auth/password"
 
 
 @pytest.fixture(autouse=True)
@@ -116,3 +117,34 @@ class TestPerAddress:
             LOGIN, json={"email": "victim@example.test", "password": PASSWORD}
         )
         assert elsewhere.status_code == 200
+
+
+class TestPasswordChange:
+    async def test_wrong_current_passwords_lock_the_email(
+        self, client: httpx.AsyncClient, actors: Actors
+    ) -> None:
+        user = await actors.user("alice@example.test")
+        here = await actors.sign_in(user)
+
+        async def change(current: str) -> httpx.Response:
+            return await client.post(
+                PASSWORD_CHANGE,
+                json={"currentPassword": current, "newPassword": "a brand new passphrase"},
+                headers=here.unsafe,
+            )
+
+        for _ in range(3):
+            wrong = await change("wrong password")
+            assert wrong.status_code == 400 and wrong.json()["code"] == "WRONG_PASSWORD"
+        locked = await change("wrong password")
+        assert locked.status_code == 429
+        assert locked.json()["code"] == "TOO_MANY_ATTEMPTS"
+        assert 0 < int(locked.headers["retry-after"]) <= 600
+        # while locked, even the right password changes nothing and sign-in is refused too
+        right = await change(PASSWORD)
+        assert right.status_code == 429
+        assert (await client.get("/api/v1/auth/me", headers=here.cookie)).status_code == 200
+        signed_in = await client.post(
+            LOGIN, json={"email": "alice@example.test", "password": PASSWORD}
+        )
+        assert signed_in.status_code == 429

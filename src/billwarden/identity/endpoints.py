@@ -46,6 +46,7 @@ from billwarden.identity.service import (
     InvalidCredentials,
     StartedSession,
     TooManyAttempts,
+    WrongPassword,
 )
 from billwarden.projects.service import MembershipService
 
@@ -152,7 +153,7 @@ async def me(principal: ConsoleAuth) -> Me:
 @router.post(
     "/password",
     response_model=PasswordChanged,
-    responses=error_responses(400, 401, 403),
+    responses=error_responses(400, 401, 403, 429),
     summary="Change the password; revokes every session and developer token",
 )
 async def change_password(
@@ -161,8 +162,11 @@ async def change_password(
     users: Users,
     settings: AppSettings,
     response: Response,
-) -> PasswordChanged:
-    await users.change_password(principal.user, body.current_password, body.new_password)
+) -> Any:
+    try:
+        await users.change_password(principal.user, body.current_password, body.new_password)
+    except (WrongPassword, TooManyAttempts) as exc:
+        return _refusal(exc)
     if principal.session is None:
         return PasswordChanged(csrf_token=None)
     started = await users.start_session(principal.user)

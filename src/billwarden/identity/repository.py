@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, false, func, or_, select, text, update
 
 from billwarden.db.repository import RepositoryBase
 from billwarden.identity.models import ApiKey, ConsoleSession, LoginFailure, User
@@ -39,6 +39,21 @@ class ConsoleSessionRepository(RepositoryBase[ConsoleSession]):
 
 class LoginFailureRepository(RepositoryBase[LoginFailure]):
     model = LoginFailure
+
+    async def serialize(self, key_hash: str) -> None:
+        """Make concurrent sign-ins for one throttle key run one after another until their
+        transactions end, so every attempt sees the failures recorded before it.
+
+        PostgreSQL: an advisory lock on the key. SQLite: take the database's single write lock
+        now (an UPDATE that matches nothing still starts the write transaction)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(key_hash[:15], 16)}
+            )
+        else:
+            await self.session.execute(
+                update(LoginFailure).where(false()).values(scope=LoginFailure.scope)
+            )
 
     async def count_since(
         self, scope: str, key_hashes: Sequence[str], since: datetime

@@ -166,6 +166,9 @@ class UserService:
         email = email.strip().lower()
         email_hashes = self._throttle_hashes("email", email)
         address_hashes = self._throttle_hashes("address", client_address)
+        # always email first, then address: concurrent sign-ins never wait on each other in a cycle
+        await self.failures.serialize(email_hashes[0])
+        await self.failures.serialize(address_hashes[0])
         await self._check_throttle("email", email_hashes, self.policy.max_failures_per_email)
         await self._check_throttle("address", address_hashes, self.policy.max_failures_per_address)
         user = await self.users.get_by_email(email) if email else None
@@ -260,8 +263,16 @@ class UserService:
         await self.session.flush()
 
     async def change_password(self, user: User, current_password: str, new_password: str) -> None:
-        """Set a new password and revoke every session and developer token of the user."""
+        """Set a new password and revoke every session and developer token of the user.
+
+        A wrong current password counts as a failed sign-in for the user's email, so a stolen
+        session or token cannot be used to guess the password without limit. The caller must
+        commit after WrongPassword for the failure to count."""
+        email_hashes = self._throttle_hashes("email", user.email)
+        await self.failures.serialize(email_hashes[0])
+        await self._check_throttle("email", email_hashes, self.policy.max_failures_per_email)
         if not await passwords.verify_password(user.password_hash, current_password):
+            await self._record_failure("email", email_hashes)
             raise WrongPassword(
                 "The current password is incorrect.", details={"field": "currentPassword"}
             )
