@@ -107,6 +107,43 @@ class TestLogin:
         assert LOGIN in response.text
         assert "evil.example" not in response.text
 
+    @pytest.mark.parametrize(
+        "target",
+        [
+            "/\t/evil.example",
+            "/\r/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "\\/evil.example",
+            "https://evil.example/",
+            "javascript:alert('evil.example')",
+            "evil.example",
+            "/docs\x00//evil.example",
+        ],
+    )
+    async def test_login_page_never_redirects_off_site(
+        self, client: httpx.AsyncClient, target: str
+    ) -> None:
+        # httpx percent-encodes the value; the route sees it decoded, as from a browser link
+        response = await client.get("/login", params={"next": target})
+        assert response.status_code in {200, 400}
+        assert "evil.example" not in response.text
+
+    async def test_login_page_refuses_an_encoded_tab_in_the_link(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        # the reviewer's link, exactly as a victim would follow it
+        response = await client.get("/login?next=/%09/evil.example")
+        assert response.status_code == 200
+        assert "evil.example" not in response.text
+
+    async def test_login_page_keeps_a_same_site_path(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/login", params={"next": "/api/v1/projects?limit=5"})
+        assert response.status_code == 200
+        assert '"/api/v1/projects?limit=5"' in response.text.replace("\\u0026", "&")
+
 
 class TestCsrf:
     async def test_cookie_post_without_token_is_403_and_with_token_succeeds(
@@ -131,6 +168,23 @@ class TestCsrf:
             "/api-dashboard/keys/generate", json=payload, headers={"X-CSRF-Token": csrf}
         )
         assert accepted.status_code == 201
+
+    @pytest.mark.parametrize("token", ["é" * 64, "\u00ff", "ü-not-the-token"])
+    async def test_non_ascii_token_is_403(
+        self, client: httpx.AsyncClient, actors: Actors, token: str
+    ) -> None:
+        user = await actors.user()
+        here = await actors.sign_in(user)
+        response = await client.post(
+            "/api/v1/auth/logout",
+            headers=[
+                *((name.encode(), value.encode()) for name, value in here.cookie.items()),
+                (b"X-CSRF-Token", token.encode("utf-8")),  # raw UTF-8 bytes on the wire
+            ],
+        )
+        assert response.status_code == 403
+        assert response.json()["code"] == "CSRF_FAILED"
+        assert (await client.get(ME, headers=here.cookie)).status_code == 200
 
     async def test_another_sessions_token_does_not_pass(
         self, client: httpx.AsyncClient, actors: Actors

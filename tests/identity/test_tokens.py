@@ -117,6 +117,23 @@ class TestDeveloperToken:
         assert response.status_code == 401
         assert "signature" in response.json()["message"]
 
+    @pytest.mark.parametrize("version", [1e999, 1.5, "1", True, None, [1], -1e308])
+    async def test_non_integer_password_version_is_401(
+        self, client: httpx.AsyncClient, actors: Actors, version: object
+    ) -> None:
+        user = await actors.user()
+        claims = {
+            "sub": str(user.id),
+            "aud": DEVELOPER_AUDIENCE,
+            "iat": utcnow(),
+            "exp": utcnow() + timedelta(minutes=5),
+            "pwv": version,
+        }
+        token = jwt.encode(claims, derive_developer_jwt_key(TEST_SECRET_KEY), algorithm="HS256")
+        response = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401
+        assert response.json()["code"] == "UNAUTHENTICATED"
+
     async def test_token_for_unknown_user_is_401(
         self, client: httpx.AsyncClient, settings: Settings
     ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 
 from billwarden.projects.models import ProjectRole
 from tests.actors import Actors
@@ -54,6 +55,30 @@ class TestProjects:
         assert seen == ids
         bad = await client.get(PROJECTS, params={"limit": 0}, headers=actors.bearer(alice))
         assert bad.status_code == 400
+
+    @pytest.mark.parametrize(
+        "params",
+        [
+            {"offset": "9223372036854775808"},
+            {"offset": "9223372036854775807"},
+            {"offset": str(10**30)},
+            {"offset": "1000001"},
+            {"limit": "9223372036854775808"},
+            {"offset": "-1"},
+        ],
+    )
+    async def test_out_of_range_paging_is_400(
+        self, client: httpx.AsyncClient, actors: Actors, params: dict[str, str]
+    ) -> None:
+        alice = await actors.user()
+        project = await actors.project(alice)
+        headers = actors.bearer(alice)
+        for url in (PROJECTS, f"{PROJECTS}/{project.id}/members", "/api-dashboard/keys"):
+            response = await client.get(url, params=params, headers=headers)
+            assert response.status_code == 400, (url, response.text)
+            assert response.json()["code"] == "VALIDATION_ERROR"
+        last_page = await client.get(PROJECTS, params={"offset": 1_000_000}, headers=headers)
+        assert last_page.status_code == 200 and last_page.json()["items"] == []
 
     async def test_duplicate_slug_and_empty_name(
         self, client: httpx.AsyncClient, actors: Actors

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
@@ -199,10 +201,24 @@ async def issue_token(
 
 @pages_router.get("/login", response_class=HTMLResponse)
 async def login_page(next: Annotated[str, Query(max_length=2000)] = "/docs") -> HTMLResponse:
-    # only same-site paths: never an open redirect
-    if not next.startswith("/") or next.startswith("//") or "\\" in next:
+    if not is_same_site_path(next):
         next = "/docs"
     return HTMLResponse(render_login_page(login_url=LOGIN_PATH, next_url=next))
+
+
+def is_same_site_path(target: str) -> bool:
+    """Whether `target` is a path on this site, never an open redirect.
+
+    Browsers drop tabs and newlines from URLs and read a backslash as a slash, so a tab or a
+    backslash after the first slash turns the path into `//evil.example`, another host."""
+    if any(
+        character.isspace() or unicodedata.category(character)[0] == "C" for character in target
+    ):
+        return False
+    if "\\" in target or not target.startswith("/") or target.startswith("//"):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
 
 
 def _key_read(key: ApiKey) -> ApiKeyRead:

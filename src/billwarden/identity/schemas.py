@@ -30,6 +30,10 @@ class Page(CamelModel, Generic[ItemT]):
     offset: int
 
 
+# both databases take 64-bit offsets; a bound far below that keeps huge values a 400, not a 500
+MAX_OFFSET = 1_000_000
+
+
 @dataclass(frozen=True)
 class PageParams:
     limit: int
@@ -38,7 +42,7 @@ class PageParams:
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=200, description="Items per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
 ) -> PageParams:
     return PageParams(limit, offset)
 

@@ -230,8 +230,10 @@ class UserService:
 
     def check_csrf(self, session_token: str, presented: str | None) -> None:
         if presented:
+            # bytes, not str: compare_digest raises TypeError on non-ASCII text
+            presented_bytes = presented.encode("utf-8", "surrogatepass")
             for expected in self.secret_box.lookup_hashes(f"csrf:{session_token}"):
-                if hmac.compare_digest(expected, presented):
+                if hmac.compare_digest(expected.encode(), presented_bytes):
                     return
         raise CsrfFailed(
             "This request needs the X-CSRF-Token header with the token returned at sign-in "

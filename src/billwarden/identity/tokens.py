@@ -75,8 +75,12 @@ class DeveloperTokens:
                 continue
             except jwt.PyJWTError as exc:
                 raise InvalidToken(_describe(exc)) from exc
+            version = claims["pwv"]
+            # JSON numbers may be floats (1e999 is infinity); only an integer is a version
+            if not isinstance(version, int) or isinstance(version, bool):
+                raise InvalidToken("The token's claims are malformed.")
             try:
-                return DeveloperClaims(uuid.UUID(str(claims["sub"])), int(claims["pwv"]))
+                return DeveloperClaims(uuid.UUID(str(claims["sub"])), version)
             except (ValueError, TypeError) as exc:
                 raise InvalidToken("The token's claims are malformed.") from exc
         raise InvalidToken(_describe(last_error))
