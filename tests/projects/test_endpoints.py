@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
-from billwarden.projects.models import ProjectRole
+from billwarden.identity.auth import developer_tokens
+from billwarden.identity.models import User
+from billwarden.projects.models import EndUserSecret, Project, ProjectRole
+from billwarden.projects.repository import (
+    EndUserSecretRepository,
+    ProjectMemberRepository,
+    ProjectRepository,
+)
+from billwarden.projects.service import EndUserSecretService, MembershipService, ProjectAccess
 from tests.actors import Actors
+from tests.identity.conftest import Rendezvous, Scratch, scratch_fixture  # noqa: F401
 
 PROJECTS = "/api/v1/projects"
 
@@ -262,3 +273,136 @@ class TestMembers:
         project = await actors.project(owner)
         listed = await client.get(f"{PROJECTS}/{project.id}/members", headers=actors.bearer(root))
         assert listed.status_code == 200 and listed.json()["total"] == 1
+
+
+def _bearer(scratch: Scratch, user: User) -> dict[str, str]:
+    token = developer_tokens(scratch.settings).issue(user.id, user.password_changed_at)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _owner_with_project(scratch: Scratch) -> tuple[User, Project]:
+    async def build(actors: Actors) -> tuple[User, Project]:
+        owner = await actors.user()
+        return owner, (await actors.project(owner)).project
+
+    result: tuple[User, Project] = await scratch.setup(build)
+    return result
+
+
+class TestConcurrentWrites:
+    """Two requests at once, on a database of their own; a rendezvous makes both pass every
+    check before either writes, so without the fix the race happens on every run."""
+
+    async def test_two_creates_with_one_slug_one_wins(
+        self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        alice: User = await scratch.setup(lambda actors: actors.user())
+        Rendezvous(2).after(monkeypatch, ProjectRepository, "get_by_slug")
+        responses = await asyncio.gather(
+            *(
+                scratch.client.post(
+                    PROJECTS, json={"name": "Acme", "slug": "acme"}, headers=_bearer(scratch, alice)
+                )
+                for _ in range(2)
+            )
+        )
+        assert sorted(response.status_code for response in responses) == [201, 409]
+        (refused,) = [response for response in responses if response.status_code == 409]
+        assert refused.json()["code"] == "PROJECT_SLUG_TAKEN"
+
+    async def test_two_renames_to_one_slug_one_wins(
+        self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        owner, first = await _owner_with_project(scratch)
+        second = await scratch.setup(lambda actors: actors.project(owner))
+        Rendezvous(2).after(
+            monkeypatch, ProjectRepository, "get_by_slug", lambda slug: slug == "shared"
+        )
+        responses = await asyncio.gather(
+            *(
+                scratch.client.patch(
+                    f"{PROJECTS}/{project_id}",
+                    json={"slug": "shared"},
+                    headers=_bearer(scratch, owner),
+                )
+                for project_id in (first.id, second.id)
+            )
+        )
+        assert sorted(response.status_code for response in responses) == [200, 409]
+        (refused,) = [response for response in responses if response.status_code == 409]
+        assert refused.json()["code"] == "PROJECT_SLUG_TAKEN"
+
+    async def test_two_adds_of_one_user_one_wins(
+        self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        owner, project = await _owner_with_project(scratch)
+        bob: User = await scratch.setup(lambda actors: actors.user())
+        Rendezvous(2).after(
+            monkeypatch,
+            ProjectMemberRepository,
+            "get_membership",
+            lambda project_id, user_id, **_: user_id == bob.id,
+        )
+        responses = await asyncio.gather(
+            *(
+                scratch.client.post(
+                    f"{PROJECTS}/{project.id}/members",
+                    json={"userId": str(bob.id)},
+                    headers=_bearer(scratch, owner),
+                )
+                for _ in range(2)
+            )
+        )
+        assert sorted(response.status_code for response in responses) == [201, 409]
+        (refused,) = [response for response in responses if response.status_code == 409]
+        assert refused.json()["code"] == "ALREADY_MEMBER"
+
+    async def test_removing_two_owners_at_once_keeps_one(
+        self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        first, project = await _owner_with_project(scratch)
+
+        async def build(actors: Actors) -> tuple[User, User]:
+            second = await actors.user()
+            access = ProjectAccess(project, first, ProjectRole.OWNER)
+            await MembershipService(actors.session).add_member(access, second, ProjectRole.OWNER)
+            return second, await actors.user(superuser=True)
+
+        second, root = await scratch.setup(build)
+        Rendezvous(2).after(monkeypatch, ProjectMemberRepository, "count_owners")
+        responses = await asyncio.gather(
+            *(
+                scratch.client.delete(
+                    f"{PROJECTS}/{project.id}/members/{owner.id}", headers=_bearer(scratch, root)
+                )
+                for owner in (first, second)
+            )
+        )
+        assert sorted(response.status_code for response in responses) == [204, 409]
+        (refused,) = [response for response in responses if response.status_code == 409]
+        assert refused.json()["code"] == "LAST_OWNER"
+        async with scratch.session() as session:
+            assert await ProjectMemberRepository(session).count_owners(project.id) == 1
+
+    async def test_two_rotations_at_once_leave_one_current_secret(
+        self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        owner, project = await _owner_with_project(scratch)
+        Rendezvous(2).after(monkeypatch, EndUserSecretRepository, "get_current")
+        url = f"{PROJECTS}/{project.id}/end-user-secret/rotate"
+        responses = await asyncio.gather(
+            *(scratch.client.post(url, headers=_bearer(scratch, owner)) for _ in range(2))
+        )
+        assert [response.status_code for response in responses] == [200, 200], [
+            response.text for response in responses
+        ]
+        async with scratch.session() as session:
+            current = await session.scalar(
+                select(func.count(EndUserSecret.id)).where(
+                    EndUserSecret.project_id == project.id, EndUserSecret.expires_at.is_(None)
+                )
+            )
+            assert current == 1
+            live = await EndUserSecretService(session, scratch.secret_box).live_secrets(project.id)
+        # whichever rotation came last holds the current secret
+        assert live[0] in {response.json()["endUserSecret"] for response in responses}

@@ -28,6 +28,14 @@ class ProjectRepository(RepositoryBase[Project]):
     async def list_all(self) -> list[Project]:
         return await self.all(self.select().order_by(Project.created_at, Project.id))
 
+    async def lock(self, project_id: uuid.UUID) -> None:
+        """Hold the project's row until the transaction ends, so rules that count its members
+        or secrets see every concurrent change. PostgreSQL: FOR UPDATE; SQLite ignores it and
+        relies on its single writer (requests that write begin IMMEDIATE)."""
+        await self.session.execute(
+            select(Project.id).where(Project.id == project_id).with_for_update()
+        )
+
 
 class StripeConfigRepository(RepositoryBase[StripeConfig]):
     model = StripeConfig
@@ -49,13 +57,15 @@ class ProjectMemberRepository(RepositoryBase[ProjectMember]):
     model = ProjectMember
 
     async def get_membership(
-        self, project_id: uuid.UUID, user_id: uuid.UUID
+        self, project_id: uuid.UUID, user_id: uuid.UUID, *, refresh: bool = False
     ) -> ProjectMember | None:
-        return await self.one_or_none(
-            self.select().where(
-                ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
-            )
+        """The membership; `refresh` overwrites a copy loaded earlier in the session."""
+        statement = self.select().where(
+            ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
         )
+        if refresh:
+            statement = statement.execution_options(populate_existing=True)
+        return await self.one_or_none(statement)
 
     async def count_owners(self, project_id: uuid.UUID) -> int:
         count = await self.session.scalar(

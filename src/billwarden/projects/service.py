@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.crypto import SecretBox
@@ -57,7 +58,12 @@ class ProjectService:
             )
         if await self.projects.get_by_slug(slug) is not None:
             raise SlugTaken(f"A project with slug {slug!r} already exists.")
-        return await self.projects.add(Project(name=name, slug=slug))
+        try:
+            # a concurrent create may take the slug between the check and the insert
+            async with self.session.begin_nested():
+                return await self.projects.add(Project(name=name, slug=slug))
+        except IntegrityError as exc:
+            raise SlugTaken(f"A project with slug {slug!r} already exists.") from exc
 
     async def get_project(self, project_id: uuid.UUID) -> Project:
         project = await self.projects.get(project_id)
@@ -176,7 +182,11 @@ class MembershipService:
             if await self.projects.get_by_slug(slug) is not None:
                 raise SlugTaken(f"A project with slug {slug!r} already exists.")
             project.slug = slug
-        await self.session.flush()
+        try:
+            async with self.session.begin_nested():
+                await self.session.flush()
+        except IntegrityError as exc:
+            raise SlugTaken(f"A project with slug {slug!r} already exists.") from exc
         return project
 
     async def list_members(
@@ -191,13 +201,19 @@ class MembershipService:
             raise NotProjectOwner("Only an owner may make someone an owner.")
         if await self.members.get_membership(access.project.id, user.id) is not None:
             raise AlreadyMember(f"{user.email} is already a member of this project.")
-        return await self.members.add(
-            ProjectMember(project_id=access.project.id, user_id=user.id, role=role)
-        )
+        try:
+            # a concurrent add of the same user may insert between the check and ours
+            async with self.session.begin_nested():
+                return await self.members.add(
+                    ProjectMember(project_id=access.project.id, user_id=user.id, role=role)
+                )
+        except IntegrityError as exc:
+            raise AlreadyMember(f"{user.email} is already a member of this project.") from exc
 
     async def change_role(
         self, access: ProjectAccess, user_id: uuid.UUID, role: ProjectRole
     ) -> ProjectMember:
+        await self.projects.lock(access.project.id)
         member = await self._member(access, user_id)
         if ProjectRole.OWNER in (role, member.role) and not access.is_owner:
             raise NotProjectOwner("Only an owner may grant or take away the owner role.")
@@ -208,6 +224,7 @@ class MembershipService:
         return member
 
     async def remove_member(self, access: ProjectAccess, user_id: uuid.UUID) -> None:
+        await self.projects.lock(access.project.id)
         member = await self._member(access, user_id)
         if member.role is ProjectRole.OWNER:
             if not access.is_owner:
@@ -236,7 +253,8 @@ class MembershipService:
         return user
 
     async def _member(self, access: ProjectAccess, user_id: uuid.UUID) -> ProjectMember:
-        member = await self.members.get_membership(access.project.id, user_id)
+        # refreshed: called under the project lock, after others may have changed the role
+        member = await self.members.get_membership(access.project.id, user_id, refresh=True)
         if member is None:
             raise MemberNotFound("That user is not a member of this project.")
         return member
@@ -256,9 +274,12 @@ class EndUserSecretService:
         self.secret_box = secret_box
         self.overlap = overlap
         self.secrets = EndUserSecretRepository(session)
+        self.projects = ProjectRepository(session)
 
     async def rotate(self, project: Project) -> tuple[str, datetime | None]:
         """A new current secret (returned once) and when the previous one stops verifying."""
+        # two rotations at once would both demote the same current secret and insert two
+        await self.projects.lock(project.id)
         now = utcnow()
         previous = await self.secrets.get_current(project.id)
         previous_expires_at: datetime | None = None
