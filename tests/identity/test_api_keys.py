@@ -178,6 +178,35 @@ class TestDeactivate:
         assert response.status_code == 400
 
 
+class TestOffboarding:
+    async def test_removed_members_keys_stop_on_the_next_request(
+        self, client: httpx.AsyncClient, actors: Actors
+    ) -> None:
+        owner, bob = await actors.user(), await actors.user()
+        project = await actors.project(owner)
+        other = await actors.project(bob)
+        await actors.add_member(project, bob, ProjectRole.ADMIN)
+        bobs_key = await actors.api_key(project, bob)
+        bobs_other_key = await actors.api_key(other, bob)
+        owners_key = await actors.api_key(project, owner)
+        assert (await client.get("/probe/key", headers=bearer(bobs_key))).status_code == 200
+
+        removed = await client.delete(
+            f"/api/v1/projects/{project.id}/members/{bob.id}", headers=actors.bearer(owner)
+        )
+        assert removed.status_code == 204
+        refused = await client.get("/probe/key", headers=bearer(bobs_key))
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "UNAUTHENTICATED"
+        # only bob's keys of that project: the owner's and bob's own project's keep working
+        assert (await client.get("/probe/key", headers=bearer(owners_key))).status_code == 200
+        assert (await client.get("/probe/key", headers=bearer(bobs_other_key))).status_code == 200
+        listed = await client.get(
+            LIST, params={"projectId": str(project.id)}, headers=actors.bearer(owner)
+        )
+        assert sorted(item["active"] for item in listed.json()["items"]) == [False, True]
+
+
 class TestKeyPrincipal:
     @pytest.mark.parametrize(
         "credential", ["bw_test_short", "sk_test_abcdef", "bw_test_" + "A" * 54, "not a key"]

@@ -102,6 +102,21 @@ class ApiKeyRepository(RepositoryBase[ApiKey]):
             .execution_options(synchronize_session=False)
         )
 
+    async def deactivate_created_by(
+        self, project_id: uuid.UUID, user_id: uuid.UUID, at: datetime
+    ) -> None:
+        """Deactivate the active keys `user_id` created for the project."""
+        await self.session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.project_id == project_id,
+                ApiKey.created_by_id == user_id,
+                ApiKey.is_active.is_(True),
+            )
+            .values(is_active=False, deactivated_at=at)
+            .execution_options(synchronize_session="fetch")
+        )
+
     def _visible_to(self, user: User) -> list[ColumnElement[bool]]:
         if user.is_superuser:
             return []

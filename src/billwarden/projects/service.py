@@ -15,7 +15,7 @@ from billwarden.crypto import SecretBox
 from billwarden.db.base import utcnow
 from billwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
 from billwarden.identity.models import User
-from billwarden.identity.repository import UserRepository
+from billwarden.identity.repository import ApiKeyRepository, UserRepository
 from billwarden.identity.service import UserNotFound, normalize_email
 from billwarden.projects.models import EndUserSecret, Project, ProjectMember, ProjectRole
 from billwarden.projects.repository import (
@@ -224,6 +224,8 @@ class MembershipService:
         return member
 
     async def remove_member(self, access: ProjectAccess, user_id: uuid.UUID) -> None:
+        """Remove a member and deactivate the API keys they created for the project: once out,
+        they can neither see nor deactivate those keys."""
         await self.projects.lock(access.project.id)
         member = await self._member(access, user_id)
         if member.role is ProjectRole.OWNER:
@@ -232,6 +234,9 @@ class MembershipService:
             await self._keep_an_owner(access.project.id)
         await self.session.delete(member)
         await self.session.flush()
+        await ApiKeyRepository(self.session).deactivate_created_by(
+            access.project.id, user_id, utcnow()
+        )
 
     async def find_user(self, *, email: str | None, user_id: uuid.UUID | None) -> User:
         """The console user to add, by email or id."""
