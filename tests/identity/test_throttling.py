@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.config import Settings
 from billwarden.db.base import utcnow
 from billwarden.identity.models import LoginFailure
 from tests.actors import PASSWORD, Actors
+from tests.identity.conftest import Scratch
 
 LOGIN = "/api/v1/auth/login"
 PASSWORD_CHANGE = "/api/v1/auth/password"
@@ -148,3 +150,31 @@ class TestPasswordChange:
             LOGIN, json={"email": "alice@example.test", "password": PASSWORD}
         )
         assert signed_in.status_code == 429
+
+
+class TestConcurrentFailures:
+    async def test_simultaneous_wrong_passwords_get_exactly_the_limit(
+        self, scratch: Scratch
+    ) -> None:
+        """Twenty wrong passwords at once, on a database of their own with real transactions:
+        each attempt sees the failures committed before it, so the limit is not overshot."""
+        scratch.app.state.settings = scratch.settings.model_copy(
+            update={
+                "login_throttle_max_failures_per_email": 3,
+                "login_throttle_max_failures_per_address": 50,
+                "login_throttle_window_seconds": 600,
+            }
+        )
+        await scratch.setup(lambda actors: actors.user("alice@example.test"))
+        responses = await asyncio.gather(
+            *(fail(scratch.client, "alice@example.test") for _ in range(20))
+        )
+        statuses = sorted(response.status_code for response in responses)
+        assert statuses == [401] * 3 + [429] * 17, [
+            response.text for response in responses if response.status_code not in {401, 429}
+        ]
+        async with scratch.session() as session:
+            recorded = await session.scalar(
+                select(func.count(LoginFailure.id)).where(LoginFailure.scope == "email")
+            )
+        assert recorded == 3
