@@ -96,7 +96,7 @@ class TestProjectsCommands:
             cwd=tmp_path,
         )
         assert result.returncode == 2
-        assert "test-mode Stripe secret key starts with sk_test_" in result.stderr
+        assert "test-mode Stripe secret key is sk_test_ or rk_test_" in result.stderr
         assert "sk_live_wrongmode000000" not in result.stdout + result.stderr
 
 
