@@ -101,6 +101,13 @@ def serve(
         bool,
         typer.Option("--migrate/--no-migrate", help="Run migrations before starting."),
     ] = True,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated addresses of reverse proxies whose X-Forwarded-For is trusted "
+            "(the client address is what login throttling counts)."
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Run the HTTP API."""
     if dev:
@@ -128,6 +135,8 @@ def serve(
         workers=workers,
         log_config=None,
         server_header=False,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
 
 

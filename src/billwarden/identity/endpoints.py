@@ -61,7 +61,7 @@ Pages = Annotated[PageParams, Depends(page_params)]
 
 
 def _client_address(request: Request) -> str:
-    # behind a proxy, run uvicorn with --proxy-headers so this is the real client
+    # behind a proxy, `billwarden serve --forwarded-allow-ips <proxy>` makes this the real client
     return request.client.host if request.client else "unknown"
 
 
