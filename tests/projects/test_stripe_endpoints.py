@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billwarden.identity.models import User
 from billwarden.projects.models import ProjectRole
 from tests.actors import Actors, ProjectWithSecret
+from tests.emulator_helpers import emulator_helper
 
 SECRET = "sk_test_51ConfigRouteSecret0000abcd"
 WEBHOOK_SECRET = "whsec_configroute000000000001"
@@ -263,11 +264,7 @@ class TestValidateCredentials:
         headers = actors.bearer(owner)
         key = f"sk_test_{uuid.uuid4().hex}"
         await self.put_key(client, headers, project, key)
-        async with httpx.AsyncClient(base_url=emulator_url) as emulator:
-            revoked = await emulator.post(
-                "/_emulator/keys/revoke", headers={"Authorization": f"Bearer {key}"}
-            )
-        assert revoked.status_code == 200
+        await emulator_helper(emulator_url, key, "/_emulator/keys/revoke")
         response = await client.post(config_url(project, "validate-credentials"), headers=headers)
         assert response.status_code == 200
         body = response.json()
@@ -275,7 +272,7 @@ class TestValidateCredentials:
         assert "api key" in body["error"].lower()
         assert key not in response.text
 
-    async def test_key_stripe_does_not_know_is_invalid(
+    async def test_revoked_restricted_key_is_invalid(
         self,
         client: httpx.AsyncClient,
         actors: Actors,
@@ -284,12 +281,9 @@ class TestValidateCredentials:
         emulator_url: str,
     ) -> None:
         headers = actors.bearer(owner)
-        await self.put_key(client, headers, project, "rk_test_neverissued0000")
-        async with httpx.AsyncClient(base_url=emulator_url) as emulator:
-            await emulator.post(
-                "/_emulator/keys/revoke",
-                headers={"Authorization": "Bearer rk_test_neverissued0000"},
-            )
+        restricted_key = f"rk_test_{uuid.uuid4().hex}"
+        await self.put_key(client, headers, project, restricted_key)
+        await emulator_helper(emulator_url, restricted_key, "/_emulator/keys/revoke")
         response = await client.post(config_url(project, "validate-credentials"), headers=headers)
         assert response.status_code == 200 and response.json()["valid"] is False
 
@@ -313,12 +307,12 @@ class TestValidateCredentials:
         headers = actors.bearer(owner)
         key = f"sk_test_{uuid.uuid4().hex}"
         await self.put_key(client, headers, project, key)
-        async with httpx.AsyncClient(base_url=emulator_url) as emulator:
-            await emulator.post(
-                "/_emulator/faults",
-                headers={"Authorization": f"Bearer {key}"},
-                json={"requests": [{"path": "/v1/balance", "status": 500, "count": 1}]},
-            )
+        await emulator_helper(
+            emulator_url,
+            key,
+            "/_emulator/faults",
+            json={"requests": [{"path": "/v1/balance", "status": 500, "count": 1}]},
+        )
         response = await client.post(config_url(project, "validate-credentials"), headers=headers)
         assert response.status_code == 502
         assert response.json()["code"] == "STRIPE_ERROR"

@@ -6,11 +6,11 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
 from billwarden.db.base import Mode
 from billwarden.stripe_gateway import StripeGateway, StripeGatewayError
+from tests.emulator_helpers import emulator_helper
 
 PROJECT = uuid.uuid4()
 
@@ -24,14 +24,6 @@ async def gateway(emulator_url: str) -> AsyncIterator[StripeGateway]:
 
 def new_key(prefix: str = "sk_test_") -> str:
     return f"{prefix}{uuid.uuid4().hex}"
-
-
-async def emulator_helper(
-    emulator_url: str, key: str, path: str, json: dict[str, object] | None = None
-) -> None:
-    async with httpx.AsyncClient(base_url=emulator_url) as http:
-        response = await http.post(path, headers={"Authorization": f"Bearer {key}"}, json=json)
-    assert response.status_code == 200, response.text
 
 
 class TestCredentialCheck:
