@@ -12,9 +12,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
 from billwarden.config import Settings
-from billwarden.core.responses import OrjsonResponse
 from billwarden.db.engine import DbSession
-from billwarden.errors import BillwardenError, InvalidInput, error_responses
+from billwarden.errors import InvalidInput, error_response, error_responses
 from billwarden.identity.auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -65,15 +64,6 @@ def _client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _refusal(exc: BillwardenError) -> OrjsonResponse:
-    # answered rather than raised: a raise would roll back the recorded failed attempt
-    return OrjsonResponse(
-        {"code": exc.code, "message": exc.message, "details": exc.details},
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
-    )
-
-
 def _set_session_cookies(response: Response, started: StartedSession, settings: Settings) -> None:
     max_age = max(1, settings.session_absolute_timeout_seconds)
     secure = not settings.is_development
@@ -119,7 +109,7 @@ async def login(
     try:
         user = await users.authenticate(body.email, body.password, _client_address(request))
     except (InvalidCredentials, TooManyAttempts) as exc:
-        return _refusal(exc)
+        return error_response(exc)
     started = await users.start_session(user)
     _set_session_cookies(response, started, settings)
     return LoginResponse(
@@ -168,7 +158,7 @@ async def change_password(
     try:
         await users.change_password(principal.user, body.current_password, body.new_password)
     except (WrongPassword, TooManyAttempts) as exc:
-        return _refusal(exc)
+        return error_response(exc)
     if principal.session is None:
         return PasswordChanged(csrf_token=None)
     started = await users.start_session(principal.user)
@@ -191,7 +181,7 @@ async def issue_token(
     try:
         user = await users.authenticate(form.username, form.password, _client_address(request))
     except (InvalidCredentials, TooManyAttempts) as exc:
-        return _refusal(exc)
+        return error_response(exc)
     tokens = developer_tokens(settings)
     return DeveloperToken(
         access_token=tokens.issue(user.id, user.password_changed_at),
