@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import stripe
 
-from billwarden.emulator.testing import running_emulator
+from billwarden_emulator.testing import running_emulator
 
 API_KEY = "sk_test_bench_emulator"
 

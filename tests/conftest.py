@@ -24,9 +24,9 @@ from billwarden.config import Environment, Settings
 from billwarden.crypto import SecretBox
 from billwarden.db import migrate
 from billwarden.db.engine import create_engine, get_db_session
-from billwarden.emulator.config import EmulatorConfig
-from billwarden.emulator.testing import running_emulator
 from billwarden.identity import passwords
+from billwarden_emulator.config import EmulatorConfig
+from billwarden_emulator.testing import running_emulator
 from tests.actors import Actors
 
 BACKENDS = ("sqlite", "postgresql")

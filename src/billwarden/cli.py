@@ -147,8 +147,8 @@ DEMO_KEY_NAME = "demo key"
 
 def _start_emulator_thread(host: str, port: int, snapshot: Path) -> uvicorn.Server:
     """Serve the emulator from a background thread of this process."""
-    from billwarden.emulator import EmulatorConfig
-    from billwarden.emulator import create_app as create_emulator_app
+    from billwarden_emulator import EmulatorConfig
+    from billwarden_emulator import create_app as create_emulator_app
 
     server = uvicorn.Server(
         uvicorn.Config(
@@ -259,8 +259,8 @@ def emulator(
     ] = 5.0,
 ) -> None:
     """Run the Stripe-compatible emulator alone."""
-    from billwarden.emulator import EmulatorConfig
-    from billwarden.emulator import serve as serve_emulator
+    from billwarden_emulator import EmulatorConfig
+    from billwarden_emulator import serve as serve_emulator
 
     try:
         schedule = tuple(float(part) for part in webhook_retries.split(",") if part.strip())

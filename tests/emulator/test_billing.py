@@ -11,8 +11,8 @@ import httpx
 import pytest
 import stripe
 
-from billwarden.emulator.config import EmulatorConfig
-from billwarden.emulator.testing import running_emulator
+from billwarden_emulator.config import EmulatorConfig
+from billwarden_emulator.testing import running_emulator
 
 DAY = 86_400
 

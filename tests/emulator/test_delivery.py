@@ -13,13 +13,13 @@ import orjson
 import pytest
 import stripe
 
-from billwarden.emulator.delivery import (
+from billwarden_emulator.delivery import (
     USER_AGENT,
     EndpointTarget,
     WebhookDispatcher,
     sign_payload,
 )
-from billwarden.emulator.faults import AccountFaults
+from billwarden_emulator.faults import AccountFaults
 from tests.emulator.receiver import WebhookReceiver
 
 ACCOUNT = "sk_test_delivery"

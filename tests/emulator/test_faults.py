@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from billwarden.emulator.faults import AccountFaults, FaultError
+from billwarden_emulator.faults import AccountFaults, FaultError
 
 
 class TestValidation:

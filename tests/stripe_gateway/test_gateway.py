@@ -6,10 +6,13 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
+import stripe
 
 from billwarden.db.base import Mode
-from billwarden.stripe_gateway import StripeGateway, StripeGatewayError
+from billwarden.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError
+from billwarden_emulator import API_VERSION, EmulatorConfig
 from tests.emulator_helpers import emulator_helper
 
 PROJECT = uuid.uuid4()
@@ -98,3 +101,21 @@ class TestErrorMapping:
     async def test_client_is_rebuilt_when_the_key_changes(self, gateway: StripeGateway) -> None:
         first = gateway.client(PROJECT, Mode.TEST, new_key())
         assert gateway.client(PROJECT, Mode.TEST, "sk_test_other0000") is not first
+
+
+class TestOneApiVersion:
+    def test_gateway_pin_is_the_sdk_version_and_the_emulator_default(self) -> None:
+        # upgrading the SDK to another API version must be a deliberate change of the pin
+        assert stripe.api_version == STRIPE_API_VERSION
+        assert API_VERSION == STRIPE_API_VERSION
+        assert EmulatorConfig().api_version == STRIPE_API_VERSION
+
+    async def test_emulator_answers_with_the_pinned_version(
+        self, gateway: StripeGateway, emulator_url: str
+    ) -> None:
+        async with httpx.AsyncClient() as http:
+            response = await http.get(
+                f"{emulator_url}/v1/balance", headers={"Authorization": f"Bearer {new_key()}"}
+            )
+        assert response.status_code == 200
+        assert response.headers["Stripe-Version"] == STRIPE_API_VERSION
