@@ -98,10 +98,6 @@ class Settings(BaseSettings):
             return self.log_format
         return LogFormat.TEXT if self.is_development else LogFormat.JSON
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,10 +18,6 @@ class RepositoryBase(Generic[ModelT]):
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    @classmethod
-    def from_session(cls, session: AsyncSession) -> RepositoryBase[ModelT]:
-        return cls(session)
 
     def select(self) -> Select[ModelT]:
         return select(self.model)
@@ -41,10 +37,4 @@ class RepositoryBase(Generic[ModelT]):
         self.session.add(instance)
         if flush:
             await self.session.flush()
-        return instance
-
-    async def update(self, instance: ModelT, values: dict[str, Any]) -> ModelT:
-        for key, value in values.items():
-            setattr(instance, key, value)
-        await self.session.flush()
         return instance
