@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import httpx
@@ -23,12 +25,16 @@ from billwarden.app import create_app
 from billwarden.config import Environment, Settings
 from billwarden.crypto import SecretBox
 from billwarden.db import migrate
-from billwarden.db.engine import create_engine, get_db_session
+from billwarden.db.engine import create_engine, create_sessionmaker
+from billwarden.db.unit_of_work import get_db_session, keeps_changes
 from billwarden.identity import passwords
 from billwarden_emulator.config import EmulatorConfig
 from billwarden_emulator.testing import running_emulator
-from tests.actors import Actors
+from tests.factories import Factories
+from tests.identity.factories import People
+from tests.projects.factories import Tenants
 
+T = TypeVar("T")
 BACKENDS = ("sqlite", "postgresql")
 POSTGRES_ADMIN_DSN = os.environ.get(
     "BILLWARDEN_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
@@ -169,8 +175,9 @@ def app(settings: Settings, engine: AsyncEngine, session: AsyncSession) -> Itera
         nested = await session.begin_nested()
         try:
             yield session
-        except BaseException:
-            await nested.rollback()
+        except BaseException as exc:
+            # as the unit of work does: an error that keeps changes commits them first
+            await (nested.commit() if keeps_changes(exc) else nested.rollback())
             raise
         else:
             await nested.commit()
@@ -181,18 +188,69 @@ def app(settings: Settings, engine: AsyncEngine, session: AsyncSession) -> Itera
 
 
 @pytest.fixture
-async def cli_env(backend: str, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
-    """Environment for running `billwarden` as a separate process on a database of its own."""
+async def scratch_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a new, empty database of its own on this pass's backend, dropped afterwards:
+    for work that must really commit (concurrency, commands run as processes, migrations)."""
     url = await new_database_url(backend, tmp_path)
     try:
-        yield {"BILLWARDEN_DATABASE_URL": url, "BILLWARDEN_SECRET_KEY": TEST_SECRET_KEY}
+        yield url
     finally:
         await drop_database(url)
 
 
+@dataclass
+class Scratch:
+    """A migrated scratch database, the real app serving it (production sessions, no overrides)
+    and a client of that app."""
+
+    engine: AsyncEngine
+    settings: Settings
+    secret_box: SecretBox
+    app: FastAPI
+    client: httpx.AsyncClient
+
+    def session(self) -> AsyncSession:
+        return create_sessionmaker(self.engine)()
+
+    async def setup(self, build: Callable[[Factories], Awaitable[T]]) -> T:
+        """Run `build` with every domain's factories on a session of this database, then
+        commit."""
+        async with self.session() as session:
+            result = await build(Factories.on(session, self.secret_box, self.settings))
+            await session.commit()
+            return result
+
+
 @pytest.fixture
-def actors(session: AsyncSession, secret_box: SecretBox, settings: Settings) -> Actors:
-    return Actors(session, secret_box, settings)
+async def scratch(
+    scratch_database: str, settings: Settings, secret_box: SecretBox
+) -> AsyncIterator[Scratch]:
+    engine = create_engine(scratch_database)
+    try:
+        await migrate.upgrade(engine)
+        scratch_settings = settings.model_copy(update={"database_url": scratch_database})
+        app = create_app(scratch_settings, engine=engine, configure_logs=False)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield Scratch(engine, scratch_settings, secret_box, app, client)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def cli_env(scratch_database: str) -> dict[str, str]:
+    """Environment for running `billwarden` as a separate process on a database of its own."""
+    return {"BILLWARDEN_DATABASE_URL": scratch_database, "BILLWARDEN_SECRET_KEY": TEST_SECRET_KEY}
+
+
+@pytest.fixture
+def people(session: AsyncSession, secret_box: SecretBox, settings: Settings) -> People:
+    return People(session, secret_box, settings)
+
+
+@pytest.fixture
+def tenants(session: AsyncSession, secret_box: SecretBox, settings: Settings) -> Tenants:
+    return Tenants(session, secret_box, settings)
 
 
 @pytest.fixture

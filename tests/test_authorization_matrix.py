@@ -1,79 +1,50 @@
 """Every route the app serves, against every kind of caller, with the answer declared per cell.
 
-A route without a declaration fails `test_every_route_is_declared`, so a new route cannot ship
-without deciding who may call it. Each cell runs inside a savepoint that is rolled back, so one
-caller's write never changes what the next caller sees.
+Each domain declares its routes in `tests/<domain>/authz.py`; they are merged here from the one
+list of domains, with the service routes and the test probes. A route without a declaration fails
+`test_every_route_is_declared`, so a new route cannot ship without deciding who may call it. Each
+cell runs inside a savepoint that is rolled back, so one caller's write never changes what the next
+caller sees.
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
 
 import httpx
 import jwt
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.routing import Mount
 
+from billwarden.config import Settings
+from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox
-from billwarden.db.base import Mode
-from billwarden.identity.auth import EndUser, ProjectKey
-from billwarden.identity.models import User
+from billwarden.domains import DOMAINS
+from billwarden.identity.repository import KeyViewer
 from billwarden.identity.service import ApiKeyService
 from billwarden.projects.models import ProjectRole
-from billwarden.projects.stripe_config import StripeConfigService
-from tests.actors import PASSWORD, Actors, ProjectWithSecret
-
-ALLOW = 200  # any 2xx
-SAFE = {"GET", "HEAD", "OPTIONS"}
-PRINCIPALS = (
-    "anonymous",
-    "member",  # member (role member) of project A, browser session + CSRF token
-    "member_token",  # the same member with a developer JWT
-    "member_no_csrf",  # the member's browser session, without the CSRF token
-    "admin",  # admin of project A, browser session
-    "other_admin",  # owner of project B only, developer JWT
-    "superuser",  # developer JWT
-    "key",  # API key of project A
-    "other_key",  # API key of project B
-    "deactivated_key",  # deactivated API key of project A
-    "end_user",  # valid end-user JWT of project A
-    "end_user_expired",
-    "end_user_wrong_secret",
-    "end_user_other_project",  # valid end-user JWT of project B
+from tests.authz import (
+    ALLOW,
+    END_USER,
+    PRINCIPALS,
+    PROJECT_KEY,
+    PUBLIC,
+    SAFE,
+    Declaration,
+    Routes,
+    World,
 )
-MACHINE = (
-    "key",
-    "other_key",
-    "deactivated_key",
-    "end_user",
-    "end_user_expired",
-    "end_user_wrong_secret",
-    "end_user_other_project",
-)
+from tests.factories import Factories
+from tests.identity.factories import People
+from tests.probes import END_USER_PROBE, PROJECT_KEY_PROBE, install_probes
+from tests.projects.factories import ProjectWithSecret, Tenants
 
-
-def policy(**cells: int) -> dict[str, int]:
-    """Expected status per principal. `member_no_csrf` answers as `member` does; on unsafe
-    requests to routes that take console sessions it must get 403 instead (checked per request)."""
-    cells = {**cells, "member_no_csrf": cells["member"]}
-    missing = set(PRINCIPALS) - set(cells)
-    assert not missing, f"undeclared principals: {missing}"
-    return cells
-
-
-PUBLIC = policy(**dict.fromkeys(PRINCIPALS, ALLOW))
-# tenant-backend and end-user routes (the probes below stand in until real ones exist)
-PROJECT_KEY = policy(**{**dict.fromkeys(PRINCIPALS, 401), "key": ALLOW, "other_key": ALLOW})
-END_USER = policy(
-    **{**dict.fromkeys(PRINCIPALS, 401), "end_user": ALLOW, "end_user_other_project": ALLOW}
-)
 # the principals that belong to project A; every other caller must never see its id
 INSIDERS = {"member", "member_token", "member_no_csrf", "admin", "superuser", "key", "end_user"}
 EXPECTED_CODES = {
@@ -81,75 +52,11 @@ EXPECTED_CODES = {
     403: {"CSRF_FAILED", "PROJECT_ADMIN_REQUIRED"},
     404: {"PROJECT_NOT_FOUND", "API_KEY_NOT_FOUND"},
 }
-CONSOLE_USER = policy(
-    anonymous=401,
-    member=ALLOW,
-    member_token=ALLOW,
-    admin=ALLOW,
-    other_admin=ALLOW,
-    superuser=ALLOW,
-    **dict.fromkeys(MACHINE, 401),
-)
-PROJECT_MEMBER = policy(
-    anonymous=401,
-    member=ALLOW,
-    member_token=ALLOW,
-    admin=ALLOW,
-    other_admin=404,
-    superuser=ALLOW,
-    **dict.fromkeys(MACHINE, 401),
-)
-PROJECT_ADMIN = policy(
-    anonymous=401,
-    member=403,
-    member_token=403,
-    admin=ALLOW,
-    other_admin=404,
-    superuser=ALLOW,
-    **dict.fromkeys(MACHINE, 401),
-)
 
-
-@dataclass
-class World:
-    """Two projects and everyone who may (or may not) touch project A."""
-
-    project: ProjectWithSecret
-    other_project: ProjectWithSecret
-    owner: User
-    member: User
-    admin: User
-    candidate: User  # a console user of neither project, to be added as a member
-    key_id: uuid.UUID
-    headers: dict[str, dict[str, str]] = field(default_factory=dict)
-    unsafe_headers: dict[str, dict[str, str]] = field(default_factory=dict)
-
-
-Body = Callable[[World], dict[str, Any] | None]
-
-
-@dataclass(frozen=True)
-class Declaration:
-    expected: dict[str, int]
-    # the answer names the caller's own project (probes of tenant-backend and end-user auth)
-    answers_own_project: bool = False
-    json: Body = lambda world: None
-    form: Body = lambda world: None
-    path: Callable[[World], dict[str, str]] = lambda world: {}
-
-
-def _project(world: World) -> dict[str, str]:
-    return {"project_id": str(world.project.id)}
-
-
-def _member_path(world: World) -> dict[str, str]:
-    return {"project_id": str(world.project.id), "user_id": str(world.member.id)}
-
-
-ROUTES: dict[tuple[str, str], Declaration] = {
+SERVICE_ROUTES: Routes = {
     # test-only probes: the first routes for tenant backends and end users stand in here
-    ("GET", "/probe/project-key"): Declaration(PROJECT_KEY, answers_own_project=True),
-    ("GET", "/probe/end-user"): Declaration(END_USER, answers_own_project=True),
+    ("GET", PROJECT_KEY_PROBE): Declaration(PROJECT_KEY, answers_own_project=True),
+    ("GET", END_USER_PROBE): Declaration(END_USER, answers_own_project=True),
     ("GET", "/openapi.json"): Declaration(PUBLIC),
     ("GET", "/docs"): Declaration(PUBLIC),
     ("GET", "/docs/oauth2-redirect"): Declaration(PUBLIC),
@@ -157,91 +64,27 @@ ROUTES: dict[tuple[str, str], Declaration] = {
     ("GET", "/healthz"): Declaration(PUBLIC),
     ("GET", "/readyz"): Declaration(PUBLIC),
     ("GET", "/metrics"): Declaration(PUBLIC),
-    ("GET", "/login"): Declaration(PUBLIC),
-    ("POST", "/api/v1/auth/login"): Declaration(
-        PUBLIC, json=lambda w: {"email": w.member.email, "password": PASSWORD}
-    ),
-    ("POST", "/api/v1/auth/token"): Declaration(
-        PUBLIC, form=lambda w: {"username": w.member.email, "password": PASSWORD}
-    ),
-    # developer tokens expire on their own: sign-out is for browser sessions (400 otherwise)
-    ("POST", "/api/v1/auth/logout"): Declaration(
-        {**CONSOLE_USER, "member_token": 400, "other_admin": 400, "superuser": 400}
-    ),
-    ("GET", "/api/v1/auth/me"): Declaration(CONSOLE_USER),
-    # each caller changes their own password; only the member's is PASSWORD-then-new
-    ("POST", "/api/v1/auth/password"): Declaration(
-        CONSOLE_USER,
-        json=lambda w: {"currentPassword": PASSWORD, "newPassword": "another long passphrase"},
-    ),
-    ("POST", "/api-dashboard/keys/generate"): Declaration(
-        PROJECT_MEMBER,
-        json=lambda w: {"name": "matrix", "projectId": str(w.project.id), "mode": "test"},
-    ),
-    ("GET", "/api-dashboard/keys"): Declaration(CONSOLE_USER),
-    # the key was made by the owner: the creator or a project admin may deactivate it
-    ("POST", "/api-dashboard/keys/deactivate"): Declaration(
-        {**PROJECT_ADMIN, "member": 404, "member_token": 404},
-        json=lambda w: {"keyId": str(w.key_id)},
-    ),
-    ("POST", "/api/v1/projects"): Declaration(CONSOLE_USER, json=lambda w: {"name": "Matrix"}),
-    ("GET", "/api/v1/projects"): Declaration(CONSOLE_USER),
-    ("GET", "/api/v1/projects/{project_id}"): Declaration(PROJECT_MEMBER, path=_project),
-    ("PATCH", "/api/v1/projects/{project_id}"): Declaration(
-        PROJECT_ADMIN, path=_project, json=lambda w: {"name": "Renamed"}
-    ),
-    ("GET", "/api/v1/projects/{project_id}/members"): Declaration(PROJECT_ADMIN, path=_project),
-    ("POST", "/api/v1/projects/{project_id}/members"): Declaration(
-        PROJECT_ADMIN,
-        path=_project,
-        json=lambda w: {"email": w.candidate.email, "role": "member"},
-    ),
-    ("PATCH", "/api/v1/projects/{project_id}/members/{user_id}"): Declaration(
-        PROJECT_ADMIN, path=_member_path, json=lambda w: {"role": "admin"}
-    ),
-    ("DELETE", "/api/v1/projects/{project_id}/members/{user_id}"): Declaration(
-        PROJECT_ADMIN, path=_member_path
-    ),
-    ("POST", "/api/v1/projects/{project_id}/end-user-secret/rotate"): Declaration(
-        PROJECT_ADMIN, path=_project
-    ),
-    ("GET", "/api/v1/payments/stripe/projects/{project_id}/config"): Declaration(
-        PROJECT_MEMBER, path=_project
-    ),
-    ("PUT", "/api/v1/payments/stripe/projects/{project_id}/config"): Declaration(
-        PROJECT_ADMIN, path=_project, json=lambda w: {"secretKey": "sk_test_matrix00000001"}
-    ),
-    # there is a configuration to deactivate (made by the world)
-    ("DELETE", "/api/v1/payments/stripe/projects/{project_id}/config"): Declaration(
-        PROJECT_ADMIN, path=_project
-    ),
-    ("GET", "/api/v1/payments/stripe/projects/{project_id}/webhook-urls"): Declaration(
-        PROJECT_MEMBER, path=_project
-    ),
-    ("POST", "/api/v1/payments/stripe/projects/{project_id}/validate-credentials"): Declaration(
-        PROJECT_ADMIN, path=_project
-    ),
 }
+DOMAIN_DECLARATIONS: list[ModuleType] = [
+    importlib.import_module(f"tests.{domain}.authz") for domain in DOMAINS
+]
 
 
-def _probe_router() -> APIRouter:
-    router = APIRouter(prefix="/probe")
+def merged_routes() -> Routes:
+    routes = dict(SERVICE_ROUTES)
+    for module in DOMAIN_DECLARATIONS:
+        twice = routes.keys() & module.ROUTES.keys()
+        assert not twice, f"{module.__name__} declares routes declared elsewhere: {twice}"
+        routes.update(module.ROUTES)
+    return routes
 
-    @router.get("/project-key")
-    async def project_key_probe(key: ProjectKey) -> dict[str, str]:
-        return {"projectId": str(key.project_id), "mode": key.mode.value}
 
-    @router.get("/end-user")
-    async def end_user_probe(user: EndUser) -> dict[str, str]:
-        return {"projectId": str(user.project_id), "subject": user.subject}
-
-    return router
+ROUTES = merged_routes()
 
 
 @pytest.fixture
 def probed_app(app: FastAPI) -> FastAPI:
-    app.include_router(_probe_router())
-    return app
+    return install_probes(app)
 
 
 def served_routes(app: FastAPI) -> set[tuple[str, str]]:
@@ -268,42 +111,47 @@ def end_user_token(project: ProjectWithSecret, secret: str, *, expires_in: int =
 
 
 @pytest.fixture
-async def world(actors: Actors, session: AsyncSession, secret_box: SecretBox) -> World:
-    owner = await actors.user()
-    member = await actors.user()
-    admin = await actors.user()
-    superuser = await actors.user(superuser=True)
-    stranger = await actors.user()
-    project = await actors.project(owner)
-    other_project = await actors.project(stranger)
-    await actors.add_member(project, member, ProjectRole.MEMBER)
-    await actors.add_member(project, admin, ProjectRole.ADMIN)
+async def world(
+    people: People,
+    tenants: Tenants,
+    session: AsyncSession,
+    secret_box: SecretBox,
+    settings: Settings,
+) -> World:
+    owner = await people.user()
+    member = await people.user()
+    admin = await people.user()
+    superuser = await people.user(superuser=True)
+    stranger = await people.user()
+    project = await tenants.project(owner)
+    other_project = await tenants.project(stranger)
+    await tenants.add_member(project, member, ProjectRole.MEMBER)
+    await tenants.add_member(project, admin, ProjectRole.ADMIN)
     keys = ApiKeyService(session, secret_box)
-    owners_key = await keys.create_key(project.project, Mode.TEST, "owner's key", owner)
-    deactivated = await keys.create_key(project.project, Mode.TEST, "old key", owner)
-    await keys.deactivate_key(owner, deactivated.key.id)
-    other_key = await keys.create_key(other_project.project, Mode.TEST, "b", stranger)
-    await actors.api_key(project, owner)
-    await StripeConfigService(session, secret_box).set_stripe_config(
-        project.project, Mode.TEST, secret_key=f"sk_test_{uuid.uuid4().hex}"
+    owners_key = await keys.create_key(project.id, Mode.TEST, "owner's key", owner)
+    deactivated = await keys.create_key(project.id, Mode.TEST, "old key", owner)
+    await keys.deactivate_key(
+        KeyViewer(owner, frozenset({project.id}), frozenset({project.id})), deactivated.key.id
     )
+    other_key = await keys.create_key(other_project.id, Mode.TEST, "b", stranger)
+    await people.api_key(project, owner)
 
-    candidate = await actors.user()
+    candidate = await people.user()
     world = World(project, other_project, owner, member, admin, candidate, owners_key.key.id)
 
     def bearer(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
-    member_session = await actors.sign_in(member)
-    admin_session = await actors.sign_in(admin)
+    member_session = await people.sign_in(member)
+    admin_session = await people.sign_in(admin)
     world.headers = {
         "anonymous": {},
         "member": member_session.cookie,
-        "member_token": actors.bearer(member),
+        "member_token": people.bearer(member),
         "member_no_csrf": member_session.cookie,
         "admin": admin_session.cookie,
-        "other_admin": actors.bearer(stranger),
-        "superuser": actors.bearer(superuser),
+        "other_admin": people.bearer(stranger),
+        "superuser": people.bearer(superuser),
         "key": bearer(owners_key.plaintext),
         "other_key": bearer(other_key.plaintext),
         "deactivated_key": bearer(deactivated.plaintext),
@@ -321,6 +169,11 @@ async def world(actors: Actors, session: AsyncSession, secret_box: SecretBox) ->
         "member": member_session.unsafe,
         "admin": admin_session.unsafe,
     }
+    made = Factories.on(session, secret_box, settings)
+    for module in DOMAIN_DECLARATIONS:
+        prepare = getattr(module, "prepare", None)
+        if prepare is not None:
+            await prepare(world, made)
     return world
 
 

@@ -16,24 +16,12 @@ from billwarden.core.metrics import MetricsMiddleware
 from billwarden.core.openapi import install_docs, install_openapi
 from billwarden.core.request_id import RequestIdMiddleware
 from billwarden.core.security_headers import SecurityHeadersMiddleware
-from billwarden.crypto import SecretBox, SecretKeyError
 from billwarden.db.engine import create_sessionmaker, engine_from_settings
 from billwarden.errors import install_error_handlers
+from billwarden.kit.state import build_secret_box
 from billwarden.projects.single_tenant import bootstrap_single_tenant
 from billwarden.routers import api_routers
 from billwarden.stripe_gateway import StripeGateway
-
-
-def build_secret_box(settings: Settings) -> SecretBox:
-    if settings.secret_key is None:
-        raise SecretKeyError(
-            "BILLWARDEN_SECRET_KEY is not set; it encrypts Stripe secrets at rest. "
-            'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
-        )
-    return SecretBox(
-        settings.secret_key.get_secret_value(),
-        [key.get_secret_value() for key in settings.secret_key_fallbacks],
-    )
 
 
 def create_app(
@@ -77,6 +65,7 @@ def create_app(
     app.state.sessionmaker = create_sessionmaker(db_engine)
     app.state.secret_box = secret_box
     app.state.stripe_gateway = stripe_gateway
+    app.state.built_from_settings = {}
 
     app.add_middleware(NulCharacterGuard)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -16,17 +16,19 @@ import uvicorn
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billwarden import __version__
-from billwarden.app import build_secret_box, create_app
-from billwarden.cli_support import fail, load_settings, with_session
+from billwarden import __version__, domains
+from billwarden.app import create_app
 from billwarden.config import Settings
+from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox, SecretKeyError
 from billwarden.db import migrate as migrations
-from billwarden.db.base import Mode
 from billwarden.db.engine import engine_from_settings
-from billwarden.identity.cli import register as register_identity_commands
-from billwarden.identity.service import ApiKeyService, IdentityPolicy, UserNotFound, UserService
-from billwarden.projects.key_rotation import rotate_stored_secrets
+from billwarden.identity.exceptions import UserNotFound
+from billwarden.identity.repository import KeyViewer
+from billwarden.identity.service import ApiKeyService, IdentityPolicy, UserService
+from billwarden.kit.cli import fail, load_settings, run_in_unit_of_work
+from billwarden.kit.state import build_secret_box
+from billwarden.projects.key_rotation import re_encrypt_stored_secrets
 from billwarden.projects.models import Project
 from billwarden.projects.service import EndUserSecretService, MembershipService, ProjectService
 from billwarden.projects.stripe_config import StripeConfigService
@@ -34,9 +36,7 @@ from billwarden.projects.stripe_config import StripeConfigService
 cli = typer.Typer(
     name="billwarden", help="A self-hosted billing control plane for Stripe.", no_args_is_help=True
 )
-projects_cli = typer.Typer(help="Create projects and set their Stripe credentials.")
-cli.add_typer(projects_cli, name="projects")
-register_identity_commands(cli)
+domains.register_commands(cli)
 
 
 def _use_dev_secret_key(settings: Settings) -> Settings:
@@ -105,9 +105,9 @@ def serve(
         str,
         typer.Option(
             help="Comma-separated addresses of reverse proxies whose X-Forwarded-For is trusted "
-            "(the client address is what login throttling counts)."
+            "(the client address is what login throttling counts); none by default."
         ),
-    ] = "127.0.0.1",
+    ] = "",
 ) -> None:
     """Run the HTTP API."""
     if dev:
@@ -135,8 +135,9 @@ def serve(
         workers=workers,
         log_config=None,
         server_header=False,
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips,
+        # with no trusted proxy, X-Forwarded-For is ignored: a client cannot pick its address
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or None,
     )
 
 
@@ -191,7 +192,7 @@ async def _prepare_demo(
     except UserNotFound:
         admin = await users.create_user(DEMO_ADMIN_EMAIL, admin_password, is_superuser=True)
     projects = ProjectService(session)
-    project = await projects.projects.get_by_slug(DEMO_PROJECT_SLUG)
+    project = await projects.find_by_slug(DEMO_PROJECT_SLUG)
     if project is None:
         project = await MembershipService(session).create_project(
             admin, "Demo project", DEMO_PROJECT_SLUG
@@ -202,11 +203,12 @@ async def _prepare_demo(
         emulator_key = f"sk_test_demo{secrets.token_hex(16)}"
         await configs.set_stripe_config(project, Mode.TEST, secret_key=emulator_key)
     keys = ApiKeyService(session, secret_box)
-    previous, _ = await keys.list_keys(admin, project_id=project.id, limit=200, offset=0)
+    viewer = KeyViewer(admin, frozenset(), frozenset())  # a superuser sees every key
+    previous, _ = await keys.list_keys(viewer, project_id=project.id, limit=200, offset=0)
     for key in previous:
         if key.name == DEMO_KEY_NAME and key.is_active:
-            await keys.deactivate_key(admin, key.id)
-    created = await keys.create_key(project, Mode.TEST, DEMO_KEY_NAME, admin)
+            await keys.deactivate_key(viewer, key.id)
+    created = await keys.create_key(project.id, Mode.TEST, DEMO_KEY_NAME, admin)
     end_user_secret, _ = await EndUserSecretService(session, secret_box).rotate(project)
     return DemoAccess(project, admin.email, admin_password, created.plaintext, end_user_secret)
 
@@ -226,7 +228,7 @@ def demo(
     revision = _run_migrations(settings)
     typer.echo(f"Database {settings.database_url} at migration {revision}.")
     _start_emulator_thread(host, emulator_port, Path(".emulator-snapshot.json"))
-    access = with_session(settings, _prepare_demo)
+    access = run_in_unit_of_work(settings, _prepare_demo)
     base = f"http://{host}:{port}"
     typer.echo(
         "\nbillwarden demo is running. Open:\n"
@@ -280,80 +282,19 @@ def emulator(
     )
 
 
-@projects_cli.command("create")
-def projects_create(
-    name: Annotated[str, typer.Option(help="Display name.")],
-    slug: Annotated[str | None, typer.Option(help="URL-safe identifier (from the name).")] = None,
-    owner: Annotated[
-        str | None, typer.Option(help="Email of an existing console user to make its owner.")
-    ] = None,
-) -> None:
-    """Create a project and print its end-user JWT secret once."""
-
-    async def action(
-        session: AsyncSession, secret_box: SecretBox, settings: Settings
-    ) -> tuple[Project, str]:
-        if owner is None:
-            project = await ProjectService(session).create_project(name, slug)
-        else:
-            user = await UserService(
-                session, secret_box, IdentityPolicy.from_settings(settings)
-            ).find_user_by_email(owner)
-            project = await MembershipService(session).create_project(user, name, slug)
-        end_user_secret, _ = await EndUserSecretService(session, secret_box).rotate(project)
-        return project, end_user_secret
-
-    project, end_user_secret = with_session(load_settings(), action)
-    typer.echo(f"Created project {project.slug} ({project.id}).")
-    typer.echo("Its end-user JWT secret (HS256), shown only this once:")
-    typer.echo(end_user_secret)
-
-
-@projects_cli.command("stripe-config")
-def projects_stripe_config(
-    project: Annotated[str, typer.Option(help="Project id or slug.")],
-    mode: Annotated[Mode, typer.Option(help="Stripe mode.")] = Mode.TEST,
-    secret_key: Annotated[
-        str,
-        typer.Option(
-            prompt=True, hide_input=True, help="Stripe secret key (prompted, never echoed)."
-        ),
-    ] = "",
-    publishable_key: Annotated[str | None, typer.Option(help="Stripe publishable key.")] = None,
-    webhook_secret: Annotated[
-        list[str] | None,
-        typer.Option(help="Webhook signing secret (repeat while rotating)."),
-    ] = None,
-) -> None:
-    """Store a project's Stripe credentials for one mode, encrypted at rest."""
-
-    async def action(session: AsyncSession, secret_box: SecretBox, _: Settings) -> tuple[str, int]:
-        found = await ProjectService(session).find_project(project)
-        config = await StripeConfigService(session, secret_box).set_stripe_config(
-            found,
-            mode,
-            secret_key=secret_key,
-            publishable_key=publishable_key,
-            webhook_secrets=webhook_secret or (),
-        )
-        return config.secret_key_hint, len(config.webhook_secrets)
-
-    hint, secret_count = with_session(load_settings(), action)
-    typer.echo(
-        f"Stored {mode.value}-mode Stripe credentials for {project}: secret key {hint}, "
-        f"{secret_count} webhook secret(s)."
-    )
-
-
-@cli.command("rotate-secrets")
-def rotate_secrets() -> None:
-    """Re-encrypt stored secrets under the current BILLWARDEN_SECRET_KEY."""
+def re_encrypt_secrets() -> None:
+    """Re-encrypt stored secrets under the current BILLWARDEN_SECRET_KEY (after rotating it)."""
 
     async def action(session: AsyncSession, secret_box: SecretBox, _: Settings) -> int:
-        return await rotate_stored_secrets(session, secret_box)
+        return await re_encrypt_stored_secrets(session, secret_box)
 
-    count = with_session(load_settings(), action)
+    count = run_in_unit_of_work(load_settings(), action)
     typer.echo(f"Re-encrypted {count} secret(s) under the current key.")
+
+
+cli.command("re-encrypt-secrets")(re_encrypt_secrets)
+# the command's first name: it re-encrypts, the key itself is rotated in the environment
+cli.command("rotate-secrets", hidden=True)(re_encrypt_secrets)
 
 
 def main() -> None:

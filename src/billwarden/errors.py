@@ -24,6 +24,9 @@ class BillwardenError(Exception):
 
     code: str = "BILLWARDEN_ERROR"
     status_code: int = 400
+    # True: the unit of work commits what was written before the error, then it is answered
+    # (a failed sign-in is counted and still refused)
+    keeps_changes: bool = False
 
     def __init__(
         self,

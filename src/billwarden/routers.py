@@ -1,21 +1,12 @@
-"""Every HTTP router billwarden serves, in one list (the authorization matrix test walks them)."""
+"""Every HTTP router billwarden serves: the service routes, then each domain's."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from billwarden.core import health
-from billwarden.identity import endpoints as identity
-from billwarden.projects import endpoints as projects
-from billwarden.projects import stripe_endpoints
+from billwarden import domains
+from billwarden.kit import health
 
 
 def api_routers() -> list[APIRouter]:
-    return [
-        health.router,
-        identity.router,
-        identity.keys_router,
-        identity.pages_router,
-        projects.router,
-        stripe_endpoints.router,
-    ]
+    return [health.router, *domains.routers()]

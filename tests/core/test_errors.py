@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from billwarden.db.engine import DbSession
+from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import BillwardenError, Conflict
 from billwarden.projects.models import Project
 

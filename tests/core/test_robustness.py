@@ -17,7 +17,8 @@ from billwarden.app import create_app
 from billwarden.config import Settings
 from billwarden.crypto import SecretDecryptionError
 from billwarden.db import migrate
-from billwarden.db.engine import DbSession, create_engine
+from billwarden.db.engine import create_engine
+from billwarden.db.unit_of_work import DbSession
 from billwarden.projects.models import Project
 from billwarden.projects.service import ProjectService
 from tests.conftest import drop_database, new_database_url

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billwarden.db.base import Mode
+from billwarden.core.modes import Mode
 from billwarden.db.engine import create_engine
 from billwarden.projects.models import StripeConfig
 from billwarden.projects.service import ProjectService

@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -17,30 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billwarden.db import migrate
 from billwarden.db.engine import create_engine
-from billwarden.db.models import Base
-from tests.conftest import drop_database, new_database_url
+from billwarden.domains import metadata
 
 REPO_ROOT = Path(__file__).parents[2]
-DOMAIN_TABLES = {
-    "projects",
-    "stripe_configs",
-    "stripe_webhook_secrets",
-    "users",
-    "console_sessions",
-    "login_failures",
-    "api_keys",
-    "project_members",
-    "end_user_secrets",
-}
-
-
-@pytest.fixture
-async def scratch_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
-    url = await new_database_url(backend, tmp_path)
-    try:
-        yield url
-    finally:
-        await drop_database(url)
+# every domain's tables, as the one list of domains collects them
+DOMAIN_TABLES = set(metadata().tables)
 
 
 def _tables(connection: Connection) -> set[str]:
@@ -61,11 +40,11 @@ def _alembic(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 class TestRoundTrip:
-    async def test_alembic_upgrade_downgrade_upgrade(self, scratch_url: str) -> None:
+    async def test_alembic_upgrade_downgrade_upgrade(self, scratch_database: str) -> None:
         for step in (("upgrade", "head"), ("downgrade", "base"), ("upgrade", "head")):
-            result = _alembic(scratch_url, *step)
+            result = _alembic(scratch_database, *step)
             assert result.returncode == 0, result.stderr
-            engine = create_engine(scratch_url)
+            engine = create_engine(scratch_database)
             try:
                 async with engine.connect() as connection:
                     tables = await connection.run_sync(_tables)
@@ -86,7 +65,7 @@ class TestModelsMatchMigrations:
     ) -> None:
         def diff(connection: Connection) -> list[object]:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
-            return list(compare_metadata(context, Base.metadata))
+            return list(compare_metadata(context, metadata()))
 
         async with engine.connect() as connection:
             differences = await connection.run_sync(diff)

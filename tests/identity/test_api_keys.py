@@ -4,36 +4,26 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billwarden.identity.auth import ProjectKey
 from billwarden.projects.models import ProjectRole
-from tests.actors import PASSWORD, Actors
+from tests.identity.factories import PASSWORD, People
+from tests.probes import PROJECT_KEY_PROBE, install_probes
+from tests.projects.factories import Tenants
 
 GENERATE = "/api-dashboard/keys/generate"
 DEACTIVATE = "/api-dashboard/keys/deactivate"
 LIST = "/api-dashboard/keys"
 
 
-def _probe_router() -> APIRouter:
-    router = APIRouter(prefix="/probe")
-
-    @router.get("/key")
-    async def whoami(key: ProjectKey) -> dict[str, Any]:
-        return {"projectId": str(key.project_id), "mode": key.mode.value, "keyId": str(key.key_id)}
-
-    return router
-
-
 @pytest.fixture(autouse=True)
 def probe(app: FastAPI) -> None:
-    app.include_router(_probe_router())
+    install_probes(app)
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -42,25 +32,28 @@ def bearer(key: str) -> dict[str, str]:
 
 class TestGenerate:
     async def test_key_is_returned_once_and_authenticates(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner = await actors.user()
-        project = await actors.project(owner)
+        owner = await people.user()
+        project = await tenants.project(owner)
         response = await client.post(
             GENERATE,
             json={"name": "local sync job", "projectId": str(project.id), "mode": "live"},
-            headers=actors.bearer(owner),
+            headers=people.bearer(owner),
         )
         assert response.status_code == 201
         body = response.json()
         key = body["apiKey"]
         assert key.startswith("bw_live_") and len(key) >= len("bw_live_") + 43
         assert key.startswith(body["prefix"]) and body["prefix"] != key
-        who = await client.get("/probe/key", headers=bearer(key))
+        who = await client.get(PROJECT_KEY_PROBE, headers=bearer(key))
         assert who.status_code == 200
         assert who.json() == {"projectId": str(project.id), "mode": "live", "keyId": body["keyId"]}
 
-        listed = await client.get(LIST, headers=actors.bearer(owner))
+        listed = await client.get(LIST, headers=people.bearer(owner))
         assert listed.status_code == 200
         (item,) = listed.json()["items"]
         assert item["keyId"] == body["keyId"] and item["name"] == "local sync job"
@@ -69,27 +62,30 @@ class TestGenerate:
 
     @pytest.mark.parametrize("name", ["", "   "])
     async def test_empty_name_is_400(
-        self, client: httpx.AsyncClient, actors: Actors, name: str
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants, name: str
     ) -> None:
-        owner = await actors.user()
-        project = await actors.project(owner)
+        owner = await people.user()
+        project = await tenants.project(owner)
         response = await client.post(
             GENERATE,
             json={"name": name, "projectId": str(project.id)},
-            headers=actors.bearer(owner),
+            headers=people.bearer(owner),
         )
         assert response.status_code == 400
         assert response.json()["code"] == "VALIDATION_ERROR"
 
     async def test_non_member_cannot_create_a_key(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        project = await actors.project(await actors.user())
-        stranger = await actors.user()
+        project = await tenants.project(await people.user())
+        stranger = await people.user()
         response = await client.post(
             GENERATE,
             json={"name": "x", "projectId": str(project.id)},
-            headers=actors.bearer(stranger),
+            headers=people.bearer(stranger),
         )
         assert response.status_code == 404
         assert response.json()["code"] == "PROJECT_NOT_FOUND"
@@ -101,108 +97,127 @@ class TestGenerate:
 
 class TestDeactivate:
     async def test_deactivated_key_stops_on_the_next_request(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner = await actors.user()
-        project = await actors.project(owner)
+        owner = await people.user()
+        project = await tenants.project(owner)
         created = (
             await client.post(
                 GENERATE,
                 json={"name": "x", "projectId": str(project.id)},
-                headers=actors.bearer(owner),
+                headers=people.bearer(owner),
             )
         ).json()
         assert (
-            await client.get("/probe/key", headers=bearer(created["apiKey"]))
+            await client.get(PROJECT_KEY_PROBE, headers=bearer(created["apiKey"]))
         ).status_code == 200
         response = await client.post(
-            DEACTIVATE, json={"keyId": created["keyId"]}, headers=actors.bearer(owner)
+            DEACTIVATE, json={"keyId": created["keyId"]}, headers=people.bearer(owner)
         )
         assert response.status_code == 200 and response.json()["active"] is False
-        refused = await client.get("/probe/key", headers=bearer(created["apiKey"]))
+        refused = await client.get(PROJECT_KEY_PROBE, headers=bearer(created["apiKey"]))
         assert refused.status_code == 401
         assert refused.json()["code"] == "UNAUTHENTICATED"
 
     async def test_member_cannot_see_or_deactivate_another_members_key(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner, member, other_member = await actors.user(), await actors.user(), await actors.user()
-        project = await actors.project(owner)
-        await actors.add_member(project, member, ProjectRole.MEMBER)
-        await actors.add_member(project, other_member, ProjectRole.MEMBER)
-        key = await actors.api_key(project, created_by=other_member)
-        listed = await client.get(LIST, headers=actors.bearer(member))
+        owner, member, other_member = await people.user(), await people.user(), await people.user()
+        project = await tenants.project(owner)
+        await tenants.add_member(project, member, ProjectRole.MEMBER)
+        await tenants.add_member(project, other_member, ProjectRole.MEMBER)
+        key = await people.api_key(project, created_by=other_member)
+        listed = await client.get(LIST, headers=people.bearer(member))
         assert listed.json()["total"] == 0
-        other_key_id = (await client.get(LIST, headers=actors.bearer(other_member))).json()[
+        other_key_id = (await client.get(LIST, headers=people.bearer(other_member))).json()[
             "items"
         ][0]["keyId"]
         response = await client.post(
-            DEACTIVATE, json={"keyId": other_key_id}, headers=actors.bearer(member)
+            DEACTIVATE, json={"keyId": other_key_id}, headers=people.bearer(member)
         )
         assert response.status_code == 404
         assert response.json()["code"] == "API_KEY_NOT_FOUND"
-        assert (await client.get("/probe/key", headers=bearer(key))).status_code == 200
+        assert (await client.get(PROJECT_KEY_PROBE, headers=bearer(key))).status_code == 200
 
     async def test_project_admin_can_deactivate_a_members_key(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner, admin, member = await actors.user(), await actors.user(), await actors.user()
-        project = await actors.project(owner)
-        await actors.add_member(project, admin, ProjectRole.ADMIN)
-        await actors.add_member(project, member, ProjectRole.MEMBER)
-        key = await actors.api_key(project, created_by=member)
-        (item,) = (await client.get(LIST, headers=actors.bearer(admin))).json()["items"]
+        owner, admin, member = await people.user(), await people.user(), await people.user()
+        project = await tenants.project(owner)
+        await tenants.add_member(project, admin, ProjectRole.ADMIN)
+        await tenants.add_member(project, member, ProjectRole.MEMBER)
+        key = await people.api_key(project, created_by=member)
+        (item,) = (await client.get(LIST, headers=people.bearer(admin))).json()["items"]
         response = await client.post(
-            DEACTIVATE, json={"keyId": item["keyId"]}, headers=actors.bearer(admin)
+            DEACTIVATE, json={"keyId": item["keyId"]}, headers=people.bearer(admin)
         )
         assert response.status_code == 200
-        assert (await client.get("/probe/key", headers=bearer(key))).status_code == 401
+        assert (await client.get(PROJECT_KEY_PROBE, headers=bearer(key))).status_code == 401
 
     async def test_other_projects_admin_gets_404(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner, outsider = await actors.user(), await actors.user()
-        project = await actors.project(owner)
-        await actors.project(outsider)
-        await actors.api_key(project, created_by=owner)
-        (item,) = (await client.get(LIST, headers=actors.bearer(owner))).json()["items"]
+        owner, outsider = await people.user(), await people.user()
+        project = await tenants.project(owner)
+        await tenants.project(outsider)
+        await people.api_key(project, created_by=owner)
+        (item,) = (await client.get(LIST, headers=people.bearer(owner))).json()["items"]
         response = await client.post(
-            DEACTIVATE, json={"keyId": item["keyId"]}, headers=actors.bearer(outsider)
+            DEACTIVATE, json={"keyId": item["keyId"]}, headers=people.bearer(outsider)
         )
         assert response.status_code == 404
 
-    async def test_key_id_is_required(self, client: httpx.AsyncClient, actors: Actors) -> None:
+    async def test_key_id_is_required(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants
+    ) -> None:
         response = await client.post(
-            DEACTIVATE, json={}, headers=actors.bearer(await actors.user())
+            DEACTIVATE, json={}, headers=people.bearer(await people.user())
         )
         assert response.status_code == 400
 
 
 class TestOffboarding:
     async def test_removed_members_keys_stop_on_the_next_request(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner, bob = await actors.user(), await actors.user()
-        project = await actors.project(owner)
-        other = await actors.project(bob)
-        await actors.add_member(project, bob, ProjectRole.ADMIN)
-        bobs_key = await actors.api_key(project, bob)
-        bobs_other_key = await actors.api_key(other, bob)
-        owners_key = await actors.api_key(project, owner)
-        assert (await client.get("/probe/key", headers=bearer(bobs_key))).status_code == 200
+        owner, bob = await people.user(), await people.user()
+        project = await tenants.project(owner)
+        other = await tenants.project(bob)
+        await tenants.add_member(project, bob, ProjectRole.ADMIN)
+        bobs_key = await people.api_key(project, bob)
+        bobs_other_key = await people.api_key(other, bob)
+        owners_key = await people.api_key(project, owner)
+        assert (await client.get(PROJECT_KEY_PROBE, headers=bearer(bobs_key))).status_code == 200
 
         removed = await client.delete(
-            f"/api/v1/projects/{project.id}/members/{bob.id}", headers=actors.bearer(owner)
+            f"/api/v1/projects/{project.id}/members/{bob.id}", headers=people.bearer(owner)
         )
         assert removed.status_code == 204
-        refused = await client.get("/probe/key", headers=bearer(bobs_key))
+        refused = await client.get(PROJECT_KEY_PROBE, headers=bearer(bobs_key))
         assert refused.status_code == 401
         assert refused.json()["code"] == "UNAUTHENTICATED"
         # only bob's keys of that project: the owner's and bob's own project's keep working
-        assert (await client.get("/probe/key", headers=bearer(owners_key))).status_code == 200
-        assert (await client.get("/probe/key", headers=bearer(bobs_other_key))).status_code == 200
+        assert (await client.get(PROJECT_KEY_PROBE, headers=bearer(owners_key))).status_code == 200
+        assert (
+            await client.get(PROJECT_KEY_PROBE, headers=bearer(bobs_other_key))
+        ).status_code == 200
         listed = await client.get(
-            LIST, params={"projectId": str(project.id)}, headers=actors.bearer(owner)
+            LIST, params={"projectId": str(project.id)}, headers=people.bearer(owner)
         )
         assert sorted(item["active"] for item in listed.json()["items"]) == [False, True]
 
@@ -212,28 +227,32 @@ class TestKeyPrincipal:
         "credential", ["bw_test_short", "sk_test_abcdef", "bw_test_" + "A" * 54, "not a key"]
     )
     async def test_unknown_keys_are_401(self, client: httpx.AsyncClient, credential: str) -> None:
-        response = await client.get("/probe/key", headers=bearer(credential))
+        response = await client.get(PROJECT_KEY_PROBE, headers=bearer(credential))
         assert response.status_code == 401
 
     async def test_key_cannot_change_its_mode_prefix(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner = await actors.user()
-        key = await actors.api_key(await actors.project(owner), created_by=owner)
+        owner = await people.user()
+        key = await people.api_key(await tenants.project(owner), created_by=owner)
         forged = key.replace("bw_test_", "bw_live_", 1)
-        assert (await client.get("/probe/key", headers=bearer(forged))).status_code == 401
+        assert (await client.get(PROJECT_KEY_PROBE, headers=bearer(forged))).status_code == 401
 
 
 class TestSecretsNeverLeak:
     async def test_key_session_and_end_user_secret_not_in_db_responses_or_logs(
         self,
         client: httpx.AsyncClient,
-        actors: Actors,
+        people: People,
+        tenants: Tenants,
         session: AsyncSession,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         caplog.set_level(logging.DEBUG)
-        owner = await actors.user("owner@example.test")
+        owner = await people.user("owner@example.test")
         login = await client.post(
             "/api/v1/auth/login", json={"email": "owner@example.test", "password": PASSWORD}
         )
@@ -249,7 +268,7 @@ class TestSecretsNeverLeak:
             GENERATE, json={"name": "x", "projectId": project_id}, headers={"X-CSRF-Token": csrf}
         )
         api_key = created_key.json()["apiKey"]
-        await client.get("/probe/key", headers=bearer(api_key))
+        await client.get(PROJECT_KEY_PROBE, headers=bearer(api_key))
         later = [
             await client.get(LIST),
             await client.get(f"/api/v1/projects/{project_id}"),

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billwarden.config import Environment, Settings
 from billwarden.db.base import utcnow
 from billwarden.identity.models import ConsoleSession
-from tests.actors import PASSWORD, Actors, SignedIn
+from tests.identity.factories import PASSWORD, People, SignedIn
+from tests.projects.factories import Tenants
 
 LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/auth/me"
@@ -31,9 +32,12 @@ async def sign_in_over_http(client: httpx.AsyncClient, email: str) -> str:
 
 class TestLogin:
     async def test_login_sets_http_only_session_and_readable_csrf_cookie(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        await actors.user("alice@example.test")
+        await people.user("alice@example.test")
         response = await client.post(
             LOGIN, json={"email": "Alice@Example.test ", "password": PASSWORD}
         )
@@ -50,9 +54,14 @@ class TestLogin:
         assert me.json()["authMethod"] == "session"
 
     async def test_cookies_are_secure_outside_development(
-        self, app: FastAPI, settings: Settings, actors: Actors, client: httpx.AsyncClient
+        self,
+        app: FastAPI,
+        settings: Settings,
+        people: People,
+        tenants: Tenants,
+        client: httpx.AsyncClient,
     ) -> None:
-        await actors.user("alice@example.test")
+        await people.user("alice@example.test")
         app.state.settings = settings.model_copy(update={"environment": Environment.PRODUCTION})
         response = await client.post(
             LOGIN, json={"email": "alice@example.test", "password": PASSWORD}
@@ -68,9 +77,13 @@ class TestLogin:
         ],
     )
     async def test_wrong_credentials_are_one_401(
-        self, client: httpx.AsyncClient, actors: Actors, credentials: dict[str, str]
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
+        credentials: dict[str, str],
     ) -> None:
-        await actors.user("alice@example.test")
+        await people.user("alice@example.test")
         response = await client.post(LOGIN, json=credentials)
         assert response.status_code == 401
         assert response.json()["code"] == "INVALID_CREDENTIALS"
@@ -82,9 +95,12 @@ class TestLogin:
         assert response.json()["code"] == "VALIDATION_ERROR"
 
     async def test_cross_site_form_cannot_sign_anyone_in(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        await actors.user("alice@example.test")
+        await people.user("alice@example.test")
         # a form on another site can send text/plain but not JSON without a CORS preflight
         response = await client.post(
             LOGIN,
@@ -147,10 +163,13 @@ class TestLogin:
 
 class TestCsrf:
     async def test_cookie_post_without_token_is_403_and_with_token_succeeds(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner = await actors.user("alice@example.test")
-        project = await actors.project(owner)
+        owner = await people.user("alice@example.test")
+        project = await tenants.project(owner)
         csrf = await sign_in_over_http(client, "alice@example.test")
         payload = {"name": "sync job", "projectId": str(project.id)}
 
@@ -171,10 +190,10 @@ class TestCsrf:
 
     @pytest.mark.parametrize("token", ["é" * 64, "\u00ff", "ü-not-the-token"])
     async def test_non_ascii_token_is_403(
-        self, client: httpx.AsyncClient, actors: Actors, token: str
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants, token: str
     ) -> None:
-        user = await actors.user()
-        here = await actors.sign_in(user)
+        user = await people.user()
+        here = await people.sign_in(user)
         response = await client.post(
             "/api/v1/auth/logout",
             headers=[
@@ -187,10 +206,13 @@ class TestCsrf:
         assert (await client.get(ME, headers=here.cookie)).status_code == 200
 
     async def test_another_sessions_token_does_not_pass(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        alice = await actors.user("alice@example.test")
-        other = await actors.sign_in(alice)
+        alice = await people.user("alice@example.test")
+        other = await people.sign_in(alice)
         await sign_in_over_http(client, "alice@example.test")
         response = await client.post(
             "/api/v1/auth/logout",
@@ -199,14 +221,17 @@ class TestCsrf:
         assert response.status_code == 403
 
     async def test_developer_token_needs_no_csrf(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner = await actors.user()
-        project = await actors.project(owner)
+        owner = await people.user()
+        project = await tenants.project(owner)
         response = await client.post(
             "/api-dashboard/keys/generate",
             json={"name": "ci", "projectId": str(project.id)},
-            headers=actors.bearer(owner),
+            headers=people.bearer(owner),
         )
         assert response.status_code == 201
 
@@ -222,9 +247,9 @@ async def _set_session_times(session: AsyncSession, signed_in: SignedIn, **value
 
 class TestExpiry:
     async def test_idle_session_is_refused(
-        self, client: httpx.AsyncClient, actors: Actors, session: AsyncSession
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants, session: AsyncSession
     ) -> None:
-        signed_in = await actors.sign_in(await actors.user())
+        signed_in = await people.sign_in(await people.user())
         assert (await client.get(ME, headers=signed_in.cookie)).status_code == 200
         await _set_session_times(
             session, signed_in, idle_expires_at=utcnow() - timedelta(seconds=1)
@@ -234,9 +259,9 @@ class TestExpiry:
         assert "inactivity" in response.json()["message"]
 
     async def test_activity_extends_the_idle_deadline(
-        self, client: httpx.AsyncClient, actors: Actors, session: AsyncSession
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants, session: AsyncSession
     ) -> None:
-        signed_in = await actors.sign_in(await actors.user())
+        signed_in = await people.sign_in(await people.user())
         soon = utcnow() + timedelta(seconds=30)
         await _set_session_times(
             session, signed_in, idle_expires_at=soon, last_seen_at=utcnow() - timedelta(hours=1)
@@ -246,9 +271,9 @@ class TestExpiry:
         assert signed_in.started.session.idle_expires_at > soon + timedelta(minutes=10)
 
     async def test_absolute_expiry_holds_despite_activity(
-        self, client: httpx.AsyncClient, actors: Actors, session: AsyncSession
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants, session: AsyncSession
     ) -> None:
-        signed_in = await actors.sign_in(await actors.user())
+        signed_in = await people.sign_in(await people.user())
         await _set_session_times(session, signed_in, expires_at=utcnow() - timedelta(seconds=1))
         response = await client.get(ME, headers=signed_in.cookie)
         assert response.status_code == 401
@@ -257,21 +282,27 @@ class TestExpiry:
 
 class TestRevocation:
     async def test_logout_revokes_the_session_server_side(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        signed_in = await actors.sign_in(await actors.user())
+        signed_in = await people.sign_in(await people.user())
         response = await client.post("/api/v1/auth/logout", headers=signed_in.unsafe)
         assert response.status_code == 204
         # a copy of the cookie kept by an attacker is useless now
         assert (await client.get(ME, headers=signed_in.cookie)).status_code == 401
 
     async def test_password_change_revokes_other_sessions_and_tokens(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        user = await actors.user("alice@example.test")
-        elsewhere = await actors.sign_in(user)
-        token = actors.bearer(user)
-        here = await actors.sign_in(user)
+        user = await people.user("alice@example.test")
+        elsewhere = await people.sign_in(user)
+        token = people.bearer(user)
+        here = await people.sign_in(user)
         response = await client.post(
             "/api/v1/auth/password",
             json={"currentPassword": PASSWORD, "newPassword": "a brand new passphrase"},
@@ -298,10 +329,13 @@ class TestRevocation:
         assert new.status_code == 200
 
     async def test_wrong_current_password_changes_nothing(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        user = await actors.user()
-        here = await actors.sign_in(user)
+        user = await people.user()
+        here = await people.sign_in(user)
         response = await client.post(
             "/api/v1/auth/password",
             json={"currentPassword": "not it at all", "newPassword": "a brand new passphrase"},
@@ -312,13 +346,16 @@ class TestRevocation:
         assert (await client.get(ME, headers=here.cookie)).status_code == 200
 
     async def test_weak_new_password_is_refused(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        user = await actors.user()
+        user = await people.user()
         response = await client.post(
             "/api/v1/auth/password",
             json={"currentPassword": PASSWORD, "newPassword": "short"},
-            headers=actors.bearer(user),
+            headers=people.bearer(user),
         )
         assert response.status_code == 400
         assert response.json()["code"] == "WEAK_PASSWORD"

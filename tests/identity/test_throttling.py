@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billwarden.config import Settings
 from billwarden.db.base import utcnow
 from billwarden.identity.models import LoginFailure
-from tests.actors import PASSWORD, Actors
-from tests.identity.conftest import Scratch
+from tests.conftest import Scratch
+from tests.identity.factories import PASSWORD, People
+from tests.projects.factories import Tenants
 
 LOGIN = "/api/v1/auth/login"
 PASSWORD_CHANGE = "/api/v1/auth/password"
@@ -46,9 +47,13 @@ async def fail(client: httpx.AsyncClient, email: str) -> httpx.Response:
 
 class TestPerEmail:
     async def test_locked_email_refuses_even_the_right_password(
-        self, client: httpx.AsyncClient, other_address: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        other_address: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        await actors.user("alice@example.test")
+        await people.user("alice@example.test")
         for _ in range(3):
             assert (await fail(client, "alice@example.test")).status_code == 401
         # the lock follows the email, whatever address the next attempt comes from
@@ -66,9 +71,12 @@ class TestPerEmail:
         assert token.status_code == 429
 
     async def test_other_emails_are_not_locked(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        await actors.user("bob@example.test")
+        await people.user("bob@example.test")
         for _ in range(3):
             await fail(client, "alice@example.test")
         response = await client.post(
@@ -77,9 +85,9 @@ class TestPerEmail:
         assert response.status_code == 200
 
     async def test_lock_lifts_when_the_window_passes(
-        self, client: httpx.AsyncClient, actors: Actors, session: AsyncSession
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants, session: AsyncSession
     ) -> None:
-        await actors.user("alice@example.test")
+        await people.user("alice@example.test")
         for _ in range(3):
             await fail(client, "alice@example.test")
         await session.execute(
@@ -91,9 +99,12 @@ class TestPerEmail:
         assert response.status_code == 200
 
     async def test_success_clears_the_email_count(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        await actors.user("alice@example.test")
+        await people.user("alice@example.test")
         for _ in range(2):
             await fail(client, "alice@example.test")
         ok = await client.post(LOGIN, json={"email": "alice@example.test", "password": PASSWORD})
@@ -104,9 +115,13 @@ class TestPerEmail:
 
 class TestPerAddress:
     async def test_address_guessing_many_emails_is_locked(
-        self, client: httpx.AsyncClient, other_address: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        other_address: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        await actors.user("victim@example.test")
+        await people.user("victim@example.test")
         for number in range(5):
             assert (await fail(client, f"guess{number}@example.test")).status_code == 401
         locked = await client.post(
@@ -123,10 +138,13 @@ class TestPerAddress:
 
 class TestPasswordChange:
     async def test_wrong_current_passwords_lock_the_email(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        user = await actors.user("alice@example.test")
-        here = await actors.sign_in(user)
+        user = await people.user("alice@example.test")
+        here = await people.sign_in(user)
 
         async def change(current: str) -> httpx.Response:
             return await client.post(
@@ -165,7 +183,7 @@ class TestConcurrentFailures:
                 "login_throttle_window_seconds": 600,
             }
         )
-        await scratch.setup(lambda actors: actors.user("alice@example.test"))
+        await scratch.setup(lambda made: made.people.user("alice@example.test"))
         responses = await asyncio.gather(
             *(fail(scratch.client, "alice@example.test") for _ in range(20))
         )

@@ -9,47 +9,35 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.config import Settings
 from billwarden.db.base import utcnow
-from billwarden.identity.auth import EndUser
 from billwarden.identity.tokens import DEVELOPER_AUDIENCE, derive_developer_jwt_key
 from billwarden.projects.models import EndUserSecret
-from tests.actors import PASSWORD, Actors
 from tests.conftest import TEST_SECRET_KEY
+from tests.identity.factories import PASSWORD, People
+from tests.probes import END_USER_PROBE, install_probes
+from tests.projects.factories import Tenants
 
 ME = "/api/v1/auth/me"
 
 
-def _probe_router() -> APIRouter:
-    router = APIRouter(prefix="/probe")
-
-    @router.get("/end-user")
-    async def whoami(user: EndUser) -> dict[str, Any]:
-        return {
-            "projectId": str(user.project_id),
-            "mode": user.mode.value,
-            "sub": user.sub,
-            "email": user.email,
-            "subject": user.subject,
-        }
-
-    return router
-
-
 @pytest.fixture
 def probe(app: FastAPI) -> None:
-    app.include_router(_probe_router())
+    install_probes(app)
 
 
 class TestDeveloperToken:
     async def test_password_grant_token_works_as_bearer(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        await actors.user("dev@example.test")
+        await people.user("dev@example.test")
         response = await client.post(
             "/api/v1/auth/token",
             data={"grant_type": "password", "username": "dev@example.test", "password": PASSWORD},
@@ -62,18 +50,24 @@ class TestDeveloperToken:
         assert me.json()["authMethod"] == "token"
 
     async def test_wrong_password_gets_no_token(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        await actors.user("dev@example.test")
+        await people.user("dev@example.test")
         response = await client.post(
             "/api/v1/auth/token", data={"username": "dev@example.test", "password": "nope nope"}
         )
         assert response.status_code == 401
 
     async def test_signing_key_is_derived_not_the_secret_key(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        user = await actors.user()
+        user = await people.user()
         claims = {
             "sub": str(user.id),
             "aud": DEVELOPER_AUDIENCE,
@@ -87,8 +81,10 @@ class TestDeveloperToken:
         ok = await client.get(ME, headers={"Authorization": f"Bearer {derived}"})
         assert ok.status_code == 200
 
-    async def test_expired_token_is_401(self, client: httpx.AsyncClient, actors: Actors) -> None:
-        user = await actors.user()
+    async def test_expired_token_is_401(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants
+    ) -> None:
+        user = await people.user()
         claims = {
             "sub": str(user.id),
             "aud": DEVELOPER_AUDIENCE,
@@ -102,10 +98,12 @@ class TestDeveloperToken:
         assert response.json()["code"] == "UNAUTHENTICATED"
         assert "expired" in response.json()["message"]
 
-    async def test_tampered_token_is_401(self, client: httpx.AsyncClient, actors: Actors) -> None:
-        user = await actors.user()
-        other = await actors.user(superuser=True)
-        token = actors.bearer(user)["Authorization"].removeprefix("Bearer ")
+    async def test_tampered_token_is_401(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants
+    ) -> None:
+        user = await people.user()
+        other = await people.user(superuser=True)
+        token = people.bearer(user)["Authorization"].removeprefix("Bearer ")
         header, payload, signature = token.split(".")
         forged_payload = jwt.utils.base64url_encode(
             jwt.utils.base64url_decode(payload).replace(
@@ -119,9 +117,9 @@ class TestDeveloperToken:
 
     @pytest.mark.parametrize("version", [1e999, 1.5, "1", True, None, [1], -1e308])
     async def test_non_integer_password_version_is_401(
-        self, client: httpx.AsyncClient, actors: Actors, version: object
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants, version: object
     ) -> None:
-        user = await actors.user()
+        user = await people.user()
         claims = {
             "sub": str(user.id),
             "aud": DEVELOPER_AUDIENCE,
@@ -163,11 +161,14 @@ def end_user_token(secret: str, project_id: uuid.UUID, **claims: Any) -> dict[st
 @pytest.mark.usefixtures("probe")
 class TestEndUserToken:
     async def test_valid_token_names_the_user_and_subject(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        project = await actors.project(await actors.user())
+        project = await tenants.project(await people.user())
         response = await client.get(
-            "/probe/end-user",
+            END_USER_PROBE,
             headers=end_user_token(project.end_user_secret, project.id, email="u@tenant.test"),
         )
         assert response.status_code == 200
@@ -180,11 +181,14 @@ class TestEndUserToken:
         }
 
     async def test_organization_is_the_billing_subject(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        project = await actors.project(await actors.user())
+        project = await tenants.project(await people.user())
         response = await client.get(
-            "/probe/end-user",
+            END_USER_PROBE,
             headers=end_user_token(
                 project.end_user_secret, project.id, organization_id="org-7", mode="live"
             ),
@@ -203,59 +207,67 @@ class TestEndUserToken:
         ],
     )
     async def test_bad_claims_are_401(
-        self, client: httpx.AsyncClient, actors: Actors, claims: dict[str, Any], message: str
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
+        claims: dict[str, Any],
+        message: str,
     ) -> None:
-        project = await actors.project(await actors.user())
+        project = await tenants.project(await people.user())
         response = await client.get(
-            "/probe/end-user", headers=end_user_token(project.end_user_secret, project.id, **claims)
+            END_USER_PROBE, headers=end_user_token(project.end_user_secret, project.id, **claims)
         )
         assert response.status_code == 401
         assert response.json()["code"] == "UNAUTHENTICATED"
         assert message in response.json()["message"]
 
-    async def test_wrong_secret_is_401(self, client: httpx.AsyncClient, actors: Actors) -> None:
-        project = await actors.project(await actors.user())
+    async def test_wrong_secret_is_401(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants
+    ) -> None:
+        project = await tenants.project(await people.user())
         response = await client.get(
-            "/probe/end-user", headers=end_user_token("not-the-secret" * 4, project.id)
+            END_USER_PROBE, headers=end_user_token("not-the-secret" * 4, project.id)
         )
         assert response.status_code == 401
 
     async def test_token_of_another_project_cannot_claim_this_one(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner = await actors.user()
-        ours, theirs = await actors.project(owner), await actors.project(owner)
+        owner = await people.user()
+        ours, theirs = await tenants.project(owner), await tenants.project(owner)
         # signed with their secret but naming our project: refused
         response = await client.get(
-            "/probe/end-user", headers=end_user_token(theirs.end_user_secret, ours.id)
+            END_USER_PROBE, headers=end_user_token(theirs.end_user_secret, ours.id)
         )
         assert response.status_code == 401
         unknown = await client.get(
-            "/probe/end-user", headers=end_user_token(theirs.end_user_secret, uuid.uuid4())
+            END_USER_PROBE, headers=end_user_token(theirs.end_user_secret, uuid.uuid4())
         )
         assert unknown.status_code == 401
 
     async def test_missing_bearer_is_401(self, client: httpx.AsyncClient) -> None:
-        response = await client.get("/probe/end-user")
+        response = await client.get(END_USER_PROBE)
         assert response.status_code == 401
         assert "end-user JWT" in response.json()["message"]
 
     async def test_rotation_overlap_then_old_secret_stops(
-        self, client: httpx.AsyncClient, actors: Actors, session: AsyncSession
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants, session: AsyncSession
     ) -> None:
-        owner = await actors.user()
-        project = await actors.project(owner)
+        owner = await people.user()
+        project = await tenants.project(owner)
         old = project.end_user_secret
         rotated = await client.post(
-            f"/api/v1/projects/{project.id}/end-user-secret/rotate", headers=actors.bearer(owner)
+            f"/api/v1/projects/{project.id}/end-user-secret/rotate", headers=people.bearer(owner)
         )
         assert rotated.status_code == 200
         new = rotated.json()["endUserSecret"]
         assert new != old and rotated.json()["previousSecretExpiresAt"]
         for secret in (old, new):
-            response = await client.get(
-                "/probe/end-user", headers=end_user_token(secret, project.id)
-            )
+            response = await client.get(END_USER_PROBE, headers=end_user_token(secret, project.id))
             assert response.status_code == 200
         # the overlap window ends
         await session.execute(
@@ -263,7 +275,7 @@ class TestEndUserToken:
             .where(EndUserSecret.expires_at.is_not(None))
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
-        expired = await client.get("/probe/end-user", headers=end_user_token(old, project.id))
+        expired = await client.get(END_USER_PROBE, headers=end_user_token(old, project.id))
         assert expired.status_code == 401
-        current = await client.get("/probe/end-user", headers=end_user_token(new, project.id))
+        current = await client.get(END_USER_PROBE, headers=end_user_token(new, project.id))
         assert current.status_code == 200

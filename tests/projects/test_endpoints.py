@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from billwarden.identity.auth import developer_tokens
 from billwarden.identity.models import User
+from billwarden.identity.tokens import DeveloperTokens
 from billwarden.projects.models import EndUserSecret, Project, ProjectRole
 from billwarden.projects.repository import (
     EndUserSecretRepository,
@@ -18,18 +18,24 @@ from billwarden.projects.repository import (
     ProjectRepository,
 )
 from billwarden.projects.service import EndUserSecretService, MembershipService, ProjectAccess
-from tests.actors import Actors
-from tests.identity.conftest import Rendezvous, Scratch, scratch_fixture  # noqa: F401
+from tests.concurrency import Rendezvous
+from tests.conftest import Scratch
+from tests.factories import Factories
+from tests.identity.factories import People
+from tests.projects.factories import Tenants
 
 PROJECTS = "/api/v1/projects"
 
 
 class TestProjects:
     async def test_creator_becomes_owner_and_gets_the_end_user_secret_once(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        alice = await actors.user()
-        headers = actors.bearer(alice)
+        alice = await people.user()
+        headers = people.bearer(alice)
         created = await client.post(PROJECTS, json={"name": "Acme Inc"}, headers=headers)
         assert created.status_code == 201
         body = created.json()
@@ -40,31 +46,36 @@ class TestProjects:
         assert shown.json()["createdAt"] and shown.json()["role"] == "owner"
 
     async def test_list_shows_only_my_projects_and_superusers_see_all(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        alice, bob = await actors.user(), await actors.user()
-        root = await actors.user(superuser=True)
-        mine = await actors.project(alice)
-        await actors.project(bob)
-        listed = await client.get(PROJECTS, headers=actors.bearer(alice))
+        alice, bob = await people.user(), await people.user()
+        root = await people.user(superuser=True)
+        mine = await tenants.project(alice)
+        await tenants.project(bob)
+        listed = await client.get(PROJECTS, headers=people.bearer(alice))
         assert listed.status_code == 200
         assert [item["id"] for item in listed.json()["items"]] == [str(mine.id)]
         assert listed.json()["total"] == 1
-        everything = await client.get(PROJECTS, headers=actors.bearer(root))
+        everything = await client.get(PROJECTS, headers=people.bearer(root))
         assert everything.json()["total"] == 2
         assert {item["role"] for item in everything.json()["items"]} == {None}
 
-    async def test_list_is_paginated(self, client: httpx.AsyncClient, actors: Actors) -> None:
-        alice = await actors.user()
-        ids = [str((await actors.project(alice)).id) for _ in range(3)]
-        first = await client.get(PROJECTS, params={"limit": 2}, headers=actors.bearer(alice))
+    async def test_list_is_paginated(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants
+    ) -> None:
+        alice = await people.user()
+        ids = [str((await tenants.project(alice)).id) for _ in range(3)]
+        first = await client.get(PROJECTS, params={"limit": 2}, headers=people.bearer(alice))
         second = await client.get(
-            PROJECTS, params={"limit": 2, "offset": 2}, headers=actors.bearer(alice)
+            PROJECTS, params={"limit": 2, "offset": 2}, headers=people.bearer(alice)
         )
         assert first.json()["total"] == 3 and len(first.json()["items"]) == 2
         seen = [item["id"] for item in first.json()["items"] + second.json()["items"]]
         assert seen == ids
-        bad = await client.get(PROJECTS, params={"limit": 0}, headers=actors.bearer(alice))
+        bad = await client.get(PROJECTS, params={"limit": 0}, headers=people.bearer(alice))
         assert bad.status_code == 400
 
     @pytest.mark.parametrize(
@@ -79,11 +90,11 @@ class TestProjects:
         ],
     )
     async def test_out_of_range_paging_is_400(
-        self, client: httpx.AsyncClient, actors: Actors, params: dict[str, str]
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants, params: dict[str, str]
     ) -> None:
-        alice = await actors.user()
-        project = await actors.project(alice)
-        headers = actors.bearer(alice)
+        alice = await people.user()
+        project = await tenants.project(alice)
+        headers = people.bearer(alice)
         for url in (PROJECTS, f"{PROJECTS}/{project.id}/members", "/api-dashboard/keys"):
             response = await client.get(url, params=params, headers=headers)
             assert response.status_code == 400, (url, response.text)
@@ -92,9 +103,12 @@ class TestProjects:
         assert last_page.status_code == 200 and last_page.json()["items"] == []
 
     async def test_duplicate_slug_and_empty_name(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        headers = actors.bearer(await actors.user())
+        headers = people.bearer(await people.user())
         assert (await client.post(PROJECTS, json={"name": "Acme"}, headers=headers)).is_success
         again = await client.post(PROJECTS, json={"name": "ACME"}, headers=headers)
         assert again.status_code == 409 and again.json()["code"] == "PROJECT_SLUG_TAKEN"
@@ -102,32 +116,38 @@ class TestProjects:
         assert empty.status_code == 400
 
     async def test_admin_renames_member_cannot(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner, member = await actors.user(), await actors.user()
-        project = await actors.project(owner)
-        await actors.add_member(project, member, ProjectRole.MEMBER)
+        owner, member = await people.user(), await people.user()
+        project = await tenants.project(owner)
+        await tenants.add_member(project, member, ProjectRole.MEMBER)
         url = f"{PROJECTS}/{project.id}"
-        refused = await client.patch(url, json={"name": "Mine"}, headers=actors.bearer(member))
+        refused = await client.patch(url, json={"name": "Mine"}, headers=people.bearer(member))
         assert refused.status_code == 403
         assert refused.json()["code"] == "PROJECT_ADMIN_REQUIRED"
         renamed = await client.patch(
-            url, json={"name": "Renamed", "slug": "renamed"}, headers=actors.bearer(owner)
+            url, json={"name": "Renamed", "slug": "renamed"}, headers=people.bearer(owner)
         )
         assert renamed.status_code == 200
         assert (renamed.json()["name"], renamed.json()["slug"]) == ("Renamed", "renamed")
         bad_slug = await client.patch(
-            url, json={"slug": "Not A Slug"}, headers=actors.bearer(owner)
+            url, json={"slug": "Not A Slug"}, headers=people.bearer(owner)
         )
         assert bad_slug.status_code == 400
 
     async def test_other_projects_are_404_for_every_route(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner, outsider = await actors.user(), await actors.user()
-        project = await actors.project(owner)
-        await actors.project(outsider)  # an admin, but of another project
-        headers = actors.bearer(outsider)
+        owner, outsider = await people.user(), await people.user()
+        project = await tenants.project(owner)
+        await tenants.project(outsider)  # an admin, but of another project
+        headers = people.bearer(outsider)
         base = f"{PROJECTS}/{project.id}"
         attempts = [
             await client.get(base, headers=headers),
@@ -146,31 +166,37 @@ class TestProjects:
         assert missing.status_code == 404
 
     async def test_member_cannot_rotate_the_end_user_secret(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner, member = await actors.user(), await actors.user()
-        project = await actors.project(owner)
-        await actors.add_member(project, member, ProjectRole.MEMBER)
+        owner, member = await people.user(), await people.user()
+        project = await tenants.project(owner)
+        await tenants.add_member(project, member, ProjectRole.MEMBER)
         response = await client.post(
-            f"{PROJECTS}/{project.id}/end-user-secret/rotate", headers=actors.bearer(member)
+            f"{PROJECTS}/{project.id}/end-user-secret/rotate", headers=people.bearer(member)
         )
         assert response.status_code == 403
 
 
 class TestMembers:
     async def test_admin_adds_lists_changes_and_removes_members(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner = await actors.user("owner@example.test")
-        bob = await actors.user("bob@example.test")
-        project = await actors.project(owner)
-        headers = actors.bearer(owner)
+        owner = await people.user("owner@example.test")
+        bob = await people.user("bob@example.test")
+        project = await tenants.project(owner)
+        headers = people.bearer(owner)
         members = f"{PROJECTS}/{project.id}/members"
 
         added = await client.post(members, json={"email": "Bob@example.test"}, headers=headers)
         assert added.status_code == 201
         assert added.json()["role"] == "member" and added.json()["userId"] == str(bob.id)
-        assert (await client.get(f"{PROJECTS}/{project.id}", headers=actors.bearer(bob))).is_success
+        assert (await client.get(f"{PROJECTS}/{project.id}", headers=people.bearer(bob))).is_success
         again = await client.post(members, json={"userId": str(bob.id)}, headers=headers)
         assert again.status_code == 409
 
@@ -185,34 +211,40 @@ class TestMembers:
         }
         removed = await client.delete(f"{members}/{bob.id}", headers=headers)
         assert removed.status_code == 204
-        gone = await client.get(f"{PROJECTS}/{project.id}", headers=actors.bearer(bob))
+        gone = await client.get(f"{PROJECTS}/{project.id}", headers=people.bearer(bob))
         assert gone.status_code == 404
 
     async def test_unknown_user_and_bad_body(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner = await actors.user()
-        project = await actors.project(owner)
+        owner = await people.user()
+        project = await tenants.project(owner)
         members = f"{PROJECTS}/{project.id}/members"
         unknown = await client.post(
-            members, json={"email": "ghost@example.test"}, headers=actors.bearer(owner)
+            members, json={"email": "ghost@example.test"}, headers=people.bearer(owner)
         )
         assert unknown.status_code == 404 and unknown.json()["code"] == "USER_NOT_FOUND"
-        neither = await client.post(members, json={"role": "admin"}, headers=actors.bearer(owner))
+        neither = await client.post(members, json={"role": "admin"}, headers=people.bearer(owner))
         assert neither.status_code == 400
         bad_role = await client.post(
-            members, json={"email": "x@example.test", "role": "god"}, headers=actors.bearer(owner)
+            members, json={"email": "x@example.test", "role": "god"}, headers=people.bearer(owner)
         )
         assert bad_role.status_code == 400
 
     async def test_member_cannot_manage_members(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner, member, newcomer = await actors.user(), await actors.user(), await actors.user()
-        project = await actors.project(owner)
-        await actors.add_member(project, member, ProjectRole.MEMBER)
+        owner, member, newcomer = await people.user(), await people.user(), await people.user()
+        project = await tenants.project(owner)
+        await tenants.add_member(project, member, ProjectRole.MEMBER)
         members = f"{PROJECTS}/{project.id}/members"
-        headers = actors.bearer(member)
+        headers = people.bearer(member)
         for response in (
             await client.get(members, headers=headers),
             await client.post(members, json={"userId": str(newcomer.id)}, headers=headers),
@@ -223,12 +255,15 @@ class TestMembers:
             assert response.json()["code"] == "PROJECT_ADMIN_REQUIRED"
 
     async def test_last_owner_cannot_leave_or_be_demoted(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner = await actors.user()
-        project = await actors.project(owner)
+        owner = await people.user()
+        project = await tenants.project(owner)
         members = f"{PROJECTS}/{project.id}/members"
-        headers = actors.bearer(owner)
+        headers = people.bearer(owner)
         demoted = await client.patch(
             f"{members}/{owner.id}", json={"role": "admin"}, headers=headers
         )
@@ -236,7 +271,7 @@ class TestMembers:
         removed = await client.delete(f"{members}/{owner.id}", headers=headers)
         assert removed.status_code == 409
         # with a second owner, the first may step down
-        second = await actors.user()
+        second = await people.user()
         await client.post(
             members, json={"userId": str(second.id), "role": "owner"}, headers=headers
         )
@@ -246,14 +281,17 @@ class TestMembers:
         assert stepped_down.status_code == 200
 
     async def test_admin_cannot_touch_owners(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner, admin, other = await actors.user(), await actors.user(), await actors.user()
-        project = await actors.project(owner)
-        await actors.add_member(project, admin, ProjectRole.ADMIN)
-        await actors.add_member(project, other, ProjectRole.MEMBER)
+        owner, admin, other = await people.user(), await people.user(), await people.user()
+        project = await tenants.project(owner)
+        await tenants.add_member(project, admin, ProjectRole.ADMIN)
+        await tenants.add_member(project, other, ProjectRole.MEMBER)
         members = f"{PROJECTS}/{project.id}/members"
-        headers = actors.bearer(admin)
+        headers = people.bearer(admin)
         make_owner = await client.patch(
             f"{members}/{other.id}", json={"role": "owner"}, headers=headers
         )
@@ -267,23 +305,26 @@ class TestMembers:
         assert promote.status_code == 200
 
     async def test_superuser_administers_any_project(
-        self, client: httpx.AsyncClient, actors: Actors
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
     ) -> None:
-        owner, root = await actors.user(), await actors.user(superuser=True)
-        project = await actors.project(owner)
-        listed = await client.get(f"{PROJECTS}/{project.id}/members", headers=actors.bearer(root))
+        owner, root = await people.user(), await people.user(superuser=True)
+        project = await tenants.project(owner)
+        listed = await client.get(f"{PROJECTS}/{project.id}/members", headers=people.bearer(root))
         assert listed.status_code == 200 and listed.json()["total"] == 1
 
 
 def _bearer(scratch: Scratch, user: User) -> dict[str, str]:
-    token = developer_tokens(scratch.settings).issue(user.id, user.password_changed_at)
+    token = DeveloperTokens.from_settings(scratch.settings).issue(user.id, user.password_changed_at)
     return {"Authorization": f"Bearer {token}"}
 
 
 async def _owner_with_project(scratch: Scratch) -> tuple[User, Project]:
-    async def build(actors: Actors) -> tuple[User, Project]:
-        owner = await actors.user()
-        return owner, (await actors.project(owner)).project
+    async def build(made: Factories) -> tuple[User, Project]:
+        owner = await made.people.user()
+        return owner, (await made.tenants.project(owner)).project
 
     result: tuple[User, Project] = await scratch.setup(build)
     return result
@@ -296,7 +337,7 @@ class TestConcurrentWrites:
     async def test_two_creates_with_one_slug_one_wins(
         self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        alice: User = await scratch.setup(lambda actors: actors.user())
+        alice: User = await scratch.setup(lambda made: made.people.user())
         Rendezvous(2).after(monkeypatch, ProjectRepository, "get_by_slug")
         responses = await asyncio.gather(
             *(
@@ -314,7 +355,7 @@ class TestConcurrentWrites:
         self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         owner, first = await _owner_with_project(scratch)
-        second = await scratch.setup(lambda actors: actors.project(owner))
+        second = await scratch.setup(lambda made: made.tenants.project(owner))
         Rendezvous(2).after(
             monkeypatch, ProjectRepository, "get_by_slug", lambda slug: slug == "shared"
         )
@@ -336,7 +377,7 @@ class TestConcurrentWrites:
         self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         owner, project = await _owner_with_project(scratch)
-        bob: User = await scratch.setup(lambda actors: actors.user())
+        bob: User = await scratch.setup(lambda made: made.people.user())
         Rendezvous(2).after(
             monkeypatch,
             ProjectMemberRepository,
@@ -362,11 +403,13 @@ class TestConcurrentWrites:
     ) -> None:
         first, project = await _owner_with_project(scratch)
 
-        async def build(actors: Actors) -> tuple[User, User]:
-            second = await actors.user()
+        async def build(made: Factories) -> tuple[User, User]:
+            second = await made.people.user()
             access = ProjectAccess(project, first, ProjectRole.OWNER)
-            await MembershipService(actors.session).add_member(access, second, ProjectRole.OWNER)
-            return second, await actors.user(superuser=True)
+            await MembershipService(made.people.session).add_member(
+                access, second, ProjectRole.OWNER
+            )
+            return second, await made.people.user(superuser=True)
 
         second, root = await scratch.setup(build)
         Rendezvous(2).after(monkeypatch, ProjectMemberRepository, "count_owners")

@@ -6,12 +6,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox, SecretDecryptionError, SecretKeyError, mask_secret
-from billwarden.db.base import Mode
-from billwarden.projects.key_rotation import rotate_stored_secrets
+from billwarden.projects.exceptions import InvalidStripeKey, SlugTaken
+from billwarden.projects.key_rotation import re_encrypt_stored_secrets
 from billwarden.projects.models import Project
-from billwarden.projects.service import EndUserSecretService, ProjectService, SlugTaken
-from billwarden.projects.stripe_config import InvalidStripeKey, StripeConfigService
+from billwarden.projects.service import EndUserSecretService, ProjectService
+from billwarden.projects.stripe_config import StripeConfigService
 
 STRIPE_SECRET = "sk_test_51Secret0123456789abcdefWXYZ"
 WEBHOOK_SECRET = "whsec_0123456789abcdefghijklmnopqrstuv"
@@ -152,7 +153,7 @@ class TestRotateEverySecret:
         )
         end_user_secret, _ = await EndUserSecretService(session, old).rotate(project)
 
-        assert await rotate_stored_secrets(session, SecretBox(new_key, [old_key])) == 3
+        assert await re_encrypt_stored_secrets(session, SecretBox(new_key, [old_key])) == 3
 
         new_only = SecretBox(new_key)
         assert await EndUserSecretService(session, new_only).live_secrets(project.id) == [

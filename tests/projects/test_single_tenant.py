@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.config import Settings
+from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox
-from billwarden.db.base import Mode
 from billwarden.projects.models import Project, StripeConfig
 from billwarden.projects.single_tenant import sync_single_tenant_project
 from billwarden.projects.stripe_config import StripeConfigService

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.identity.models import User
 from billwarden.projects.models import ProjectRole
-from tests.actors import Actors, ProjectWithSecret
 from tests.emulator_helpers import emulator_helper
+from tests.identity.factories import People
+from tests.projects.factories import ProjectWithSecret, Tenants
 
 SECRET = "sk_test_51ConfigRouteSecret0000abcd"
 WEBHOOK_SECRET = "whsec_configroute000000000001"
@@ -24,20 +25,25 @@ def config_url(project: ProjectWithSecret, suffix: str = "config") -> str:
 
 
 @pytest.fixture
-async def owner(actors: Actors) -> User:
-    return await actors.user()
+async def owner(people: People, tenants: Tenants) -> User:
+    return await people.user()
 
 
 @pytest.fixture
-async def project(actors: Actors, owner: User) -> ProjectWithSecret:
-    return await actors.project(owner)
+async def project(people: People, tenants: Tenants, owner: User) -> ProjectWithSecret:
+    return await tenants.project(owner)
 
 
 class TestConfig:
     async def test_not_configured_then_put_then_masked_get(
-        self, client: httpx.AsyncClient, actors: Actors, owner: User, project: ProjectWithSecret
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
+        owner: User,
+        project: ProjectWithSecret,
     ) -> None:
-        headers = actors.bearer(owner)
+        headers = people.bearer(owner)
         empty = await client.get(config_url(project), headers=headers)
         assert empty.status_code == 200
         assert empty.json()["status"] == "not_configured"
@@ -67,14 +73,15 @@ class TestConfig:
     async def test_live_key_in_test_mode_is_refused_and_nothing_stored(
         self,
         client: httpx.AsyncClient,
-        actors: Actors,
+        people: People,
+        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
         session: AsyncSession,
     ) -> None:
         response = await client.put(
             config_url(project),
-            headers=actors.bearer(owner),
+            headers=people.bearer(owner),
             json={"secretKey": "sk_live_wrongmode00000001"},
         )
         assert response.status_code == 400
@@ -84,9 +91,14 @@ class TestConfig:
         assert count == 0
 
     async def test_live_mode_takes_live_keys_and_test_key_is_refused(
-        self, client: httpx.AsyncClient, actors: Actors, owner: User, project: ProjectWithSecret
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
+        owner: User,
+        project: ProjectWithSecret,
     ) -> None:
-        headers = actors.bearer(owner)
+        headers = people.bearer(owner)
         live = f"{config_url(project)}?test_mode=false"
         refused = await client.put(live, headers=headers, json={"secretKey": SECRET})
         assert refused.status_code == 400
@@ -96,9 +108,14 @@ class TestConfig:
         assert test_mode.json()["status"] == "not_configured"
 
     async def test_put_without_secret_keeps_the_stored_one(
-        self, client: httpx.AsyncClient, actors: Actors, owner: User, project: ProjectWithSecret
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
+        owner: User,
+        project: ProjectWithSecret,
     ) -> None:
-        headers = actors.bearer(owner)
+        headers = people.bearer(owner)
         await client.put(config_url(project), headers=headers, json={"secretKey": SECRET})
         rotated = await client.put(
             config_url(project),
@@ -124,33 +141,44 @@ class TestConfig:
     async def test_malformed_keys_are_refused(
         self,
         client: httpx.AsyncClient,
-        actors: Actors,
+        people: People,
+        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
         raw_body: str,
     ) -> None:
         response = await client.put(
             config_url(project),
-            headers={**actors.bearer(owner), "content-type": "application/json"},
+            headers={**people.bearer(owner), "content-type": "application/json"},
             content=raw_body.encode(),
         )
         assert response.status_code == 400, response.text
         assert response.json()["code"] in {"INVALID_STRIPE_KEY", "VALIDATION_ERROR"}
 
     async def test_first_put_needs_a_secret_key(
-        self, client: httpx.AsyncClient, actors: Actors, owner: User, project: ProjectWithSecret
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
+        owner: User,
+        project: ProjectWithSecret,
     ) -> None:
         response = await client.put(
-            config_url(project), headers=actors.bearer(owner), json={"webhookSecrets": []}
+            config_url(project), headers=people.bearer(owner), json={"webhookSecrets": []}
         )
         assert response.status_code == 400
         assert response.json()["details"]["field"] == "secretKey"
 
     async def test_unknown_field_is_a_validation_error(
-        self, client: httpx.AsyncClient, actors: Actors, owner: User, project: ProjectWithSecret
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
+        owner: User,
+        project: ProjectWithSecret,
     ) -> None:
         response = await client.put(
-            config_url(project), headers=actors.bearer(owner), json={"secret_key_typo": "x"}
+            config_url(project), headers=people.bearer(owner), json={"secret_key_typo": "x"}
         )
         assert response.status_code == 400
         assert response.json()["code"] == "VALIDATION_ERROR"
@@ -158,12 +186,13 @@ class TestConfig:
     async def test_delete_deactivates_and_keeps_history(
         self,
         client: httpx.AsyncClient,
-        actors: Actors,
+        people: People,
+        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
         session: AsyncSession,
     ) -> None:
-        headers = actors.bearer(owner)
+        headers = people.bearer(owner)
         await client.put(config_url(project), headers=headers, json={"secretKey": SECRET})
         deleted = await client.delete(config_url(project), headers=headers)
         assert deleted.status_code == 200 and deleted.json()["status"] == "not_configured"
@@ -173,28 +202,37 @@ class TestConfig:
         assert rows == 1
 
     async def test_member_reads_but_cannot_write(
-        self, client: httpx.AsyncClient, actors: Actors, project: ProjectWithSecret
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
+        project: ProjectWithSecret,
     ) -> None:
-        member = await actors.user()
-        await actors.add_member(project, member, ProjectRole.MEMBER)
-        headers = actors.bearer(member)
+        member = await people.user()
+        await tenants.add_member(project, member, ProjectRole.MEMBER)
+        headers = people.bearer(member)
         assert (await client.get(config_url(project), headers=headers)).status_code == 200
         refused = await client.put(config_url(project), headers=headers, json={"secretKey": SECRET})
         assert refused.status_code == 403
 
     async def test_other_projects_admin_sees_nothing(
-        self, client: httpx.AsyncClient, actors: Actors, project: ProjectWithSecret
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
+        project: ProjectWithSecret,
     ) -> None:
-        stranger = await actors.user()
-        await actors.project(stranger)
-        response = await client.get(config_url(project), headers=actors.bearer(stranger))
+        stranger = await people.user()
+        await tenants.project(stranger)
+        response = await client.get(config_url(project), headers=people.bearer(stranger))
         assert response.status_code == 404
         assert response.json()["code"] == "PROJECT_NOT_FOUND"
 
     async def test_secret_never_logged(
         self,
         client: httpx.AsyncClient,
-        actors: Actors,
+        people: People,
+        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
         caplog: pytest.LogCaptureFixture,
@@ -202,21 +240,26 @@ class TestConfig:
         with caplog.at_level(logging.DEBUG):
             await client.put(
                 config_url(project),
-                headers=actors.bearer(owner),
+                headers=people.bearer(owner),
                 json={"secretKey": SECRET, "webhookSecrets": [WEBHOOK_SECRET]},
             )
             await client.post(
-                config_url(project, "validate-credentials"), headers=actors.bearer(owner)
+                config_url(project, "validate-credentials"), headers=people.bearer(owner)
             )
         assert SECRET not in caplog.text and WEBHOOK_SECRET not in caplog.text
 
 
 class TestWebhookUrls:
     async def test_one_absolute_url_per_mode(
-        self, client: httpx.AsyncClient, actors: Actors, owner: User, project: ProjectWithSecret
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
+        owner: User,
+        project: ProjectWithSecret,
     ) -> None:
         response = await client.get(
-            config_url(project, "webhook-urls"), headers=actors.bearer(owner)
+            config_url(project, "webhook-urls"), headers=people.bearer(owner)
         )
         assert response.status_code == 200
         base = "https://billing.example.test/api/v1/payments/stripe/webhooks"
@@ -239,9 +282,14 @@ class TestValidateCredentials:
         assert response.status_code == 200, response.text
 
     async def test_key_the_emulator_accepts_is_valid(
-        self, client: httpx.AsyncClient, actors: Actors, owner: User, project: ProjectWithSecret
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
+        owner: User,
+        project: ProjectWithSecret,
     ) -> None:
-        headers = actors.bearer(owner)
+        headers = people.bearer(owner)
         await self.put_key(client, headers, project, f"sk_test_{uuid.uuid4().hex}")
         response = await client.post(config_url(project, "validate-credentials"), headers=headers)
         assert response.status_code == 200
@@ -256,12 +304,13 @@ class TestValidateCredentials:
     async def test_revoked_key_is_invalid_with_stripes_message(
         self,
         client: httpx.AsyncClient,
-        actors: Actors,
+        people: People,
+        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
         emulator_url: str,
     ) -> None:
-        headers = actors.bearer(owner)
+        headers = people.bearer(owner)
         key = f"sk_test_{uuid.uuid4().hex}"
         await self.put_key(client, headers, project, key)
         await emulator_helper(emulator_url, key, "/_emulator/keys/revoke")
@@ -275,12 +324,13 @@ class TestValidateCredentials:
     async def test_revoked_restricted_key_is_invalid(
         self,
         client: httpx.AsyncClient,
-        actors: Actors,
+        people: People,
+        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
         emulator_url: str,
     ) -> None:
-        headers = actors.bearer(owner)
+        headers = people.bearer(owner)
         restricted_key = f"rk_test_{uuid.uuid4().hex}"
         await self.put_key(client, headers, project, restricted_key)
         await emulator_helper(emulator_url, restricted_key, "/_emulator/keys/revoke")
@@ -288,10 +338,15 @@ class TestValidateCredentials:
         assert response.status_code == 200 and response.json()["valid"] is False
 
     async def test_without_configuration_is_404(
-        self, client: httpx.AsyncClient, actors: Actors, owner: User, project: ProjectWithSecret
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
+        owner: User,
+        project: ProjectWithSecret,
     ) -> None:
         response = await client.post(
-            config_url(project, "validate-credentials"), headers=actors.bearer(owner)
+            config_url(project, "validate-credentials"), headers=people.bearer(owner)
         )
         assert response.status_code == 404
         assert response.json()["code"] == "STRIPE_NOT_CONFIGURED"
@@ -299,12 +354,13 @@ class TestValidateCredentials:
     async def test_unreachable_stripe_is_502(
         self,
         client: httpx.AsyncClient,
-        actors: Actors,
+        people: People,
+        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
         emulator_url: str,
     ) -> None:
-        headers = actors.bearer(owner)
+        headers = people.bearer(owner)
         key = f"sk_test_{uuid.uuid4().hex}"
         await self.put_key(client, headers, project, key)
         await emulator_helper(

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import stripe
 
-from billwarden.db.base import Mode
+from billwarden.core.modes import Mode
 from billwarden.stripe_gateway import STRIPE_API_VERSION, StripeGateway, StripeGatewayError
 from billwarden_emulator import API_VERSION, EmulatorConfig
 from tests.emulator_helpers import emulator_helper

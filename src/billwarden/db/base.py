@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import DateTime, ForeignKey, MetaData, TypeDecorator, Uuid
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+from billwarden.core.modes import Mode
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -19,13 +20,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class Mode(StrEnum):
-    """Stripe's two worlds; every tenant row belongs to one."""
-
-    TEST = "test"
-    LIVE = "live"
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -1,12 +1,9 @@
-"""The async engine and the per-request session dependency."""
+"""The async engine and its sessions, configured alike for SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
@@ -58,34 +55,3 @@ def engine_from_settings(settings: Settings) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
-@asynccontextmanager
-async def transactional(session: AsyncSession) -> AsyncIterator[AsyncSession]:
-    """Commit `session` when the block succeeds, roll it back when it raises."""
-    try:
-        yield session
-    except BaseException:
-        await session.rollback()
-        raise
-    else:
-        await session.commit()
-
-
-WRITING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: committed when the handler succeeds, rolled back otherwise.
-
-    On SQLite a request that may write starts with the write lock (waiting up to the busy
-    timeout for it), so concurrent writers queue instead of failing."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session, transactional(session):
-        if request.method in WRITING_METHODS and session.get_bind().dialect.name == "sqlite":
-            await session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-        yield session
-
-
-# scope="function": commit before the response is sent, so a 2xx means the write is durable.
-DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]

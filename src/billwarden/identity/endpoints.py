@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
-from billwarden.config import Settings
-from billwarden.db.engine import DbSession
-from billwarden.errors import InvalidInput, error_response, error_responses
-from billwarden.identity.auth import (
-    CSRF_COOKIE,
-    SESSION_COOKIE,
-    AppSecretBox,
-    AppSettings,
+from billwarden.auth import (
     ConsoleAuth,
     CurrentConsoleUser,
-    Users,
-    developer_tokens,
+    DeveloperTokenIssuer,
+    IdentityRules,
+    key_viewer,
+    member_access,
 )
+from billwarden.config import Settings
+from billwarden.db.unit_of_work import DbSession
+from billwarden.errors import InvalidInput, error_responses
+from billwarden.identity.cookies import CSRF_COOKIE, SESSION_COOKIE
 from billwarden.identity.models import ApiKey, User
 from billwarden.identity.pages import render_login_page
 from billwarden.identity.schemas import (
@@ -35,28 +34,29 @@ from billwarden.identity.schemas import (
     LoginRequest,
     LoginResponse,
     Me,
-    Page,
-    PageParams,
     PasswordChange,
     PasswordChanged,
     UserRead,
-    page_params,
 )
-from billwarden.identity.service import (
-    ApiKeyService,
-    InvalidCredentials,
-    StartedSession,
-    TooManyAttempts,
-    WrongPassword,
-)
-from billwarden.projects.service import MembershipService
+from billwarden.identity.service import ApiKeyService, StartedSession, UserService
+from billwarden.kit.schemas import Page, Pages
+from billwarden.kit.state import AppSecretBox, AppSettings
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 keys_router = APIRouter(prefix="/api-dashboard/keys", tags=["api keys"])
 pages_router = APIRouter(tags=["console"], include_in_schema=False)
+routers = [router, keys_router, pages_router]
 
 LOGIN_PATH = "/api/v1/auth/login"
-Pages = Annotated[PageParams, Depends(page_params)]
+
+
+def _user_service(
+    session: DbSession, secret_box: AppSecretBox, policy: IdentityRules
+) -> UserService:
+    return UserService(session, secret_box, policy)
+
+
+Users = Annotated[UserService, Depends(_user_service)]
 
 
 def _client_address(request: Request) -> str:
@@ -105,11 +105,9 @@ async def login(
     response: Response,
     users: Users,
     settings: AppSettings,
-) -> Any:
-    try:
-        user = await users.authenticate(body.email, body.password, _client_address(request))
-    except (InvalidCredentials, TooManyAttempts) as exc:
-        return error_response(exc)
+) -> LoginResponse:
+    # a refused sign-in is counted (InvalidCredentials keeps the unit of work's changes)
+    user = await users.authenticate(body.email, body.password, _client_address(request))
     started = await users.start_session(user)
     _set_session_cookies(response, started, settings)
     return LoginResponse(
@@ -154,11 +152,8 @@ async def change_password(
     users: Users,
     settings: AppSettings,
     response: Response,
-) -> Any:
-    try:
-        await users.change_password(principal.user, body.current_password, body.new_password)
-    except (WrongPassword, TooManyAttempts) as exc:
-        return error_response(exc)
+) -> PasswordChanged:
+    await users.change_password(principal.user, body.current_password, body.new_password)
     if principal.session is None:
         return PasswordChanged(csrf_token=None)
     started = await users.start_session(principal.user)
@@ -176,13 +171,9 @@ async def issue_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     request: Request,
     users: Users,
-    settings: AppSettings,
-) -> Any:
-    try:
-        user = await users.authenticate(form.username, form.password, _client_address(request))
-    except (InvalidCredentials, TooManyAttempts) as exc:
-        return error_response(exc)
-    tokens = developer_tokens(settings)
+    tokens: DeveloperTokenIssuer,
+) -> DeveloperToken:
+    user = await users.authenticate(form.username, form.password, _client_address(request))
     return DeveloperToken(
         access_token=tokens.issue(user.id, user.password_changed_at),
         expires_in=int(tokens.ttl.total_seconds()),
@@ -234,9 +225,9 @@ def _key_read(key: ApiKey) -> ApiKeyRead:
 async def generate_key(
     body: ApiKeyCreate, user: CurrentConsoleUser, session: DbSession, secret_box: AppSecretBox
 ) -> ApiKeyCreated:
-    access = await MembershipService(session).access(user, body.project_id)
+    access = await member_access(session, user, body.project_id)
     created = await ApiKeyService(session, secret_box).create_key(
-        access.project, body.mode, body.name, user
+        access.project.id, body.mode, body.name, user
     )
     return ApiKeyCreated(
         **_key_read(created.key).model_dump(by_alias=False), api_key=created.plaintext
@@ -259,14 +250,9 @@ async def list_keys(
     ] = None,
 ) -> Page[ApiKeyRead]:
     keys, total = await ApiKeyService(session, secret_box).list_keys(
-        user, project_id=project_id, limit=pages.limit, offset=pages.offset
+        await key_viewer(session, user), project_id=project_id, **pages.window
     )
-    return Page[ApiKeyRead](
-        items=[_key_read(key) for key in keys],
-        total=total,
-        limit=pages.limit,
-        offset=pages.offset,
-    )
+    return Page[ApiKeyRead].of(keys, total, pages, _key_read)
 
 
 @keys_router.post(
@@ -278,5 +264,6 @@ async def list_keys(
 async def deactivate_key(
     body: ApiKeyDeactivate, user: CurrentConsoleUser, session: DbSession, secret_box: AppSecretBox
 ) -> ApiKeyRead:
-    key = await ApiKeyService(session, secret_box).deactivate_key(user, body.key_id)
+    viewer = await key_viewer(session, user)
+    key = await ApiKeyService(session, secret_box).deactivate_key(viewer, body.key_id)
     return _key_read(key)

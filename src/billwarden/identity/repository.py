@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, false, func, or_, select, text, update
 
 from billwarden.db.repository import RepositoryBase
 from billwarden.identity.models import ApiKey, ConsoleSession, LoginFailure, User
-from billwarden.projects.models import ProjectMember, ProjectRole
+
+
+@dataclass(frozen=True)
+class KeyViewer:
+    """Whose API keys a console user may see: every key of the projects they administer, and the
+    keys they created in projects they are still a member of (a superuser sees all)."""
+
+    user: User
+    administered: frozenset[uuid.UUID]
+    member_of: frozenset[uuid.UUID]
 
 
 class UserRepository(RepositoryBase[User]):
@@ -117,30 +127,25 @@ class ApiKeyRepository(RepositoryBase[ApiKey]):
             .execution_options(synchronize_session="fetch")
         )
 
-    def _visible_to(self, user: User) -> list[ColumnElement[bool]]:
-        if user.is_superuser:
+    def _visible_to(self, viewer: KeyViewer) -> list[ColumnElement[bool]]:
+        if viewer.user.is_superuser:
             return []
-        administered = select(ProjectMember.project_id).where(
-            ProjectMember.user_id == user.id,
-            ProjectMember.role.in_([ProjectRole.OWNER, ProjectRole.ADMIN]),
-        )
-        member_of = select(ProjectMember.project_id).where(ProjectMember.user_id == user.id)
         return [
             or_(
-                ApiKey.project_id.in_(administered),
-                (ApiKey.created_by_id == user.id) & ApiKey.project_id.in_(member_of),
+                ApiKey.project_id.in_(viewer.administered),
+                (ApiKey.created_by_id == viewer.user.id) & ApiKey.project_id.in_(viewer.member_of),
             )
         ]
 
-    async def get_visible(self, key_id: uuid.UUID, user: User) -> ApiKey | None:
+    async def get_visible(self, key_id: uuid.UUID, viewer: KeyViewer) -> ApiKey | None:
         return await self.one_or_none(
-            self.select().where(ApiKey.id == key_id, *self._visible_to(user))
+            self.select().where(ApiKey.id == key_id, *self._visible_to(viewer))
         )
 
     async def list_visible(
-        self, user: User, *, project_id: uuid.UUID | None, limit: int, offset: int
+        self, viewer: KeyViewer, *, project_id: uuid.UUID | None, limit: int, offset: int
     ) -> tuple[list[ApiKey], int]:
-        conditions = self._visible_to(user)
+        conditions = self._visible_to(viewer)
         if project_id is not None:
             conditions.append(ApiKey.project_id == project_id)
         total = await self.session.scalar(select(func.count(ApiKey.id)).where(*conditions))

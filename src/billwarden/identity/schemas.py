@@ -3,48 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Literal
 
-from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, Field, StringConstraints
 
-from billwarden.db.base import Mode
-
-
-class CamelModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-ItemT = TypeVar("ItemT")
-
-
-class Page(CamelModel, Generic[ItemT]):
-    """One page of a list: `items`, the `total` count, and the `limit`/`offset` used."""
-
-    items: list[ItemT]
-    total: int
-    limit: int
-    offset: int
-
-
-# both databases take 64-bit offsets; a bound far below that keeps huge values a 400, not a 500
-MAX_OFFSET = 1_000_000
-
-
-@dataclass(frozen=True)
-class PageParams:
-    limit: int
-    offset: int
-
-
-def page_params(
-    limit: Annotated[int, Query(ge=1, le=200, description="Items per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
-) -> PageParams:
-    return PageParams(limit, offset)
+from billwarden.core.modes import Mode
+from billwarden.kit.schemas import CamelModel
 
 
 class LoginRequest(CamelModel):

@@ -13,74 +13,38 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.config import Settings
+from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox
-from billwarden.db.base import Mode, utcnow
-from billwarden.errors import (
-    BillwardenError,
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    Unauthorized,
-)
+from billwarden.db.base import utcnow
+from billwarden.errors import InvalidInput
 from billwarden.identity import passwords
+from billwarden.identity.exceptions import (
+    ApiKeyNotFound,
+    CsrfFailed,
+    InvalidCredentials,
+    TooManyAttempts,
+    Unauthenticated,
+    UserExists,
+    UserNotFound,
+    WrongPassword,
+)
 from billwarden.identity.models import ApiKey, ConsoleSession, LoginFailure, User
 from billwarden.identity.repository import (
     ApiKeyRepository,
     ConsoleSessionRepository,
+    KeyViewer,
     LoginFailureRepository,
     UserRepository,
 )
 from billwarden.identity.tokens import password_version
-from billwarden.projects.models import Project
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-_API_KEY = re.compile(r"^bw_(test|live)_[A-Za-z0-9_-]{32,}$")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+_API_KEY = re.compile(r"bw_(test|live)_[A-Za-z0-9_-]{32,}")
 API_KEY_RANDOM_BYTES = 40  # 320 bits; the 8 characters kept for display leave 272 unknown
 API_KEY_DISPLAY_CHARACTERS = 8
 SESSION_TOKEN_BYTES = 32  # 256 bits
 # writes that only record activity happen at most this often per session or key
 ACTIVITY_RESOLUTION = timedelta(seconds=60)
-
-
-class Unauthenticated(Unauthorized):
-    code = "UNAUTHENTICATED"
-
-
-class InvalidCredentials(Unauthenticated):
-    code = "INVALID_CREDENTIALS"
-
-
-class TooManyAttempts(BillwardenError):
-    code = "TOO_MANY_ATTEMPTS"
-    status_code = 429
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(
-            message,
-            details={"retryAfterSeconds": retry_after},
-            headers={"Retry-After": str(retry_after)},
-        )
-
-
-class CsrfFailed(Forbidden):
-    code = "CSRF_FAILED"
-
-
-class UserExists(Conflict):
-    code = "USER_EXISTS"
-
-
-class UserNotFound(NotFound):
-    code = "USER_NOT_FOUND"
-
-
-class WrongPassword(InvalidInput):
-    code = "WRONG_PASSWORD"
-
-
-class ApiKeyNotFound(NotFound):
-    code = "API_KEY_NOT_FOUND"
 
 
 @dataclass(frozen=True)
@@ -115,7 +79,7 @@ class StartedSession:
 
 def normalize_email(email: str) -> str:
     normalized = email.strip().lower()
-    if not _EMAIL.match(normalized) or len(normalized) > 320:
+    if not _EMAIL.fullmatch(normalized) or len(normalized) > 320:
         raise InvalidInput("That is not an email address.", details={"field": "email"})
     return normalized
 
@@ -312,7 +276,7 @@ class ApiKeyService:
         self.keys = ApiKeyRepository(session)
 
     async def create_key(
-        self, project: Project, mode: Mode, name: str, created_by: User | None
+        self, project_id: uuid.UUID, mode: Mode, name: str, created_by: User | None
     ) -> CreatedApiKey:
         name = name.strip()
         if not name or len(name) > 200:
@@ -322,7 +286,7 @@ class ApiKeyService:
         plaintext = f"bw_{mode.value}_{secrets.token_urlsafe(API_KEY_RANDOM_BYTES)}"
         key = await self.keys.add(
             ApiKey(
-                project_id=project.id,
+                project_id=project_id,
                 mode=mode,
                 name=name,
                 prefix=plaintext[: len(f"bw_{mode.value}_") + API_KEY_DISPLAY_CHARACTERS],
@@ -336,7 +300,7 @@ class ApiKeyService:
 
     async def authenticate(self, plaintext: str) -> ApiKey:
         """The active key with this plaintext; records its use at most once a minute."""
-        match = _API_KEY.match(plaintext)
+        match = _API_KEY.fullmatch(plaintext)
         key = (
             await self.keys.get_active_by_hashes(self.secret_box.lookup_hashes(plaintext))
             if match
@@ -349,14 +313,16 @@ class ApiKeyService:
         return key
 
     async def list_keys(
-        self, user: User, *, project_id: uuid.UUID | None, limit: int, offset: int
+        self, viewer: KeyViewer, *, project_id: uuid.UUID | None, limit: int, offset: int
     ) -> tuple[list[ApiKey], int]:
-        """Keys of the projects the user administers, and the user's own keys elsewhere."""
-        return await self.keys.list_visible(user, project_id=project_id, limit=limit, offset=offset)
+        """Keys of the projects the viewer administers, and their own keys elsewhere."""
+        return await self.keys.list_visible(
+            viewer, project_id=project_id, limit=limit, offset=offset
+        )
 
-    async def deactivate_key(self, user: User, key_id: uuid.UUID) -> ApiKey:
+    async def deactivate_key(self, viewer: KeyViewer, key_id: uuid.UUID) -> ApiKey:
         """Deactivate a key its creator or a project admin can see; others get a 404."""
-        key = await self.keys.get_visible(key_id, user)
+        key = await self.keys.get_visible(key_id, viewer)
         if key is None:
             raise ApiKeyNotFound("No such API key.", details={"keyId": str(key_id)})
         if key.is_active:
@@ -364,3 +330,34 @@ class ApiKeyService:
             key.deactivated_at = utcnow()
             await self.session.flush()
         return key
+
+
+class UserDirectory:
+    """What other domains may ask of identity: console users by email or id, and the keys a
+    person created (no secrets needed)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.users = UserRepository(session)
+        self.keys = ApiKeyRepository(session)
+
+    async def get(self, user_id: uuid.UUID) -> User:
+        user = await self.users.get(user_id)
+        if user is None:
+            raise UserNotFound("No such user.")
+        return user
+
+    async def find(self, *, email: str | None, user_id: uuid.UUID | None) -> User:
+        """The console user with this email or id."""
+        user = (
+            await self.users.get_by_email(normalize_email(email))
+            if email is not None
+            else await self.users.get(user_id)
+            if user_id is not None
+            else None
+        )
+        if user is None:
+            raise UserNotFound("No console user with that email or id.")
+        return user
+
+    async def deactivate_keys_created_by(self, project_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        await self.keys.deactivate_created_by(project_id, user_id, utcnow())

@@ -13,7 +13,9 @@ import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from billwarden.db.base import Mode, utcnow
+from billwarden.config import Settings
+from billwarden.core.modes import Mode
+from billwarden.db.base import utcnow
 
 ALGORITHM = "HS256"
 DEVELOPER_AUDIENCE = "billwarden:developer"
@@ -47,6 +49,16 @@ class DeveloperTokens:
     def __init__(self, secret_keys: Sequence[str], ttl: timedelta) -> None:
         self._keys = [derive_developer_jwt_key(key) for key in secret_keys]
         self.ttl = ttl
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeveloperTokens:
+        if settings.secret_key is None:
+            raise ValueError("developer tokens need BILLWARDEN_SECRET_KEY")
+        keys = [settings.secret_key, *settings.secret_key_fallbacks]
+        return cls(
+            [key.get_secret_value() for key in keys],
+            timedelta(seconds=settings.developer_token_ttl_seconds),
+        )
 
     def issue(self, user_id: uuid.UUID, password_changed_at: datetime) -> str:
         now = utcnow()

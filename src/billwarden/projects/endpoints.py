@@ -8,16 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from billwarden.db.engine import DbSession
+from billwarden.auth import CurrentConsoleUser, ProjectAdminAccess, ProjectMemberAccess
+from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import error_responses
-from billwarden.identity.auth import (
-    AppSecretBox,
-    AppSettings,
-    CurrentConsoleUser,
-    ProjectAdminAccess,
-    ProjectMemberAccess,
-)
-from billwarden.identity.schemas import Page, PageParams, page_params
+from billwarden.kit.schemas import Page, Pages
+from billwarden.kit.state import AppSecretBox, AppSettings
 from billwarden.projects.models import Project, ProjectMember, ProjectRole
 from billwarden.projects.schemas import (
     EndUserSecretRotated,
@@ -30,9 +25,13 @@ from billwarden.projects.schemas import (
     ProjectUpdate,
 )
 from billwarden.projects.service import EndUserSecretService, MembershipService
+from billwarden.projects.stripe_endpoints import STRIPE_WEBHOOK_PREFIX
+from billwarden.projects.stripe_endpoints import router as stripe_router
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
-Pages = Annotated[PageParams, Depends(page_params)]
+routers = [router, stripe_router]
+# paths whose body is Stripe's, verified byte for byte: the request guard leaves it as sent
+RAW_BODY_PREFIXES = (STRIPE_WEBHOOK_PREFIX,)
 
 
 def _project_read(project: Project, role: ProjectRole | None) -> ProjectRead:
@@ -87,15 +86,8 @@ async def create_project(
 async def list_projects(
     user: CurrentConsoleUser, session: DbSession, pages: Pages
 ) -> Page[ProjectRead]:
-    rows, total = await MembershipService(session).list_projects(
-        user, limit=pages.limit, offset=pages.offset
-    )
-    return Page[ProjectRead](
-        items=[_project_read(project, role) for project, role in rows],
-        total=total,
-        limit=pages.limit,
-        offset=pages.offset,
-    )
+    rows, total = await MembershipService(session).list_projects(user, **pages.window)
+    return Page[ProjectRead].of(rows, total, pages, lambda row: _project_read(*row))
 
 
 @router.get("/{project_id}", response_model=ProjectRead, responses=error_responses(400, 401, 404))
@@ -127,15 +119,8 @@ async def update_project(
 async def list_members(
     access: ProjectAdminAccess, session: DbSession, pages: Pages
 ) -> Page[MemberRead]:
-    rows, total = await MembershipService(session).list_members(
-        access, limit=pages.limit, offset=pages.offset
-    )
-    return Page[MemberRead](
-        items=[_member_read(member, email) for member, email in rows],
-        total=total,
-        limit=pages.limit,
-        offset=pages.offset,
-    )
+    rows, total = await MembershipService(session).list_members(access, **pages.window)
+    return Page[MemberRead].of(rows, total, pages, lambda row: _member_read(*row))
 
 
 @router.post(

@@ -10,7 +10,7 @@ from billwarden.projects.models import EndUserSecret
 from billwarden.projects.stripe_config import StripeConfigService
 
 
-async def rotate_stored_secrets(session: AsyncSession, secret_box: SecretBox) -> int:
+async def re_encrypt_stored_secrets(session: AsyncSession, secret_box: SecretBox) -> int:
     """Stripe keys, webhook secrets and end-user secrets; returns how many were re-encrypted.
 
     Hash-only values (API keys, session tokens) cannot be re-keyed: they keep verifying while

@@ -10,10 +10,10 @@ from sqlalchemy import Enum as SAEnum
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from billwarden.core.modes import Mode
 from billwarden.db.base import (
     Base,
     IdMixin,
-    Mode,
     TenantMixin,
     TimestampMixin,
     mode_type,

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import func, or_, select
 
-from billwarden.db.base import Mode
+from billwarden.core.modes import Mode
 from billwarden.db.repository import RepositoryBase
 from billwarden.identity.models import User
 from billwarden.projects.models import (
@@ -66,6 +66,17 @@ class ProjectMemberRepository(RepositoryBase[ProjectMember]):
         if refresh:
             statement = statement.execution_options(populate_existing=True)
         return await self.one_or_none(statement)
+
+    async def project_ids_of(self, user_id: uuid.UUID) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+        """The projects the user owns or administers, and every project they are a member of."""
+        rows = await self.session.execute(
+            select(ProjectMember.project_id, ProjectMember.role).where(
+                ProjectMember.user_id == user_id
+            )
+        )
+        memberships = rows.all()
+        administered = [project_id for project_id, role in memberships if role.is_admin]
+        return administered, [project_id for project_id, _ in memberships]
 
     async def count_owners(self, project_id: uuid.UUID) -> int:
         count = await self.session.scalar(

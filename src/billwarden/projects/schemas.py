@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, model_validator
 
-from billwarden.identity.schemas import CamelModel
+from billwarden.kit.schemas import CamelModel
 from billwarden.projects.models import ProjectRole
 
 ProjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

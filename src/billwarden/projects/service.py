@@ -13,10 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.crypto import SecretBox
 from billwarden.db.base import utcnow
-from billwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
+from billwarden.errors import InvalidInput
 from billwarden.identity.models import User
-from billwarden.identity.repository import ApiKeyRepository, UserRepository
-from billwarden.identity.service import UserNotFound, normalize_email
+from billwarden.identity.service import UserDirectory
+from billwarden.projects.exceptions import (
+    AlreadyMember,
+    LastOwner,
+    MemberNotFound,
+    NotProjectAdmin,
+    NotProjectOwner,
+    ProjectNotFound,
+    SlugTaken,
+)
 from billwarden.projects.models import EndUserSecret, Project, ProjectMember, ProjectRole
 from billwarden.projects.repository import (
     EndUserSecretRepository,
@@ -24,16 +32,9 @@ from billwarden.projects.repository import (
     ProjectRepository,
 )
 
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")
+SLUG_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?"
+_SLUG = re.compile(SLUG_PATTERN)
 END_USER_SECRET_BYTES = 48  # 384 bits for an HS256 key
-
-
-class ProjectNotFound(NotFound):
-    code = "PROJECT_NOT_FOUND"
-
-
-class SlugTaken(Conflict):
-    code = "PROJECT_SLUG_TAKEN"
 
 
 def slugify(name: str) -> str:
@@ -51,7 +52,7 @@ class ProjectService:
         if not name:
             raise InvalidInput("A project needs a non-empty name.", details={"field": "name"})
         slug = slug or slugify(name)
-        if not _SLUG.match(slug):
+        if not _SLUG.fullmatch(slug):
             raise InvalidInput(
                 "A slug is 1-100 lowercase letters, digits and inner hyphens.",
                 details={"field": "slug"},
@@ -64,6 +65,9 @@ class ProjectService:
                 return await self.projects.add(Project(name=name, slug=slug))
         except IntegrityError as exc:
             raise SlugTaken(f"A project with slug {slug!r} already exists.") from exc
+
+    async def find_by_slug(self, slug: str) -> Project | None:
+        return await self.projects.get_by_slug(slug)
 
     async def get_project(self, project_id: uuid.UUID) -> Project:
         project = await self.projects.get(project_id)
@@ -83,30 +87,6 @@ class ProjectService:
 
 
 # Members, roles and end-user secrets. Console users come from the identity domain.
-
-
-class NotProjectAdmin(Forbidden):
-    code = "PROJECT_ADMIN_REQUIRED"
-
-
-class NotProjectOwner(Forbidden):
-    code = "PROJECT_OWNER_REQUIRED"
-
-
-class LastOwner(Conflict):
-    code = "LAST_OWNER"
-
-
-class AlreadyMember(Conflict):
-    code = "ALREADY_MEMBER"
-
-
-class MemberNotFound(NotFound):
-    code = "MEMBER_NOT_FOUND"
-
-
-class EndUserSecretMissing(NotFound):
-    code = "END_USER_SECRET_MISSING"
 
 
 @dataclass(frozen=True)
@@ -132,7 +112,7 @@ class MembershipService:
         self.session = session
         self.projects = ProjectRepository(session)
         self.members = ProjectMemberRepository(session)
-        self.users = UserRepository(session)
+        self.users = UserDirectory(session)
 
     async def access(self, user: User, project_id: uuid.UUID) -> ProjectAccess:
         """The user's access; a project the user cannot see is reported as not existing."""
@@ -143,6 +123,10 @@ class MembershipService:
         if project is None or (membership is None and not user.is_superuser):
             raise ProjectNotFound("No such project.", details={"projectId": str(project_id)})
         return ProjectAccess(project, user, membership.role if membership else None)
+
+    async def project_ids_of(self, user: User) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+        """The projects the user administers, and those they are a member of."""
+        return await self.members.project_ids_of(user.id)
 
     async def admin_access(self, user: User, project_id: uuid.UUID) -> ProjectAccess:
         access = await self.access(user, project_id)
@@ -174,7 +158,7 @@ class MembershipService:
                 raise InvalidInput("A project needs a non-empty name.", details={"field": "name"})
             project.name = name.strip()
         if slug is not None and slug != project.slug:
-            if not _SLUG.match(slug):
+            if not _SLUG.fullmatch(slug):
                 raise InvalidInput(
                     "A slug is 1-100 lowercase letters, digits and inner hyphens.",
                     details={"field": "slug"},
@@ -234,28 +218,14 @@ class MembershipService:
             await self._keep_an_owner(access.project.id)
         await self.session.delete(member)
         await self.session.flush()
-        await ApiKeyRepository(self.session).deactivate_created_by(
-            access.project.id, user_id, utcnow()
-        )
+        await self.users.deactivate_keys_created_by(access.project.id, user_id)
 
     async def find_user(self, *, email: str | None, user_id: uuid.UUID | None) -> User:
         """The console user to add, by email or id."""
-        user = (
-            await self.users.get_by_email(normalize_email(email))
-            if email is not None
-            else await self.users.get(user_id)
-            if user_id is not None
-            else None
-        )
-        if user is None:
-            raise UserNotFound("No console user with that email or id.")
-        return user
+        return await self.users.find(email=email, user_id=user_id)
 
     async def member_user(self, member: ProjectMember) -> User:
-        user = await self.users.get(member.user_id)
-        if user is None:
-            raise UserNotFound("No such user.")
-        return user
+        return await self.users.get(member.user_id)
 
     async def _member(self, access: ProjectAccess, user_id: uuid.UUID) -> ProjectMember:
         # refreshed: called under the project lock, after others may have changed the role

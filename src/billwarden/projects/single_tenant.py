@@ -12,8 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billwarden.config import Settings
+from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox
-from billwarden.db.base import Mode
+from billwarden.db.unit_of_work import unit_of_work
 from billwarden.projects.models import Project
 from billwarden.projects.service import ProjectService
 from billwarden.projects.stripe_config import StripeConfigService
@@ -39,7 +40,7 @@ async def sync_single_tenant_project(
     projects = ProjectService(session)
     configs = StripeConfigService(session, secret_box)
     slug = settings.single_tenant_project_slug
-    project = await projects.projects.get_by_slug(slug)
+    project = await projects.find_by_slug(slug)
     if project is None:
         project = await projects.create_project("Default project", slug)
         logger.info("created the single-tenant project %s", slug)
@@ -60,14 +61,13 @@ async def sync_single_tenant_project(
 async def bootstrap_single_tenant(
     sessionmaker: async_sessionmaker[AsyncSession], secret_box: SecretBox, settings: Settings
 ) -> None:
-    """Run the sync in its own transaction; a concurrent worker doing the same is not an error."""
+    """Run the sync as one unit of work (a writer: on SQLite it queues behind other writers); a
+    concurrent process creating the project first is not an error: the retry finds it."""
     for attempt in range(2):
-        async with sessionmaker() as session:
-            try:
+        try:
+            async with unit_of_work(sessionmaker) as session:
                 await sync_single_tenant_project(session, secret_box, settings)
-                await session.commit()
-                return
-            except IntegrityError:
-                await session.rollback()
-                if attempt == 1:
-                    raise
+            return
+        except IntegrityError:
+            if attempt == 1:
+                raise

@@ -9,25 +9,19 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox, mask_secret
-from billwarden.db.base import Mode, utcnow
-from billwarden.errors import InvalidInput, NotFound
+from billwarden.db.base import utcnow
+from billwarden.errors import InvalidInput
+from billwarden.projects.exceptions import InvalidStripeKey, StripeNotConfigured
 from billwarden.projects.models import Project, StripeConfig, StripeWebhookSecret
 from billwarden.projects.repository import StripeConfigRepository
 
 _SECRET_KEY_PREFIXES = {Mode.TEST: ("sk_test_", "rk_test_"), Mode.LIVE: ("sk_live_", "rk_live_")}
 _PUBLISHABLE_KEY_PREFIXES = {Mode.TEST: "pk_test_", Mode.LIVE: "pk_live_"}
 # Stripe's keys and signing secrets are ASCII letters and digits after their prefix
-_KEY_BODY = re.compile(r"^[A-Za-z0-9]+$")
-_WEBHOOK_SECRET = re.compile(r"^whsec_[A-Za-z0-9+/=]+$")
-
-
-class InvalidStripeKey(InvalidInput):
-    code = "INVALID_STRIPE_KEY"
-
-
-class StripeNotConfigured(NotFound):
-    code = "STRIPE_NOT_CONFIGURED"
+_KEY_BODY = re.compile(r"[A-Za-z0-9]+")
+_WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]+")
 
 
 @dataclass(frozen=True)
@@ -65,7 +59,7 @@ class StripeConfigService:
             _check_secret_key(secret_key, mode)
         if publishable_key is not None and not (
             publishable_key.startswith(_PUBLISHABLE_KEY_PREFIXES[mode])
-            and _KEY_BODY.match(publishable_key[len(_PUBLISHABLE_KEY_PREFIXES[mode]) :])
+            and _KEY_BODY.fullmatch(publishable_key[len(_PUBLISHABLE_KEY_PREFIXES[mode]) :])
         ):
             raise InvalidStripeKey(
                 f"A {mode.value}-mode publishable key starts with "
@@ -73,7 +67,7 @@ class StripeConfigService:
                 details={"field": "publishableKey"},
             )
         for secret in webhook_secrets or ():
-            if not _WEBHOOK_SECRET.match(secret):
+            if not _WEBHOOK_SECRET.fullmatch(secret):
                 raise InvalidStripeKey(
                     "A webhook signing secret is whsec_ followed by letters and digits.",
                     details={"field": "webhookSecrets"},
@@ -170,7 +164,7 @@ class StripeConfigService:
 
 def _check_secret_key(secret_key: str, mode: Mode) -> None:
     allowed = _SECRET_KEY_PREFIXES[mode]
-    if not secret_key.startswith(allowed) or not _KEY_BODY.match(secret_key[len(allowed[0]) :]):
+    if not secret_key.startswith(allowed) or not _KEY_BODY.fullmatch(secret_key[len(allowed[0]) :]):
         raise InvalidStripeKey(
             f"A {mode.value}-mode Stripe secret key is {' or '.join(allowed)} followed by "
             "letters and digits.",

@@ -1,16 +1,19 @@
-"""Stripe configuration routes (seed 002): per project, per mode (`?test_mode=true` by default)."""
+"""Stripe configuration routes: a project's credentials per mode (`?test_mode=true` by default),
+its webhook URLs and a credential check against Stripe."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query
 
-from billwarden.db.base import Mode
-from billwarden.db.engine import DbSession
+from billwarden.auth import ProjectAdminAccess, ProjectMemberAccess
+from billwarden.config import Settings
+from billwarden.core.modes import Mode
+from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import error_responses
-from billwarden.identity.auth import ProjectAdminAccess, ProjectMemberAccess
+from billwarden.kit.state import AppSecretBox, AppSettings, AppStripeGateway
 from billwarden.projects.models import StripeConfig
 from billwarden.projects.stripe_config import StripeConfigService
 from billwarden.projects.stripe_schemas import (
@@ -20,7 +23,6 @@ from billwarden.projects.stripe_schemas import (
     WebhookSecretView,
     WebhookUrls,
 )
-from billwarden.stripe_gateway import StripeGateway
 
 router = APIRouter(
     prefix="/api/v1/payments/stripe/projects/{project_id}",
@@ -37,17 +39,23 @@ def _mode(test_mode: bool) -> Mode:
     return Mode.TEST if test_mode else Mode.LIVE
 
 
-def webhook_url(request: Request, project_id: uuid.UUID, mode: Mode) -> str:
-    public_url: str = request.app.state.settings.public_url
-    return f"{public_url}/api/v1/payments/stripe/webhooks/{project_id}/{mode.value}"
+# where Stripe delivers a project's events; its raw body is verified byte for byte
+STRIPE_WEBHOOK_PREFIX = "/api/v1/payments/stripe/webhooks/"
 
 
-def _service(request: Request, session: DbSession) -> StripeConfigService:
-    return StripeConfigService(session, request.app.state.secret_box)
+def webhook_url(settings: Settings, project_id: uuid.UUID, mode: Mode) -> str:
+    return f"{settings.public_url}{STRIPE_WEBHOOK_PREFIX}{project_id}/{mode.value}"
+
+
+def _service(session: DbSession, secret_box: AppSecretBox) -> StripeConfigService:
+    return StripeConfigService(session, secret_box)
+
+
+StripeConfigs = Annotated[StripeConfigService, Depends(_service)]
 
 
 def _view(
-    request: Request, project_id: uuid.UUID, mode: Mode, config: StripeConfig | None
+    settings: Settings, project_id: uuid.UUID, mode: Mode, config: StripeConfig | None
 ) -> StripeConfigView:
     return StripeConfigView(
         project_id=project_id,
@@ -64,19 +72,22 @@ def _view(
             )
             for secret in (config.webhook_secrets if config else [])
         ],
-        webhook_url=webhook_url(request, project_id, mode),
+        webhook_url=webhook_url(settings, project_id, mode),
         updated_at=config.created_at if config else None,
     )
 
 
 @router.get("/config", response_model=StripeConfigView, response_model_by_alias=True)
 async def get_stripe_config(
-    request: Request, access: ProjectMemberAccess, session: DbSession, test_mode: TestMode = True
+    access: ProjectMemberAccess,
+    configs: StripeConfigs,
+    settings: AppSettings,
+    test_mode: TestMode = True,
 ) -> StripeConfigView:
     """The project's Stripe configuration for one mode, secrets masked."""
     mode = _mode(test_mode)
-    config = await _service(request, session).get_active(access.project.id, mode)
-    return _view(request, access.project.id, mode, config)
+    config = await configs.get_active(access.project.id, mode)
+    return _view(settings, access.project.id, mode, config)
 
 
 @router.put(
@@ -86,44 +97,47 @@ async def get_stripe_config(
     responses=error_responses(400),
 )
 async def put_stripe_config(
-    request: Request,
     body: StripeConfigUpdate,
     access: ProjectAdminAccess,
-    session: DbSession,
+    configs: StripeConfigs,
+    settings: AppSettings,
     test_mode: TestMode = True,
 ) -> StripeConfigView:
     """Create or update the configuration. Keys must match the mode (`sk_test_`/`rk_test_` in
     test mode, `sk_live_`/`rk_live_` in live mode, `pk_` for the publishable key); secrets are
     stored encrypted and never returned."""
     mode = _mode(test_mode)
-    config = await _service(request, session).set_stripe_config(
+    config = await configs.set_stripe_config(
         access.project,
         mode,
         secret_key=body.secret_key,
         publishable_key=body.publishable_key,
         webhook_secrets=body.webhook_secrets,
     )
-    return _view(request, access.project.id, mode, config)
+    return _view(settings, access.project.id, mode, config)
 
 
 @router.delete("/config", response_model=StripeConfigView, response_model_by_alias=True)
 async def delete_stripe_config(
-    request: Request, access: ProjectAdminAccess, session: DbSession, test_mode: TestMode = True
+    access: ProjectAdminAccess,
+    configs: StripeConfigs,
+    settings: AppSettings,
+    test_mode: TestMode = True,
 ) -> StripeConfigView:
     """Deactivate the configuration; earlier versions stay in the history."""
     mode = _mode(test_mode)
-    await _service(request, session).deactivate(access.project.id, mode)
-    return _view(request, access.project.id, mode, None)
+    await configs.deactivate(access.project.id, mode)
+    return _view(settings, access.project.id, mode, None)
 
 
 @router.get("/webhook-urls", response_model=WebhookUrls, response_model_by_alias=True)
-async def get_webhook_urls(request: Request, access: ProjectMemberAccess) -> WebhookUrls:
+async def get_webhook_urls(access: ProjectMemberAccess, settings: AppSettings) -> WebhookUrls:
     """The absolute URLs to paste into Stripe's dashboard, one per mode."""
     project_id = access.project.id
     return WebhookUrls(
         project_id=project_id,
-        test=webhook_url(request, project_id, Mode.TEST),
-        live=webhook_url(request, project_id, Mode.LIVE),
+        test=webhook_url(settings, project_id, Mode.TEST),
+        live=webhook_url(settings, project_id, Mode.LIVE),
     )
 
 
@@ -134,13 +148,15 @@ async def get_webhook_urls(request: Request, access: ProjectMemberAccess) -> Web
     responses=error_responses(502),
 )
 async def validate_credentials(
-    request: Request, access: ProjectAdminAccess, session: DbSession, test_mode: TestMode = True
+    access: ProjectAdminAccess,
+    configs: StripeConfigs,
+    gateway: AppStripeGateway,
+    test_mode: TestMode = True,
 ) -> CredentialValidation:
     """Check the stored secret key against Stripe. A refused key answers `valid: false` with
     Stripe's message; Stripe being unreachable answers 502."""
     mode = _mode(test_mode)
-    credentials = await _service(request, session).get_credentials(access.project.id, mode)
-    gateway: StripeGateway = request.app.state.stripe_gateway
+    credentials = await configs.get_credentials(access.project.id, mode)
     check = await gateway.check_credentials(access.project.id, mode, credentials.secret_key)
     return CredentialValidation(
         project_id=access.project.id,

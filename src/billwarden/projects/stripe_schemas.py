@@ -6,14 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from pydantic.alias_generators import to_camel
+from pydantic import Field, StringConstraints
 
-from billwarden.db.base import Mode
-
-
-class CamelModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+from billwarden.core.modes import Mode
+from billwarden.kit.schemas import CamelModel
 
 
 class StripeConfigUpdate(CamelModel):

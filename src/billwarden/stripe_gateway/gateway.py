@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import stripe
 
-from billwarden.db.base import Mode
+from billwarden.core.modes import Mode
 from billwarden.errors import BillwardenError
 
 logger = logging.getLogger("billwarden.stripe_gateway")

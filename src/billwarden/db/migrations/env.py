@@ -9,10 +9,10 @@ from sqlalchemy.engine import Connection
 
 from billwarden.config import get_settings
 from billwarden.db.engine import create_engine
-from billwarden.db.models import Base
+from billwarden.domains import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata()
 
 
 def _database_url() -> str:

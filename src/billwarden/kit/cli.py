@@ -1,4 +1,4 @@
-"""What every `billwarden` command shares: settings, error exits, one committed transaction."""
+"""What every `billwarden` command shares: settings, error exits, one unit of work per command."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from typing import TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billwarden.app import build_secret_box
 from billwarden.config import Settings, get_settings
 from billwarden.crypto import SecretBox, SecretKeyError
-from billwarden.db.engine import create_sessionmaker, engine_from_settings, transactional
+from billwarden.db.engine import create_sessionmaker, engine_from_settings
+from billwarden.db.unit_of_work import unit_of_work
 from billwarden.errors import BillwardenError
+from billwarden.kit.state import build_secret_box
 
 T = TypeVar("T")
 Action = Callable[[AsyncSession, SecretBox, Settings], Awaitable[T]]
@@ -30,8 +31,9 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def with_session(settings: Settings, action: Action[T]) -> T:
-    """Run `action` in one transaction, committed when it succeeds; errors exit with 2."""
+def run_in_unit_of_work(settings: Settings, action: Action[T]) -> T:
+    """Run `action` as one unit of work (a writer: SQLite's write lock first), committed when it
+    succeeds; billwarden's errors exit with status 2 and their message."""
     try:
         secret_box = build_secret_box(settings)
     except SecretKeyError as exc:
@@ -40,7 +42,7 @@ def with_session(settings: Settings, action: Action[T]) -> T:
 
     async def run() -> T:
         try:
-            async with create_sessionmaker(engine)() as session, transactional(session):
+            async with unit_of_work(create_sessionmaker(engine)) as session:
                 return await action(session, secret_box, settings)
         finally:
             await engine.dispose()

@@ -1,27 +1,28 @@
-"""People, projects, sessions and keys made through the services: flushed, never committed."""
+"""Console users, browser sessions, developer tokens and API keys made through identity's
+services: flushed, never committed."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.config import Settings
+from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox
-from billwarden.db.base import Mode
-from billwarden.identity.auth import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, developer_tokens
+from billwarden.identity.cookies import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE
 from billwarden.identity.models import User
 from billwarden.identity.service import ApiKeyService, IdentityPolicy, StartedSession, UserService
-from billwarden.projects.models import Project, ProjectRole
-from billwarden.projects.service import (
-    EndUserSecretService,
-    MembershipService,
-    ProjectAccess,
-)
+from billwarden.identity.tokens import DeveloperTokens
 
 PASSWORD = "correct horse battery staple"
+
+
+class HasId(Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
 
 
 @dataclass
@@ -44,18 +45,8 @@ class SignedIn:
         return {**self.cookie, CSRF_HEADER: self.started.csrf_token}
 
 
-@dataclass
-class ProjectWithSecret:
-    project: Project
-    end_user_secret: str
-
-    @property
-    def id(self) -> uuid.UUID:
-        return self.project.id
-
-
-class Actors:
-    """Makes the people and things a test needs, straight through the services."""
+class People:
+    """Makes console users and their credentials."""
 
     def __init__(self, session: AsyncSession, secret_box: SecretBox, settings: Settings) -> None:
         self.session = session
@@ -71,27 +62,13 @@ class Actors:
         return SignedIn(await self.users.start_session(user))
 
     def bearer(self, user: User) -> dict[str, str]:
-        token = developer_tokens(self.settings).issue(user.id, user.password_changed_at)
+        token = DeveloperTokens.from_settings(self.settings).issue(
+            user.id, user.password_changed_at
+        )
         return {"Authorization": f"Bearer {token}"}
 
-    async def project(self, owner: User, name: str | None = None) -> ProjectWithSecret:
-        name = name or f"Project {uuid.uuid4().hex[:8]}"
-        project = await MembershipService(self.session).create_project(owner, name)
-        secret, _ = await self.end_user_secrets().rotate(project)
-        return ProjectWithSecret(project, secret)
-
-    def end_user_secrets(self) -> EndUserSecretService:
-        overlap = timedelta(seconds=self.settings.end_user_secret_overlap_seconds)
-        return EndUserSecretService(self.session, self.secret_box, overlap)
-
-    async def add_member(self, project: ProjectWithSecret, user: User, role: ProjectRole) -> None:
-        owner_view = ProjectAccess(project.project, user, ProjectRole.OWNER)
-        await MembershipService(self.session).add_member(owner_view, user, role)
-
-    async def api_key(
-        self, project: ProjectWithSecret, created_by: User | None, mode: Mode = Mode.TEST
-    ) -> str:
+    async def api_key(self, project: HasId, created_by: User | None, mode: Mode = Mode.TEST) -> str:
         created = await ApiKeyService(self.session, self.secret_box).create_key(
-            project.project, mode, "test key", created_by
+            project.id, mode, "test key", created_by
         )
         return created.plaintext

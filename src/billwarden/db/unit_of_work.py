@@ -1,0 +1,71 @@
+"""One unit of work per request, command, start-up step or worker job.
+
+`unit_of_work(sessionmaker, write=True)` opens a session and a transaction, commits when the block
+succeeds and rolls back when it raises, except for errors marked `keeps_changes` (a failed sign-in
+is counted, then refused): their writes are committed before the error goes on. On SQLite a writer
+begins IMMEDIATE, taking the single write lock up front, so concurrent writers queue (up to the
+busy timeout) instead of failing when a transaction that read first tries to write; repositories
+that lock rows (`FOR UPDATE` on PostgreSQL) rely on that on SQLite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billwarden.db.engine import SQLITE_BEGIN_OPTION
+from billwarden.errors import BillwardenError
+
+
+def keeps_changes(exc: BaseException) -> bool:
+    """Whether the transaction commits although `exc` ends the unit of work."""
+    return isinstance(exc, BillwardenError) and exc.keeps_changes
+
+
+async def begin(session: AsyncSession, *, write: bool) -> None:
+    """Start the session's transaction; a SQLite writer takes the write lock now."""
+    if write and session.get_bind().dialect.name == "sqlite":
+        await session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+
+
+@asynccontextmanager
+async def transaction(session: AsyncSession, *, write: bool) -> AsyncIterator[AsyncSession]:
+    """Run the block in one transaction of `session`, committed or rolled back as above."""
+    await begin(session, write=write)
+    try:
+        yield session
+    except BaseException as exc:
+        if keeps_changes(exc):
+            await session.commit()
+        else:
+            await session.rollback()
+        raise
+    else:
+        await session.commit()
+
+
+@asynccontextmanager
+async def unit_of_work(
+    sessionmaker: async_sessionmaker[AsyncSession], *, write: bool = True
+) -> AsyncIterator[AsyncSession]:
+    """A new session in one transaction (see the module's docstring)."""
+    async with sessionmaker() as session, transaction(session, write=write):
+        yield session
+
+
+WRITING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work; a request that may write takes SQLite's write lock first."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with unit_of_work(sessionmaker, write=request.method in WRITING_METHODS) as session:
+        yield session
+
+
+# scope="function": commit before the response is sent, so a 2xx means the write is durable.
+DbSession = Annotated[AsyncSession, Depends(get_db_session, scope="function")]

@@ -1,0 +1,67 @@
+"""The wire conventions every domain follows: camelCase JSON and one page shape for lists."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class CamelModel(BaseModel):
+    """snake_case in Python, camelCase on the wire; unknown fields are refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+ItemT = TypeVar("ItemT")
+RowT = TypeVar("RowT")
+
+# both databases take 64-bit offsets; a bound far below that keeps huge values a 400, not a 500
+MAX_OFFSET = 1_000_000
+
+
+@dataclass(frozen=True)
+class PageParams:
+    limit: int
+    offset: int
+
+    @property
+    def window(self) -> dict[str, int]:
+        """`limit` and `offset` as keyword arguments for a repository's list query."""
+        return {"limit": self.limit, "offset": self.offset}
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=200, description="Items per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
+) -> PageParams:
+    return PageParams(limit, offset)
+
+
+Pages = Annotated[PageParams, Depends(page_params)]
+
+
+class Page(CamelModel, Generic[ItemT]):
+    """One page of a list: `items`, the `total` count, and the `limit`/`offset` used."""
+
+    items: list[ItemT]
+    total: int
+    limit: int
+    offset: int
+
+    @classmethod
+    def of(
+        cls,
+        rows: Iterable[RowT],
+        total: int,
+        pages: PageParams,
+        read: Callable[[RowT], ItemT],
+    ) -> Page[ItemT]:
+        """The page of `rows` (one query's worth), each turned into its wire shape by `read`."""
+        return cls(
+            items=[read(row) for row in rows], total=total, limit=pages.limit, offset=pages.offset
+        )

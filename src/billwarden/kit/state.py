@@ -1,0 +1,62 @@
+"""What the app holds once for every request: settings, the secret box, the Stripe gateway, and
+objects built from the settings (policies, token issuers) on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, cast
+
+from fastapi import Depends, Request
+
+from billwarden.config import Settings
+from billwarden.crypto import SecretBox, SecretKeyError
+from billwarden.stripe_gateway import StripeGateway
+
+T = TypeVar("T")
+
+
+def build_secret_box(settings: Settings) -> SecretBox:
+    """The box that encrypts secrets at rest; refuses to build without `BILLWARDEN_SECRET_KEY`."""
+    if settings.secret_key is None:
+        raise SecretKeyError(
+            "BILLWARDEN_SECRET_KEY is not set; it encrypts Stripe secrets at rest. "
+            'Generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
+    return SecretBox(
+        settings.secret_key.get_secret_value(),
+        [key.get_secret_value() for key in settings.secret_key_fallbacks],
+    )
+
+
+def app_settings(request: Request) -> Settings:
+    return cast(Settings, request.app.state.settings)
+
+
+def app_secret_box(request: Request) -> SecretBox:
+    return cast(SecretBox, request.app.state.secret_box)
+
+
+def app_stripe_gateway(request: Request) -> StripeGateway:
+    return cast(StripeGateway, request.app.state.stripe_gateway)
+
+
+AppSettings = Annotated[Settings, Depends(app_settings)]
+AppSecretBox = Annotated[SecretBox, Depends(app_secret_box)]
+AppStripeGateway = Annotated[StripeGateway, Depends(app_stripe_gateway)]
+
+
+def from_settings(build: Callable[[Settings], T]) -> Callable[[Request], T]:
+    """A dependency answering `build(settings)`, built once per app and kept in its state:
+    `Annotated[IdentityPolicy, Depends(from_settings(IdentityPolicy.from_settings))]`."""
+
+    def dependency(request: Request) -> T:
+        built: dict[Callable[[Settings], Any], tuple[Settings, Any]] = (
+            request.app.state.built_from_settings
+        )
+        settings: Settings = request.app.state.settings
+        cached = built.get(build)
+        if cached is None or cached[0] is not settings:  # rebuilt when the settings are replaced
+            cached = built[build] = (settings, build(settings))
+        return cast(T, cached[1])
+
+    return dependency
