@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from billwarden import __version__
+from billwarden import __version__, domains
 from billwarden.config import Settings, get_settings
-from billwarden.core.input_guard import NulCharacterGuard
 from billwarden.core.logging import configure_logging
 from billwarden.core.metrics import MetricsMiddleware
 from billwarden.core.openapi import install_docs, install_openapi
+from billwarden.core.request_guard import RequestGuard
 from billwarden.core.request_id import RequestIdMiddleware
 from billwarden.core.security_headers import SecurityHeadersMiddleware
 from billwarden.db.engine import create_sessionmaker, engine_from_settings
@@ -67,7 +67,11 @@ def create_app(
     app.state.stripe_gateway = stripe_gateway
     app.state.built_from_settings = {}
 
-    app.add_middleware(NulCharacterGuard)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        raw_body_prefixes=domains.raw_body_prefixes(),
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     log_format: LogFormat | None = None
     stripe_api_base: str = "https://api.stripe.com"
     stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
+    # the largest request body read, on every route (sign-in and webhooks included)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     # single-tenant mode: the unprefixed names one-app teams already use for Stripe
     single_tenant_secret_key: SecretStr | None = Field(

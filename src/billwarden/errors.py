@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from billwarden.core.request_id import current_request_id
 from billwarden.core.responses import OrjsonResponse
@@ -152,16 +153,46 @@ async def _handle_validation_error(request: Request, exc: Exception) -> OrjsonRe
     return _envelope(400, "VALIDATION_ERROR", message, details)
 
 
+# the methods a 405 asks every route about
+_PROBED_METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on the request's path, sorted.
+
+    Starlette's 405 names the methods of the first route matching the path only, and FastAPI
+    keeps an included router as one route, so each method is put to every route in turn: a route
+    (or included router) matching in full serves it. Mounts match any method and are left out.
+    """
+    allowed: set[str] = set()
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    for method in _PROBED_METHODS:
+        # matching may write into the scope's nested dicts: give it copies
+        probe = {
+            key: dict(value) if isinstance(value, dict) else value
+            for key, value in request.scope.items()
+        }
+        probe["method"] = method
+        if any(route.matches(probe)[0] is Match.FULL for route in routes):
+            allowed.add(method)
+    return sorted(allowed)
+
+
 async def _handle_http_exception(request: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    headers: dict[str, str] | None = getattr(exc, "headers", None)
     if exc.status_code == 404 and exc.detail == "Not Found":
         message = f"No route matches {request.method} {request.url.path}."
     elif exc.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}."
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers = {k: v for k, v in (headers or {}).items() if k.lower() != "allow"}
+            headers["Allow"] = ", ".join(allowed)
     else:
         message = str(exc.detail)
-    return _envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+    return _envelope(exc.status_code, code, message, headers=headers)
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> OrjsonResponse:
