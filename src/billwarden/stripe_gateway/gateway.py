@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,12 @@ T = TypeVar("T")
 
 STRIPE_API_VERSION = "2026-10-28.endive"
 _REQUEST_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class _Client:
+    stripe_client: stripe.StripeClient
+    http_client: stripe.HTTPXClient
 
 
 class StripeGatewayError(BillwardenError):
@@ -72,23 +79,34 @@ class StripeGateway:
     """Builds and caches one `StripeClient` per (project, mode, key); all calls are async."""
 
     def __init__(
-        self, *, api_base: str, max_network_retries: int = 2, rate_limit_backoff: float = 0.5
+        self,
+        *,
+        api_base: str,
+        max_network_retries: int = 2,
+        rate_limit_backoff: float = 0.5,
+        retire_grace_seconds: float = 2 * _REQUEST_TIMEOUT_SECONDS,
     ) -> None:
         self.api_base = api_base.rstrip("/")
         self.max_network_retries = max_network_retries
         self.rate_limit_backoff = rate_limit_backoff
-        self._clients: dict[tuple[uuid.UUID, Mode, str], stripe.StripeClient] = {}
-        self._http_clients: list[stripe.HTTPXClient] = []
+        self.retire_grace_seconds = retire_grace_seconds
+        self._clients: dict[tuple[uuid.UUID, Mode, str], _Client] = {}
+        # HTTP clients of replaced keys, with when they were replaced: closed once no call
+        # started on the old key can still be running
+        self._retired: list[tuple[float, stripe.HTTPXClient]] = []
 
-    def client(self, project_id: uuid.UUID, mode: Mode, secret_key: str) -> stripe.StripeClient:
+    async def client(
+        self, project_id: uuid.UUID, mode: Mode, secret_key: str
+    ) -> stripe.StripeClient:
+        await self._close_retired()
         cache_key = (project_id, mode, _fingerprint(secret_key))
-        client = self._clients.get(cache_key)
-        if client is None:
+        cached = self._clients.get(cache_key)
+        if cached is None:
+            # the project's key changed: its previous client is retired with its connections
             stale = [key for key in self._clients if key[:2] == (project_id, mode)]
             for key in stale:
-                del self._clients[key]
+                self._retired.append((time.monotonic(), self._clients.pop(key).http_client))
             http_client = stripe.HTTPXClient(timeout=_REQUEST_TIMEOUT_SECONDS)
-            self._http_clients.append(http_client)
             client = stripe.StripeClient(
                 secret_key,
                 stripe_version=STRIPE_API_VERSION,
@@ -96,8 +114,20 @@ class StripeGateway:
                 max_network_retries=self.max_network_retries,
                 http_client=http_client,
             )
-            self._clients[cache_key] = client
-        return client
+            cached = self._clients[cache_key] = _Client(client, http_client)
+        return cached.stripe_client
+
+    @property
+    def open_http_clients(self) -> int:
+        """How many HTTP clients (each with its connection pool) the gateway holds open."""
+        return len(self._clients) + len(self._retired)
+
+    async def _close_retired(self) -> None:
+        cutoff = time.monotonic() - self.retire_grace_seconds
+        due = [client for retired_at, client in self._retired if retired_at <= cutoff]
+        self._retired = [entry for entry in self._retired if entry[0] > cutoff]
+        for http_client in due:
+            await http_client.close_async()  # type: ignore[no-untyped-call]
 
     async def check_credentials(
         self, project_id: uuid.UUID, mode: Mode, secret_key: str
@@ -106,7 +136,7 @@ class StripeGateway:
 
         A refusal is an answer, not an error; outages still raise `StripeGatewayError`.
         """
-        client = self.client(project_id, mode, secret_key)
+        client = await self.client(project_id, mode, secret_key)
         try:
             balance = await self._with_rate_limit_retries(client.v1.balance.retrieve_async)
         except (stripe.AuthenticationError, stripe.PermissionError) as exc:
@@ -131,7 +161,9 @@ class StripeGateway:
                 attempt += 1
 
     async def close(self) -> None:
-        for http_client in self._http_clients:
-            await http_client.close_async()  # type: ignore[no-untyped-call]
-        self._http_clients.clear()
+        clients = [cached.http_client for cached in self._clients.values()]
+        clients += [client for _, client in self._retired]
         self._clients.clear()
+        self._retired.clear()
+        for http_client in clients:
+            await http_client.close_async()  # type: ignore[no-untyped-call]
