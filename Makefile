@@ -22,12 +22,14 @@ lint: install
 	$(VENV)/bin/ruff check $(SOURCES)
 	$(VENV)/bin/ruff format --check $(SOURCES)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 format: install
 	$(VENV)/bin/ruff check --fix $(SOURCES)
 	$(VENV)/bin/ruff format $(SOURCES)
 
 # Every test runs twice: once on SQLite, once on a PostgreSQL database created for the run.
+# lint also checks the import contracts in .importlinter (the layers; see docs/architecture.md).
 test: lint
 	$(VENV)/bin/pytest
 
