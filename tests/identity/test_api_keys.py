@@ -1,4 +1,4 @@
-"""Console API key routes (seed 000 semantics) and the API key principal."""
+"""Console API key routes (create shown once, list, deactivate) and the API key principal."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Seed 002's Stripe configuration routes, per project and mode, over HTTP."""
+"""The Stripe configuration routes, per project and mode, over HTTP: masked reads, key-prefix
+rules, deactivation with history, webhook URLs and credential checks."""
 
 from __future__ import annotations
 

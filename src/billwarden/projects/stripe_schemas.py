@@ -1,4 +1,5 @@
-"""Wire shapes of the Stripe configuration routes (seed 002), camelCase."""
+"""Wire shapes of the Stripe configuration routes: masked credentials per mode, webhook URLs,
+credential checks (camelCase)."""
 
 from __future__ import annotations
 
