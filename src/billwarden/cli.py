@@ -150,6 +150,7 @@ def _start_emulator_thread(host: str, port: int, snapshot: Path) -> uvicorn.Serv
     """Serve the emulator from a background thread of this process."""
     from billwarden_emulator import EmulatorConfig
     from billwarden_emulator import create_app as create_emulator_app
+    from billwarden_emulator.config import KEEP_ALIVE_SECONDS
 
     server = uvicorn.Server(
         uvicorn.Config(
@@ -158,6 +159,7 @@ def _start_emulator_thread(host: str, port: int, snapshot: Path) -> uvicorn.Serv
             port=port,
             log_config=None,
             access_log=False,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     )
     thread = threading.Thread(target=server.run, name="billwarden-emulator", daemon=True)

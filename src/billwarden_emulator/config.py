@@ -10,6 +10,9 @@ import stripe
 # the version of the official SDK it stands in for; billwarden's gateway pins the same one and a
 # test ties the two
 API_VERSION: str = stripe.api_version
+# idle connections stay open longer than clients keep them pooled: a server closing one just as a
+# client reuses it resets the request (uvicorn's default is 5 s, and a busy test run idles longer)
+KEEP_ALIVE_SECONDS = 75
 
 
 @dataclass(frozen=True)

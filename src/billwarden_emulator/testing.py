@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from billwarden_emulator.app import create_app
-from billwarden_emulator.config import EmulatorConfig
+from billwarden_emulator.config import KEEP_ALIVE_SECONDS, EmulatorConfig
 
 
 @contextmanager
@@ -27,6 +27,7 @@ def running_emulator(config: EmulatorConfig | None = None) -> Iterator[str]:
             log_level="warning",
             access_log=False,
             lifespan="on",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     )
     thread = threading.Thread(
