@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -99,14 +100,21 @@ async def database_url(
         await drop_database(url)
 
 
-@pytest.fixture(scope="session")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    db_engine = create_engine(database_url)
-    await migrate.upgrade(db_engine)
+@asynccontextmanager
+async def migrated_engine(url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on `url` whose schema the migrations have built, disposed afterwards."""
+    db_engine = create_engine(url)
     try:
+        await migrate.upgrade(db_engine)
         yield db_engine
     finally:
         await db_engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    async with migrated_engine(database_url) as db_engine:
+        yield db_engine
 
 
 @pytest.fixture
@@ -222,19 +230,21 @@ class Scratch:
 
 
 @pytest.fixture
+async def scratch_engine(scratch_database: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the migrated scratch database: transactions there really commit and wait."""
+    async with migrated_engine(scratch_database) as db_engine:
+        yield db_engine
+
+
+@pytest.fixture
 async def scratch(
-    scratch_database: str, settings: Settings, secret_box: SecretBox
+    scratch_engine: AsyncEngine, scratch_database: str, settings: Settings, secret_box: SecretBox
 ) -> AsyncIterator[Scratch]:
-    engine = create_engine(scratch_database)
-    try:
-        await migrate.upgrade(engine)
-        scratch_settings = settings.model_copy(update={"database_url": scratch_database})
-        app = create_app(scratch_settings, engine=engine, configure_logs=False)
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield Scratch(engine, scratch_settings, secret_box, app, client)
-    finally:
-        await engine.dispose()
+    scratch_settings = settings.model_copy(update={"database_url": scratch_database})
+    app = create_app(scratch_settings, engine=scratch_engine, configure_logs=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield Scratch(scratch_engine, scratch_settings, secret_box, app, client)
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from billwarden.config import Settings
 from billwarden.crypto import SecretBox
-from billwarden.db import migrate
-from billwarden.db.engine import create_engine, create_sessionmaker
+from billwarden.db.engine import create_sessionmaker
 from billwarden.db.unit_of_work import transaction, unit_of_work
 from billwarden.errors import BillwardenError
 from billwarden.kit.cli import run_in_unit_of_work
@@ -33,19 +32,8 @@ class RefusedButRecorded(BillwardenError):
 
 
 @pytest.fixture
-async def engine(scratch_database: str) -> AsyncIterator[AsyncEngine]:
-    """A migrated database of its own, where transactions really commit and wait."""
-    db_engine = create_engine(scratch_database)
-    await migrate.upgrade(db_engine)
-    try:
-        yield db_engine
-    finally:
-        await db_engine.dispose()
-
-
-@pytest.fixture
-def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return create_sessionmaker(engine)
+def sessionmaker(scratch_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(scratch_engine)
 
 
 async def project_slugs(sessionmaker: async_sessionmaker[AsyncSession]) -> set[str]:
