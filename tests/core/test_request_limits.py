@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -77,6 +78,11 @@ class Outcome:
     body: bytes
     pulled: int  # request body bytes taken from the server
 
+    @property
+    def code(self) -> str:
+        """The error code of the envelope the guard answered."""
+        return str(json.loads(self.body)["code"])
+
 
 async def _drive(
     app: ASGIApp,
@@ -142,6 +148,7 @@ class TestBodyLimitInTheGuard:
             _guard(2048), headers=[(b"content-length", b"104857600")], chunks=[CHUNK]
         )
         assert outcome.status == 413
+        assert outcome.code == "PAYLOAD_TOO_LARGE"
         assert outcome.pulled == 0
         assert outcome.headers[b"content-type"] == b"application/json"
 
@@ -154,6 +161,7 @@ class TestBodyLimitInTheGuard:
     async def test_chunked_body_growing_past_the_limit_stops_being_read(self) -> None:
         outcome = await _drive(_guard(2048), chunks=[b"a" * 1024, b"a" * 1024, b"a", CHUNK])
         assert outcome.status == 413
+        assert outcome.code == "PAYLOAD_TOO_LARGE"
         assert outcome.pulled == 2049
 
     async def test_raw_body_prefixes_skip_the_nul_check_only(self) -> None:
@@ -163,16 +171,22 @@ class TestBodyLimitInTheGuard:
         assert kept.body == b'{"a": "\x00"}'
         refused = await _drive(guard, path="/raw/hook", chunks=[b"a" * 2049])
         assert refused.status == 413
+        assert refused.code == "PAYLOAD_TOO_LARGE"
         checked = await _drive(guard, path="/api/stripe/webhook", chunks=[b"\x00"])
         assert checked.status == 400
+        assert checked.code == "VALIDATION_ERROR"
 
     async def test_the_domains_raw_body_paths_are_stripes_webhook_routes(self) -> None:
         guard = _guard(2048, raw_body_prefixes=raw_body_prefixes())
         path = f"/api/v1/payments/stripe/webhooks/{uuid.uuid4()}/live"
         outcome = await _drive(guard, path=path, chunks=[b"\x00"])
         assert outcome.status == 200, path
-        assert (await _drive(guard, path=path, chunks=[b"a" * 2049])).status == 413
-        assert (await _drive(guard, path="/api/v1/projects", chunks=[b"\x00"])).status == 400
+        too_large = await _drive(guard, path=path, chunks=[b"a" * 2049])
+        assert too_large.status == 413
+        assert too_large.code == "PAYLOAD_TOO_LARGE"
+        with_nul = await _drive(guard, path="/api/v1/projects", chunks=[b"\x00"])
+        assert with_nul.status == 400
+        assert with_nul.code == "VALIDATION_ERROR"
 
 
 class TestHeaderLimitsInTheGuard:
@@ -183,6 +197,7 @@ class TestHeaderLimitsInTheGuard:
     async def test_one_header_over_the_count_is_431(self) -> None:
         outcome = await _drive(_guard(), headers=[(b"x-h", b"1")] * (HEADER_COUNT_LIMIT + 1))
         assert outcome.status == 431
+        assert outcome.code == "REQUEST_HEADERS_TOO_LARGE"
         assert outcome.pulled == 0
 
     async def test_header_bytes_at_the_limit_pass(self) -> None:
@@ -191,12 +206,16 @@ class TestHeaderLimitsInTheGuard:
 
     async def test_one_header_byte_over_the_limit_is_431(self) -> None:
         headers = [(b"x-pad", b"a" * (HEADER_BYTES_LIMIT - len(b"x-pad") + 1))]
-        assert (await _drive(_guard(), headers=headers)).status == 431
+        outcome = await _drive(_guard(), headers=headers)
+        assert outcome.status == 431
+        assert outcome.code == "REQUEST_HEADERS_TOO_LARGE"
 
     async def test_webhook_routes_are_held_to_the_header_limits(self) -> None:
         headers = [(b"x-h", b"1")] * (HEADER_COUNT_LIMIT + 1)
         for path in WEBHOOK_PATHS:
-            assert (await _drive(_guard(), path=path, headers=headers)).status == 431
+            outcome = await _drive(_guard(), path=path, headers=headers)
+            assert outcome.status == 431, path
+            assert outcome.code == "REQUEST_HEADERS_TOO_LARGE", path
 
 
 # -- the whole app ------------------------------------------------------------------------------
@@ -224,6 +243,7 @@ class TestBodyLimitOnTheApp:
             headers={"content-type": "application/json"},
         )
         assert response.status_code == 401
+        assert response.json()["code"] == "INVALID_CREDENTIALS"
 
     async def test_chunked_body_is_read_no_further_than_the_limit(
         self, client: httpx.AsyncClient
@@ -248,6 +268,7 @@ class TestBodyLimitOnTheApp:
             tracemalloc.stop()
         assert peak < 8 * MIB, f"peak {peak / MIB:.1f} MiB"
         assert response.status_code == 413
+        assert response.json()["code"] == "PAYLOAD_TOO_LARGE"
 
     @pytest.mark.parametrize("path", WEBHOOK_PATHS)
     async def test_webhook_routes_are_limited_too(
@@ -387,6 +408,8 @@ class TestMethodNotAllowed:
                 assert response.status_code != 405, method
             else:
                 assert response.status_code == 405, method
+                if method != "HEAD":  # an answer to HEAD has no body to carry the code
+                    assert response.json()["code"] == "METHOD_NOT_ALLOWED", method
                 assert response.headers["allow"] == ", ".join(allowed), method
 
     async def test_head_is_listed_where_a_route_serves_it(self, client: httpx.AsyncClient) -> None:

@@ -85,6 +85,7 @@ class TestNulCharacters:
     async def test_in_a_query_string(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/api/v1/projects?limit=1%00")
         assert response.status_code == 400
+        assert response.json()["code"] == "VALIDATION_ERROR"
         assert response.json()["details"] == {"location": "query string"}
 
     async def test_clean_body_reaches_the_route(self, client: httpx.AsyncClient) -> None:
@@ -92,6 +93,7 @@ class TestNulCharacters:
             "/api/v1/auth/login", json={"email": "nobody@example.test", "password": "secret!"}
         )
         assert response.status_code == 401
+        assert response.json()["code"] == "INVALID_CREDENTIALS"
 
 
 class TestBackstops:
@@ -156,3 +158,5 @@ class TestConcurrentWriters:
             responses = await asyncio.gather(*(http.post("/probe/projects/same") for _ in range(6)))
         statuses = sorted(r.status_code for r in responses)
         assert statuses == [201] + [409] * 5, [r.text for r in responses]
+        conflicts = {r.json()["code"] for r in responses if r.status_code == 409}
+        assert conflicts == {"PROJECT_SLUG_TAKEN"}

@@ -93,6 +93,7 @@ class TestGenerate:
     async def test_anonymous_is_401(self, client: httpx.AsyncClient) -> None:
         response = await client.post(GENERATE, json={"name": "x", "projectId": str(uuid.uuid4())})
         assert response.status_code == 401
+        assert response.json()["code"] == "UNAUTHENTICATED"
 
 
 class TestDeactivate:
@@ -161,7 +162,9 @@ class TestDeactivate:
             DEACTIVATE, json={"keyId": item["keyId"]}, headers=people.bearer(admin)
         )
         assert response.status_code == 200
-        assert (await client.get(PROJECT_KEY_PROBE, headers=bearer(key))).status_code == 401
+        refused = await client.get(PROJECT_KEY_PROBE, headers=bearer(key))
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "UNAUTHENTICATED"
 
     async def test_other_projects_admin_gets_404(
         self,
@@ -178,6 +181,7 @@ class TestDeactivate:
             DEACTIVATE, json={"keyId": item["keyId"]}, headers=people.bearer(outsider)
         )
         assert response.status_code == 404
+        assert response.json()["code"] == "API_KEY_NOT_FOUND"
 
     async def test_key_id_is_required(
         self, client: httpx.AsyncClient, people: People, tenants: Tenants
@@ -186,6 +190,7 @@ class TestDeactivate:
             DEACTIVATE, json={}, headers=people.bearer(await people.user())
         )
         assert response.status_code == 400
+        assert response.json()["code"] == "VALIDATION_ERROR"
 
 
 class TestOffboarding:
@@ -229,6 +234,7 @@ class TestKeyPrincipal:
     async def test_unknown_keys_are_401(self, client: httpx.AsyncClient, credential: str) -> None:
         response = await client.get(PROJECT_KEY_PROBE, headers=bearer(credential))
         assert response.status_code == 401
+        assert response.json()["code"] == "UNAUTHENTICATED"
 
     async def test_key_cannot_change_its_mode_prefix(
         self,
@@ -239,7 +245,9 @@ class TestKeyPrincipal:
         owner = await people.user()
         key = await people.api_key(await tenants.project(owner), created_by=owner)
         forged = key.replace("bw_test_", "bw_live_", 1)
-        assert (await client.get(PROJECT_KEY_PROBE, headers=bearer(forged))).status_code == 401
+        response = await client.get(PROJECT_KEY_PROBE, headers=bearer(forged))
+        assert response.status_code == 401
+        assert response.json()["code"] == "UNAUTHENTICATED"
 
 
 class TestSecretsNeverLeak:

@@ -108,6 +108,7 @@ class TestLogin:
             headers={"content-type": "text/plain"},
         )
         assert response.status_code == 400
+        assert response.json()["code"] == "VALIDATION_ERROR"
         assert "set-cookie" not in response.headers
 
     async def test_anonymous_me_is_401(self, client: httpx.AsyncClient) -> None:
@@ -145,6 +146,8 @@ class TestLogin:
         # httpx percent-encodes the value; the route sees it decoded, as from a browser link
         response = await client.get("/login", params={"next": target})
         assert response.status_code in {200, 400}
+        if response.status_code == 400:
+            assert response.json()["code"] == "VALIDATION_ERROR"
         assert "evil.example" not in response.text
 
     async def test_login_page_refuses_an_encoded_tab_in_the_link(
@@ -180,6 +183,7 @@ class TestCsrf:
             "/api-dashboard/keys/generate", json=payload, headers={"X-CSRF-Token": "0" * 64}
         )
         assert wrong.status_code == 403
+        assert wrong.json()["code"] == "CSRF_FAILED"
         listed = await client.get("/api-dashboard/keys")
         assert listed.json()["total"] == 0  # nothing was created by the refused requests
 
@@ -219,6 +223,7 @@ class TestCsrf:
             headers={**client_cookie(client), "X-CSRF-Token": other.started.csrf_token},
         )
         assert response.status_code == 403
+        assert response.json()["code"] == "CSRF_FAILED"
 
     async def test_developer_token_needs_no_csrf(
         self,
@@ -256,6 +261,7 @@ class TestExpiry:
         )
         response = await client.get(ME, headers=signed_in.cookie)
         assert response.status_code == 401
+        assert response.json()["code"] == "UNAUTHENTICATED"
         assert "inactivity" in response.json()["message"]
 
     async def test_activity_extends_the_idle_deadline(
@@ -277,6 +283,7 @@ class TestExpiry:
         await _set_session_times(session, signed_in, expires_at=utcnow() - timedelta(seconds=1))
         response = await client.get(ME, headers=signed_in.cookie)
         assert response.status_code == 401
+        assert response.json()["code"] == "UNAUTHENTICATED"
         assert "expired" in response.json()["message"]
 
 
@@ -291,7 +298,9 @@ class TestRevocation:
         response = await client.post("/api/v1/auth/logout", headers=signed_in.unsafe)
         assert response.status_code == 204
         # a copy of the cookie kept by an attacker is useless now
-        assert (await client.get(ME, headers=signed_in.cookie)).status_code == 401
+        copied = await client.get(ME, headers=signed_in.cookie)
+        assert copied.status_code == 401
+        assert copied.json()["code"] == "UNAUTHENTICATED"
 
     async def test_password_change_revokes_other_sessions_and_tokens(
         self,
@@ -310,9 +319,15 @@ class TestRevocation:
         )
         assert response.status_code == 200
         new_csrf = response.json()["csrfToken"]
-        assert (await client.get(ME, headers=elsewhere.cookie)).status_code == 401
-        assert (await client.get(ME, headers=here.cookie)).status_code == 401
-        assert (await client.get(ME, headers=token)).status_code == 401
+        other_session = await client.get(ME, headers=elsewhere.cookie)
+        assert other_session.status_code == 401
+        assert other_session.json()["code"] == "UNAUTHENTICATED"
+        this_session = await client.get(ME, headers=here.cookie)
+        assert this_session.status_code == 401
+        assert this_session.json()["code"] == "UNAUTHENTICATED"
+        developer_token = await client.get(ME, headers=token)
+        assert developer_token.status_code == 401
+        assert developer_token.json()["code"] == "UNAUTHENTICATED"
         # the browser that changed it got a fresh session
         client.cookies.clear()
         fresh = response.cookies.get("bw_session")
@@ -323,6 +338,7 @@ class TestRevocation:
         assert new_csrf
         old = await client.post(LOGIN, json={"email": "alice@example.test", "password": PASSWORD})
         assert old.status_code == 401
+        assert old.json()["code"] == "INVALID_CREDENTIALS"
         new = await client.post(
             LOGIN, json={"email": "alice@example.test", "password": "a brand new passphrase"}
         )

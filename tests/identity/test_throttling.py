@@ -55,7 +55,9 @@ class TestPerEmail:
     ) -> None:
         await people.user("alice@example.test")
         for _ in range(3):
-            assert (await fail(client, "alice@example.test")).status_code == 401
+            failed = await fail(client, "alice@example.test")
+            assert failed.status_code == 401
+            assert failed.json()["code"] == "INVALID_CREDENTIALS"
         # the lock follows the email, whatever address the next attempt comes from
         response = await other_address.post(
             LOGIN, json={"email": "alice@example.test", "password": PASSWORD}
@@ -69,6 +71,7 @@ class TestPerEmail:
             "/api/v1/auth/token", data={"username": "alice@example.test", "password": PASSWORD}
         )
         assert token.status_code == 429
+        assert token.json()["code"] == "TOO_MANY_ATTEMPTS"
 
     async def test_other_emails_are_not_locked(
         self,
@@ -110,7 +113,9 @@ class TestPerEmail:
         ok = await client.post(LOGIN, json={"email": "alice@example.test", "password": PASSWORD})
         assert ok.status_code == 200
         for _ in range(2):
-            assert (await fail(client, "alice@example.test")).status_code == 401
+            failed = await fail(client, "alice@example.test")
+            assert failed.status_code == 401
+            assert failed.json()["code"] == "INVALID_CREDENTIALS"
 
 
 class TestPerAddress:
@@ -123,11 +128,14 @@ class TestPerAddress:
     ) -> None:
         await people.user("victim@example.test")
         for number in range(5):
-            assert (await fail(client, f"guess{number}@example.test")).status_code == 401
+            failed = await fail(client, f"guess{number}@example.test")
+            assert failed.status_code == 401
+            assert failed.json()["code"] == "INVALID_CREDENTIALS"
         locked = await client.post(
             LOGIN, json={"email": "victim@example.test", "password": PASSWORD}
         )
         assert locked.status_code == 429
+        assert locked.json()["code"] == "TOO_MANY_ATTEMPTS"
         assert "address" in locked.json()["message"]
         # the same person signing in from elsewhere is not affected
         elsewhere = await other_address.post(
@@ -163,11 +171,13 @@ class TestPasswordChange:
         # while locked, even the right password changes nothing and sign-in is refused too
         right = await change(PASSWORD)
         assert right.status_code == 429
+        assert right.json()["code"] == "TOO_MANY_ATTEMPTS"
         assert (await client.get("/api/v1/auth/me", headers=here.cookie)).status_code == 200
         signed_in = await client.post(
             LOGIN, json={"email": "alice@example.test", "password": PASSWORD}
         )
         assert signed_in.status_code == 429
+        assert signed_in.json()["code"] == "TOO_MANY_ATTEMPTS"
 
 
 class TestConcurrentFailures:
@@ -191,6 +201,10 @@ class TestConcurrentFailures:
         assert statuses == [401] * 3 + [429] * 17, [
             response.text for response in responses if response.status_code not in {401, 429}
         ]
+        assert {(response.status_code, response.json()["code"]) for response in responses} == {
+            (401, "INVALID_CREDENTIALS"),
+            (429, "TOO_MANY_ATTEMPTS"),
+        }
         async with scratch.session() as session:
             recorded = await session.scalar(
                 select(func.count(LoginFailure.id)).where(LoginFailure.scope == "email")

@@ -60,6 +60,7 @@ class TestDeveloperToken:
             "/api/v1/auth/token", data={"username": "dev@example.test", "password": "nope nope"}
         )
         assert response.status_code == 401
+        assert response.json()["code"] == "INVALID_CREDENTIALS"
 
     async def test_signing_key_is_derived_not_the_secret_key(
         self,
@@ -76,7 +77,9 @@ class TestDeveloperToken:
             "pwv": int(user.password_changed_at.timestamp() * 1_000_000),
         }
         raw = jwt.encode(claims, TEST_SECRET_KEY, algorithm="HS256")
-        assert (await client.get(ME, headers={"Authorization": f"Bearer {raw}"})).status_code == 401
+        refused = await client.get(ME, headers={"Authorization": f"Bearer {raw}"})
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "UNAUTHENTICATED"
         derived = jwt.encode(claims, derive_developer_jwt_key(TEST_SECRET_KEY), algorithm="HS256")
         ok = await client.get(ME, headers={"Authorization": f"Bearer {derived}"})
         assert ok.status_code == 200
@@ -113,6 +116,7 @@ class TestDeveloperToken:
         forged = f"{header}.{forged_payload}.{signature}"
         response = await client.get(ME, headers={"Authorization": f"Bearer {forged}"})
         assert response.status_code == 401
+        assert response.json()["code"] == "UNAUTHENTICATED"
         assert "signature" in response.json()["message"]
 
     @pytest.mark.parametrize("version", [1e999, 1.5, "1", True, None, [1], -1e308])
@@ -145,6 +149,7 @@ class TestDeveloperToken:
         token = jwt.encode(claims, derive_developer_jwt_key(TEST_SECRET_KEY), algorithm="HS256")
         response = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401
+        assert response.json()["code"] == "UNAUTHENTICATED"
 
 
 def end_user_token(secret: str, project_id: uuid.UUID, **claims: Any) -> dict[str, str]:
@@ -230,6 +235,7 @@ class TestEndUserToken:
             END_USER_PROBE, headers=end_user_token("not-the-secret" * 4, project.id)
         )
         assert response.status_code == 401
+        assert response.json()["code"] == "UNAUTHENTICATED"
 
     async def test_token_of_another_project_cannot_claim_this_one(
         self,
@@ -244,14 +250,17 @@ class TestEndUserToken:
             END_USER_PROBE, headers=end_user_token(theirs.end_user_secret, ours.id)
         )
         assert response.status_code == 401
+        assert response.json()["code"] == "UNAUTHENTICATED"
         unknown = await client.get(
             END_USER_PROBE, headers=end_user_token(theirs.end_user_secret, uuid.uuid4())
         )
         assert unknown.status_code == 401
+        assert unknown.json()["code"] == "UNAUTHENTICATED"
 
     async def test_missing_bearer_is_401(self, client: httpx.AsyncClient) -> None:
         response = await client.get(END_USER_PROBE)
         assert response.status_code == 401
+        assert response.json()["code"] == "UNAUTHENTICATED"
         assert "end-user JWT" in response.json()["message"]
 
     async def test_rotation_overlap_then_old_secret_stops(
@@ -277,5 +286,6 @@ class TestEndUserToken:
         )
         expired = await client.get(END_USER_PROBE, headers=end_user_token(old, project.id))
         assert expired.status_code == 401
+        assert expired.json()["code"] == "UNAUTHENTICATED"
         current = await client.get(END_USER_PROBE, headers=end_user_token(new, project.id))
         assert current.status_code == 200

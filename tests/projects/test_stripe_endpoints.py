@@ -103,6 +103,7 @@ class TestConfig:
         live = f"{config_url(project)}?test_mode=false"
         refused = await client.put(live, headers=headers, json={"secretKey": SECRET})
         assert refused.status_code == 400
+        assert refused.json()["code"] == "INVALID_STRIPE_KEY"
         accepted = await client.put(live, headers=headers, json={"secretKey": "rk_live_live000001"})
         assert accepted.status_code == 200 and accepted.json()["mode"] == "live"
         test_mode = await client.get(config_url(project), headers=headers)
@@ -168,6 +169,7 @@ class TestConfig:
             config_url(project), headers=people.bearer(owner), json={"webhookSecrets": []}
         )
         assert response.status_code == 400
+        assert response.json()["code"] == "VALIDATION_ERROR"
         assert response.json()["details"]["field"] == "secretKey"
 
     async def test_unknown_field_is_a_validation_error(
@@ -215,6 +217,7 @@ class TestConfig:
         assert (await client.get(config_url(project), headers=headers)).status_code == 200
         refused = await client.put(config_url(project), headers=headers, json={"secretKey": SECRET})
         assert refused.status_code == 403
+        assert refused.json()["code"] == "PROJECT_ADMIN_REQUIRED"
 
     async def test_other_projects_admin_sees_nothing(
         self,
