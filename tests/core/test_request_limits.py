@@ -4,19 +4,15 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 import tracemalloc
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,6 +22,7 @@ from billwarden.app import create_app
 from billwarden.config import Settings
 from billwarden.core.request_guard import RequestGuard
 from billwarden.domains import raw_body_prefixes
+from billwarden_emulator.testing import serving
 
 MIB = 1024 * 1024
 DEFAULT_LIMIT = MIB
@@ -323,31 +320,9 @@ class TestHeaderLimitsOnTheApp:
 # -- over real HTTP: uvicorn's parser lets these through, the guard must not ------------------
 
 
-@contextmanager
-def _served(app: FastAPI) -> Iterator[str]:
+def _served(app: FastAPI) -> AbstractContextManager[str]:
     """Serve `app` with uvicorn (the parser `serve` uses) in a background thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="billwarden-limits", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    return serving(app, lifespan="off")
 
 
 class TestOverRealHttp:
