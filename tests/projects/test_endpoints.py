@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
+import jwt
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from billwarden.db.base import utcnow
 from billwarden.identity.models import User
 from billwarden.identity.tokens import DeveloperTokens
 from billwarden.projects.models import EndUserSecret, Project, ProjectRole
@@ -22,6 +27,7 @@ from tests.concurrency import Rendezvous
 from tests.conftest import Scratch
 from tests.factories import Factories
 from tests.identity.factories import People
+from tests.probes import END_USER_PROBE, install_probes
 from tests.projects.factories import Tenants
 
 PROJECTS = "/api/v1/projects"
@@ -314,6 +320,70 @@ class TestMembers:
         project = await tenants.project(owner)
         listed = await client.get(f"{PROJECTS}/{project.id}/members", headers=people.bearer(root))
         assert listed.status_code == 200 and listed.json()["total"] == 1
+
+
+def _end_user_token(secret: str, project_id: uuid.UUID) -> dict[str, str]:
+    claims = {
+        "sub": "user-42",
+        "project_id": str(project_id),
+        "exp": datetime.now(UTC) + timedelta(minutes=5),
+    }
+    return {"Authorization": f"Bearer {jwt.encode(claims, secret, algorithm='HS256')}"}
+
+
+@pytest.fixture
+def probe(app: FastAPI) -> None:
+    install_probes(app)
+
+
+@pytest.mark.usefixtures("probe")
+class TestEndUserSecretRotation:
+    async def test_only_the_current_and_the_previous_secret_verify(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants, session: AsyncSession
+    ) -> None:
+        owner = await people.user()
+        project = await tenants.project(owner)
+        issued = [project.end_user_secret]
+        for _ in range(5):
+            rotated = await client.post(
+                f"{PROJECTS}/{project.id}/end-user-secret/rotate", headers=people.bearer(owner)
+            )
+            assert rotated.status_code == 200, rotated.text
+            assert rotated.json()["previousSecretExpiresAt"]
+            issued.append(rotated.json()["endUserSecret"])
+        *older, previous, current = issued
+
+        for secret in (current, previous):
+            accepted = await client.get(END_USER_PROBE, headers=_end_user_token(secret, project.id))
+            assert accepted.status_code == 200, accepted.text
+        for secret in older:
+            refused = await client.get(END_USER_PROBE, headers=_end_user_token(secret, project.id))
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["code"] == "UNAUTHENTICATED"
+        live = await EndUserSecretRepository(session).list_live(project.id, utcnow())
+        assert len(live) == 2
+        assert live[0].expires_at is None  # the current one first
+
+    async def test_the_previous_secret_keeps_its_overlap_and_older_ones_stay_as_history(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants, session: AsyncSession
+    ) -> None:
+        owner = await people.user()
+        project = await tenants.project(owner)
+        url = f"{PROJECTS}/{project.id}/end-user-secret/rotate"
+        for _ in range(3):
+            rotated = await client.post(url, headers=people.bearer(owner))
+            assert rotated.status_code == 200, rotated.text
+        previous_until = datetime.fromisoformat(rotated.json()["previousSecretExpiresAt"])
+        overlap = timedelta(seconds=tenants.settings.end_user_secret_overlap_seconds)
+        assert abs(previous_until - (utcnow() + overlap)) < timedelta(minutes=1)
+        rows = (
+            await session.scalars(
+                select(EndUserSecret).where(EndUserSecret.project_id == project.id)
+            )
+        ).all()
+        assert len(rows) == 4  # every secret is kept; the two oldest no longer verify
+        expired = [row for row in rows if row.expires_at is not None and row.expires_at <= utcnow()]
+        assert len(expired) == 2
 
 
 def _bearer(scratch: Scratch, user: User) -> dict[str, str]:

@@ -20,6 +20,9 @@ from billwarden.db.base import (
     utcnow,
 )
 
+# a project's slug: 1-100 lowercase letters, digits and inner hyphens
+SLUG_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?"
+
 
 class Project(IdMixin, TimestampMixin, Base):
     __tablename__ = "projects"

@@ -6,13 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from billwarden.kit.schemas import CamelModel
-from billwarden.projects.models import ProjectRole
+from billwarden.projects.models import SLUG_PATTERN, ProjectRole
 
 ProjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Slug = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+# pydantic (Rust regex) and JSON Schema (ECMA-262) both search, and their `$` is the end of the
+# text: anchored, the pattern is a full match, so "main\n" is refused like the service refuses it
+Slug = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=f"^(?:{SLUG_PATTERN})$")
+]
 
 
 class ProjectCreate(CamelModel):
@@ -43,6 +47,18 @@ class ProjectCreated(ProjectRead):
 
 
 class MemberAdd(CamelModel):
+    """The user to add, by exactly one of `email` or `userId`."""
+
+    # the validator below enforces it; the schema says it to clients (null counts as absent)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["email"], "properties": {"email": {"type": "string"}}},
+                {"required": ["userId"], "properties": {"userId": {"type": "string"}}},
+            ]
+        }
+    )
+
     email: Annotated[str, StringConstraints(min_length=1, max_length=320)] | None = None
     user_id: uuid.UUID | None = None
     role: ProjectRole = ProjectRole.MEMBER
@@ -68,5 +84,6 @@ class MemberRead(CamelModel):
 class EndUserSecretRotated(CamelModel):
     end_user_secret: str = Field(description="The new secret. Shown once: store it.")
     previous_secret_expires_at: datetime | None = Field(
-        description="Until then tokens signed with the previous secret still verify."
+        description="Until then tokens signed with the previous secret still verify; any "
+        "older secret stops verifying now."
     )

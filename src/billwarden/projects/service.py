@@ -25,15 +25,20 @@ from billwarden.projects.exceptions import (
     ProjectNotFound,
     SlugTaken,
 )
-from billwarden.projects.models import EndUserSecret, Project, ProjectMember, ProjectRole
+from billwarden.projects.models import (
+    SLUG_PATTERN,
+    EndUserSecret,
+    Project,
+    ProjectMember,
+    ProjectRole,
+)
 from billwarden.projects.repository import (
     EndUserSecretRepository,
     ProjectMemberRepository,
     ProjectRepository,
 )
 
-SLUG_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?"
-_SLUG = re.compile(SLUG_PATTERN)
+_SLUG = re.compile(SLUG_PATTERN)  # always applied in full (fullmatch)
 END_USER_SECRET_BYTES = 48  # 384 bits for an HS256 key
 
 
@@ -252,16 +257,23 @@ class EndUserSecretService:
         self.projects = ProjectRepository(session)
 
     async def rotate(self, project: Project) -> tuple[str, datetime | None]:
-        """A new current secret (returned once) and when the previous one stops verifying."""
+        """A new current secret (returned once) and when the previous one stops verifying.
+
+        Only the previous secret keeps verifying, for the overlap: any older one still inside
+        its own overlap stops now (expired, kept as history), so however often a project
+        rotates, at most two secrets verify."""
         # two rotations at once would both demote the same current secret and insert two
         await self.projects.lock(project.id)
         now = utcnow()
         previous = await self.secrets.get_current(project.id)
+        for older in await self.secrets.list_live(project.id, now):
+            if previous is None or older.id != previous.id:
+                older.expires_at = now
         previous_expires_at: datetime | None = None
         if previous is not None:
             previous_expires_at = now + self.overlap
             previous.expires_at = previous_expires_at
-            await self.session.flush()
+        await self.session.flush()
         secret = secrets.token_urlsafe(END_USER_SECRET_BYTES)
         await self.secrets.add(
             EndUserSecret(

@@ -19,9 +19,15 @@ from billwarden.projects.repository import StripeConfigRepository
 
 _SECRET_KEY_PREFIXES = {Mode.TEST: ("sk_test_", "rk_test_"), Mode.LIVE: ("sk_live_", "rk_live_")}
 _PUBLISHABLE_KEY_PREFIXES = {Mode.TEST: "pk_test_", Mode.LIVE: "pk_live_"}
-# Stripe's keys and signing secrets are ASCII letters and digits after their prefix
-_KEY_BODY = re.compile(r"[A-Za-z0-9]+")
-_WEBHOOK_SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]+")
+# Stripe's keys and signing secrets are ASCII letters and digits after their prefix; always
+# applied in full (fullmatch: `$` would also match before a final newline)
+KEY_BODY_PATTERN = r"[A-Za-z0-9]+"
+WEBHOOK_SECRET_PATTERN = r"whsec_[A-Za-z0-9+/=]+"  # noqa: S105 (a pattern, not a secret)
+# the shapes the wire schema documents; which mode's prefix a key needs is checked here
+SECRET_KEY_PATTERN = rf"(?:sk|rk)_(?:test|live)_{KEY_BODY_PATTERN}"
+PUBLISHABLE_KEY_PATTERN = rf"pk_(?:test|live)_{KEY_BODY_PATTERN}"
+_KEY_BODY = re.compile(KEY_BODY_PATTERN)
+_WEBHOOK_SECRET = re.compile(WEBHOOK_SECRET_PATTERN)
 
 
 @dataclass(frozen=True)
