@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from billwarden.config import Settings
 from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox
+from billwarden.db.engine import create_sessionmaker
 from billwarden.projects.models import Project, StripeConfig
-from billwarden.projects.single_tenant import sync_single_tenant_project
+from billwarden.projects.single_tenant import bootstrap_single_tenant, sync_single_tenant_project
 from billwarden.projects.stripe_config import StripeConfigService
 
 
@@ -73,3 +76,22 @@ class TestSingleTenantProject:
         )
         assert credentials.secret_key == "sk_test_singletenant0002"
         assert await session.scalar(select(func.count()).select_from(StripeConfig)) == 2
+
+
+class TestConcurrentStartUp:
+    async def test_workers_starting_together_on_an_empty_database_all_start(
+        self, scratch_engine: AsyncEngine, settings: Settings, secret_box: SecretBox
+    ) -> None:
+        """`serve --workers 4` with STRIPE_SECRET_KEY: every worker's start-up succeeds and one
+        project exists (on PostgreSQL the inserts race; on SQLite they queue)."""
+        env = single_tenant_settings(settings, STRIPE_SECRET_KEY="sk_test_racingworkers0001")
+        sessionmaker = create_sessionmaker(scratch_engine)
+        await asyncio.gather(
+            *(bootstrap_single_tenant(sessionmaker, secret_box, env) for _ in range(4))
+        )
+        async with sessionmaker() as session:
+            assert await session.scalar(select(func.count()).select_from(Project)) == 1
+            configs = await session.scalar(
+                select(func.count()).select_from(StripeConfig).where(StripeConfig.is_active)
+            )
+            assert configs == 1

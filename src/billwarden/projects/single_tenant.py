@@ -15,6 +15,7 @@ from billwarden.config import Settings
 from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox
 from billwarden.db.unit_of_work import unit_of_work
+from billwarden.projects.exceptions import SlugTaken
 from billwarden.projects.models import Project
 from billwarden.projects.service import ProjectService
 from billwarden.projects.stripe_config import StripeConfigService
@@ -61,13 +62,14 @@ async def sync_single_tenant_project(
 async def bootstrap_single_tenant(
     sessionmaker: async_sessionmaker[AsyncSession], secret_box: SecretBox, settings: Settings
 ) -> None:
-    """Run the sync as one unit of work (a writer: on SQLite it queues behind other writers); a
-    concurrent process creating the project first is not an error: the retry finds it."""
+    """Run the sync as one unit of work (a writer: on SQLite it queues behind other writers). A
+    concurrent process (`serve --workers N` on an empty database) creating the project or its
+    configuration first is not an error: the retry finds what it made."""
     for attempt in range(2):
         try:
             async with unit_of_work(sessionmaker) as session:
                 await sync_single_tenant_project(session, secret_box, settings)
             return
-        except IntegrityError:
+        except (IntegrityError, SlugTaken):
             if attempt == 1:
                 raise
