@@ -4,10 +4,19 @@ time."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billwarden.db.unit_of_work import unit_of_work
+from billwarden.projects.models import Project
+from billwarden.projects.service import ProjectService
+
+HOLD_SECONDS = 0.6
 
 
 class Rendezvous:
@@ -52,3 +61,22 @@ class Rendezvous:
 
         rendezvous = self
         monkeypatch.setattr(owner, name, waiting)
+
+
+async def create_after_reading(session: AsyncSession, slug: str) -> None:
+    """Read, let another writer get in, then write: the shape of every check-then-insert."""
+    await session.scalar(select(func.count()).select_from(Project))
+    await asyncio.sleep(0.05)
+    await ProjectService(session).create_project(slug, slug)
+
+
+@contextlib.asynccontextmanager
+async def writer_holding_the_lock(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[None]:
+    """A request-like writer that has written and keeps its transaction open for a while."""
+    async with unit_of_work(sessionmaker) as session:
+        await ProjectService(session).create_project("held", "held")
+        await session.flush()
+        yield
+        await asyncio.sleep(HOLD_SECONDS)

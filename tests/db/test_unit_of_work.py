@@ -4,12 +4,10 @@ error says to keep, and on SQLite queue writers behind the one write lock instea
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -22,8 +20,7 @@ from billwarden.kit.cli import run_in_unit_of_work
 from billwarden.projects.models import Project
 from billwarden.projects.service import ProjectService
 from billwarden.projects.single_tenant import bootstrap_single_tenant
-
-HOLD_SECONDS = 0.6
+from tests.concurrency import create_after_reading, writer_holding_the_lock
 
 
 class RefusedButRecorded(BillwardenError):
@@ -39,25 +36,6 @@ def sessionmaker(scratch_engine: AsyncEngine) -> async_sessionmaker[AsyncSession
 async def project_slugs(sessionmaker: async_sessionmaker[AsyncSession]) -> set[str]:
     async with sessionmaker() as session:
         return set((await session.scalars(select(Project.slug))).all())
-
-
-async def create_after_reading(session: AsyncSession, slug: str) -> None:
-    """Read, let another writer get in, then write: the shape of every check-then-insert."""
-    await session.scalar(select(func.count()).select_from(Project))
-    await asyncio.sleep(0.05)
-    await ProjectService(session).create_project(slug, slug)
-
-
-@contextlib.asynccontextmanager
-async def writer_holding_the_lock(
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[None]:
-    """A request-like writer that has written and keeps its transaction open for a while."""
-    async with unit_of_work(sessionmaker) as session:
-        await ProjectService(session).create_project("held", "held")
-        await session.flush()
-        yield
-        await asyncio.sleep(HOLD_SECONDS)
 
 
 class TestCommitAndRollback:

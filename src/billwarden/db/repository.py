@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Generic, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Executable, Select, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.db.base import Base
 
 ModelT = TypeVar("ModelT", bound=Base)
+logger = logging.getLogger("billwarden.db")
 
 
 class RepositoryBase(Generic[ModelT]):
@@ -32,6 +35,18 @@ class RepositoryBase(Generic[ModelT]):
     async def all(self, statement: Select[ModelT]) -> list[ModelT]:
         result = await self.session.execute(statement)
         return list(result.scalars().all())
+
+    async def best_effort(self, statement: Executable) -> bool:
+        """Run a bookkeeping write (a last-used time) that must never fail the request: in a
+        savepoint, giving up when the database is busy (SQLite's one writer is elsewhere).
+        Whether it was written."""
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(statement)
+        except OperationalError:
+            logger.debug("skipped a bookkeeping write: the database is busy")
+            return False
+        return True
 
     async def add(self, instance: ModelT, *, flush: bool = True) -> ModelT:
         self.session.add(instance)

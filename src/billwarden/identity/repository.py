@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, delete, false, func, or_, select, text, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from billwarden.db.repository import RepositoryBase
 from billwarden.identity.models import ApiKey, ConsoleSession, LoginFailure, User
@@ -37,6 +38,20 @@ class ConsoleSessionRepository(RepositoryBase[ConsoleSession]):
         return await self.one_or_none(
             self.select().where(ConsoleSession.token_hash.in_(token_hashes))
         )
+
+    async def record_activity(
+        self, console_session: ConsoleSession, at: datetime, idle_expires_at: datetime
+    ) -> None:
+        """Move the idle expiry on; best effort (a busy database skips it until next time)."""
+        written = await self.best_effort(
+            update(ConsoleSession)
+            .where(ConsoleSession.id == console_session.id)
+            .values(last_seen_at=at, idle_expires_at=idle_expires_at)
+            .execution_options(synchronize_session=False)
+        )
+        if written:  # the loaded row says what the database now holds, without a new write
+            set_committed_value(console_session, "last_seen_at", at)
+            set_committed_value(console_session, "idle_expires_at", idle_expires_at)
 
     async def revoke_all_for_user(self, user_id: uuid.UUID, at: datetime) -> None:
         await self.session.execute(
@@ -100,12 +115,16 @@ class ApiKeyRepository(RepositoryBase[ApiKey]):
             self.select().where(ApiKey.key_hash.in_(key_hashes), ApiKey.is_active.is_(True))
         )
 
-    async def touch(self, key_id: uuid.UUID, at: datetime, not_since: datetime) -> None:
-        """Record use, at most once per interval: one UPDATE that usually matches nothing."""
-        await self.session.execute(
+    async def touch(self, key: ApiKey, at: datetime, not_since: datetime) -> None:
+        """Record use, at most once per interval and best effort: nothing is written while the
+        loaded key was used recently, and the UPDATE's condition keeps concurrent requests from
+        writing twice."""
+        if key.last_used_at is not None and key.last_used_at >= not_since:
+            return
+        await self.best_effort(
             update(ApiKey)
             .where(
-                ApiKey.id == key_id,
+                ApiKey.id == key.id,
                 or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < not_since),
             )
             .values(last_used_at=at)

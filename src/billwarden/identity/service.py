@@ -217,11 +217,8 @@ class UserService:
         if user is None or not user.is_active:
             raise Unauthenticated("The session's user no longer exists or is disabled.")
         if now - console_session.last_seen_at >= ACTIVITY_RESOLUTION:
-            console_session.last_seen_at = now
-            console_session.idle_expires_at = min(
-                now + self.policy.session_idle, console_session.expires_at
-            )
-            await self.session.flush()
+            idle_expires_at = min(now + self.policy.session_idle, console_session.expires_at)
+            await self.sessions.record_activity(console_session, now, idle_expires_at)
         return console_session, user
 
     async def end_session(self, console_session: ConsoleSession) -> None:
@@ -309,7 +306,7 @@ class ApiKeyService:
         if key is None or match is None or key.mode.value != match.group(1):
             raise Unauthenticated("The API key is not valid or has been deactivated.")
         now = utcnow()
-        await self.keys.touch(key.id, now, not_since=now - ACTIVITY_RESOLUTION)
+        await self.keys.touch(key, now, not_since=now - ACTIVITY_RESOLUTION)
         return key
 
     async def list_keys(
