@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -100,39 +99,35 @@ class TestErrorMapping:
         assert "could not be reached" in raised.value.message
 
     async def test_client_is_rebuilt_when_the_key_changes(self, gateway: StripeGateway) -> None:
-        first = await gateway.client(PROJECT, Mode.TEST, new_key())
-        assert await gateway.client(PROJECT, Mode.TEST, "sk_test_other0000") is not first
+        async with gateway.lease(PROJECT, Mode.TEST, new_key()) as first:
+            pass
+        async with gateway.lease(PROJECT, Mode.TEST, "sk_test_other0000") as second:
+            assert second is not first
 
 
 class TestReplacedKeys:
-    async def test_a_replaced_keys_connections_are_closed_after_the_grace(
-        self, emulator_url: str
-    ) -> None:
-        gateway = StripeGateway(
-            api_base=emulator_url, max_network_retries=0, retire_grace_seconds=0.05
-        )
+    async def test_a_replaced_keys_connections_are_closed(self, emulator_url: str) -> None:
+        gateway = StripeGateway(api_base=emulator_url, max_network_retries=0)
         try:
             for _ in range(5):  # an admin replacing the key again and again
-                key = new_key()
-                check = await gateway.check_credentials(PROJECT, Mode.TEST, key)
+                check = await gateway.check_credentials(PROJECT, Mode.TEST, new_key())
                 assert check.valid
-                await asyncio.sleep(0.06)
-            # the current key's client, and at most the one replaced by the last change
-            assert gateway.open_http_clients <= 2
+            assert gateway.open_http_clients == 1  # the current key's only
         finally:
             await gateway.close()
         assert gateway.open_http_clients == 0
 
-    async def test_a_call_on_the_replaced_key_still_completes_within_the_grace(
+    async def test_a_call_on_the_replaced_key_completes_then_its_client_closes(
         self, emulator_url: str
     ) -> None:
         gateway = StripeGateway(api_base=emulator_url, max_network_retries=0)
         try:
-            old = await gateway.client(PROJECT, Mode.TEST, new_key())
-            await gateway.client(PROJECT, Mode.TEST, new_key())
-            balance = await old.v1.balance.retrieve_async()
-            assert balance.object == "balance"
-            assert gateway.open_http_clients == 2
+            async with gateway.lease(PROJECT, Mode.TEST, new_key()) as old:
+                async with gateway.lease(PROJECT, Mode.TEST, new_key()):
+                    assert gateway.open_http_clients == 2
+                balance = await old.v1.balance.retrieve_async()  # a long call on the old key
+                assert balance.object == "balance"
+            assert gateway.open_http_clients == 1
         finally:
             await gateway.close()
 

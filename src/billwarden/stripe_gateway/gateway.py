@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,10 +23,12 @@ STRIPE_API_VERSION = "2026-10-28.endive"
 _REQUEST_TIMEOUT_SECONDS = 30.0
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class _Client:
     stripe_client: stripe.StripeClient
     http_client: stripe.HTTPXClient
+    leases: int = 0  # calls using it now
+    retired: bool = False  # the project's key has changed since
 
 
 class StripeGatewayError(BillwardenError):
@@ -79,55 +81,62 @@ class StripeGateway:
     """Builds and caches one `StripeClient` per (project, mode, key); all calls are async."""
 
     def __init__(
-        self,
-        *,
-        api_base: str,
-        max_network_retries: int = 2,
-        rate_limit_backoff: float = 0.5,
-        retire_grace_seconds: float = 2 * _REQUEST_TIMEOUT_SECONDS,
+        self, *, api_base: str, max_network_retries: int = 2, rate_limit_backoff: float = 0.5
     ) -> None:
         self.api_base = api_base.rstrip("/")
         self.max_network_retries = max_network_retries
         self.rate_limit_backoff = rate_limit_backoff
-        self.retire_grace_seconds = retire_grace_seconds
         self._clients: dict[tuple[uuid.UUID, Mode, str], _Client] = {}
-        # HTTP clients of replaced keys, with when they were replaced: closed once no call
-        # started on the old key can still be running
-        self._retired: list[tuple[float, stripe.HTTPXClient]] = []
+        # clients of replaced keys that calls still use: closed when the last call ends
+        self._retired: list[_Client] = []
 
-    async def client(
+    @asynccontextmanager
+    async def lease(
         self, project_id: uuid.UUID, mode: Mode, secret_key: str
-    ) -> stripe.StripeClient:
-        await self._close_retired()
-        cache_key = (project_id, mode, _fingerprint(secret_key))
-        cached = self._clients.get(cache_key)
-        if cached is None:
-            # the project's key changed: its previous client is retired with its connections
-            stale = [key for key in self._clients if key[:2] == (project_id, mode)]
-            for key in stale:
-                self._retired.append((time.monotonic(), self._clients.pop(key).http_client))
-            http_client = stripe.HTTPXClient(timeout=_REQUEST_TIMEOUT_SECONDS)
-            client = stripe.StripeClient(
-                secret_key,
-                stripe_version=STRIPE_API_VERSION,
-                base_addresses={"api": self.api_base},
-                max_network_retries=self.max_network_retries,
-                http_client=http_client,
-            )
-            cached = self._clients[cache_key] = _Client(client, http_client)
-        return cached.stripe_client
+    ) -> AsyncIterator[stripe.StripeClient]:
+        """The project's client for the length of the block. When the project's key changes,
+        the previous client is closed (with its connections) once no block uses it."""
+        cached = await self._current(project_id, mode, secret_key)
+        cached.leases += 1
+        try:
+            yield cached.stripe_client
+        finally:
+            cached.leases -= 1
+            if cached.retired and cached.leases == 0:
+                await self._close(cached)
 
     @property
     def open_http_clients(self) -> int:
         """How many HTTP clients (each with its connection pool) the gateway holds open."""
         return len(self._clients) + len(self._retired)
 
-    async def _close_retired(self) -> None:
-        cutoff = time.monotonic() - self.retire_grace_seconds
-        due = [client for retired_at, client in self._retired if retired_at <= cutoff]
-        self._retired = [entry for entry in self._retired if entry[0] > cutoff]
-        for http_client in due:
-            await http_client.close_async()  # type: ignore[no-untyped-call]
+    async def _current(self, project_id: uuid.UUID, mode: Mode, secret_key: str) -> _Client:
+        cache_key = (project_id, mode, _fingerprint(secret_key))
+        cached = self._clients.get(cache_key)
+        if cached is not None:
+            return cached
+        for key in [key for key in self._clients if key[:2] == (project_id, mode)]:
+            stale = self._clients.pop(key)
+            stale.retired = True
+            if stale.leases == 0:
+                await self._close(stale)
+            else:
+                self._retired.append(stale)
+        http_client = stripe.HTTPXClient(timeout=_REQUEST_TIMEOUT_SECONDS)
+        client = stripe.StripeClient(
+            secret_key,
+            stripe_version=STRIPE_API_VERSION,
+            base_addresses={"api": self.api_base},
+            max_network_retries=self.max_network_retries,
+            http_client=http_client,
+        )
+        cached = self._clients[cache_key] = _Client(client, http_client)
+        return cached
+
+    async def _close(self, cached: _Client) -> None:
+        if cached in self._retired:
+            self._retired.remove(cached)
+        await cached.http_client.close_async()  # type: ignore[no-untyped-call]
 
     async def check_credentials(
         self, project_id: uuid.UUID, mode: Mode, secret_key: str
@@ -136,9 +145,9 @@ class StripeGateway:
 
         A refusal is an answer, not an error; outages still raise `StripeGatewayError`.
         """
-        client = await self.client(project_id, mode, secret_key)
         try:
-            balance = await self._with_rate_limit_retries(client.v1.balance.retrieve_async)
+            async with self.lease(project_id, mode, secret_key) as client:
+                balance = await self._with_rate_limit_retries(client.v1.balance.retrieve_async)
         except (stripe.AuthenticationError, stripe.PermissionError) as exc:
             message = exc.user_message or "Stripe refused the key."
             return CredentialCheck(valid=False, livemode=None, error=message)
@@ -161,9 +170,8 @@ class StripeGateway:
                 attempt += 1
 
     async def close(self) -> None:
-        clients = [cached.http_client for cached in self._clients.values()]
-        clients += [client for _, client in self._retired]
+        clients = [*self._clients.values(), *self._retired]
         self._clients.clear()
         self._retired.clear()
-        for http_client in clients:
-            await http_client.close_async()  # type: ignore[no-untyped-call]
+        for cached in clients:
+            await cached.http_client.close_async()  # type: ignore[no-untyped-call]
