@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
+import pytest
 
 from billwarden.db.migrate import head_revision
 
@@ -36,6 +39,17 @@ class TestRequestId:
     async def test_replaced_when_unsafe(self, client: httpx.AsyncClient) -> None:
         response = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"})
         assert response.headers["x-request-id"] != "bad id\twith spaces"
+
+    @pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["lf", "crlf"])
+    async def test_replaced_not_echoed_with_a_trailing_newline(
+        self, client: httpx.AsyncClient, newline: str
+    ) -> None:
+        """Python's `$` also matches before a final "\\n": the id is checked in full."""
+        response = await client.get("/healthz", headers={"X-Request-ID": f"trace-1{newline}"})
+        assert response.status_code == 200
+        echoed = response.headers["x-request-id"]
+        assert "trace-1" not in echoed
+        assert uuid.UUID(hex=echoed).hex == echoed  # one billwarden made
 
 
 class TestMetrics:

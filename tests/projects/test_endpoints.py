@@ -83,6 +83,7 @@ class TestProjects:
         assert seen == ids
         bad = await client.get(PROJECTS, params={"limit": 0}, headers=people.bearer(alice))
         assert bad.status_code == 400
+        assert bad.json()["code"] == "VALIDATION_ERROR"
 
     @pytest.mark.parametrize(
         "params",
@@ -120,6 +121,7 @@ class TestProjects:
         assert again.status_code == 409 and again.json()["code"] == "PROJECT_SLUG_TAKEN"
         empty = await client.post(PROJECTS, json={"name": " "}, headers=headers)
         assert empty.status_code == 400
+        assert empty.json()["code"] == "VALIDATION_ERROR"
 
     async def test_admin_renames_member_cannot(
         self,
@@ -143,6 +145,7 @@ class TestProjects:
             url, json={"slug": "Not A Slug"}, headers=people.bearer(owner)
         )
         assert bad_slug.status_code == 400
+        assert bad_slug.json()["code"] == "VALIDATION_ERROR"
 
     async def test_other_projects_are_404_for_every_route(
         self,
@@ -170,6 +173,7 @@ class TestProjects:
             assert response.json()["code"] == "PROJECT_NOT_FOUND"
         missing = await client.get(f"{PROJECTS}/{uuid.uuid4()}", headers=headers)
         assert missing.status_code == 404
+        assert missing.json()["code"] == "PROJECT_NOT_FOUND"
 
     async def test_member_cannot_rotate_the_end_user_secret(
         self,
@@ -184,6 +188,7 @@ class TestProjects:
             f"{PROJECTS}/{project.id}/end-user-secret/rotate", headers=people.bearer(member)
         )
         assert response.status_code == 403
+        assert response.json()["code"] == "PROJECT_ADMIN_REQUIRED"
 
 
 class TestMembers:
@@ -205,6 +210,7 @@ class TestMembers:
         assert (await client.get(f"{PROJECTS}/{project.id}", headers=people.bearer(bob))).is_success
         again = await client.post(members, json={"userId": str(bob.id)}, headers=headers)
         assert again.status_code == 409
+        assert again.json()["code"] == "ALREADY_MEMBER"
 
         promoted = await client.patch(
             f"{members}/{bob.id}", json={"role": "admin"}, headers=headers
@@ -219,6 +225,7 @@ class TestMembers:
         assert removed.status_code == 204
         gone = await client.get(f"{PROJECTS}/{project.id}", headers=people.bearer(bob))
         assert gone.status_code == 404
+        assert gone.json()["code"] == "PROJECT_NOT_FOUND"
 
     async def test_unknown_user_and_bad_body(
         self,
@@ -235,10 +242,12 @@ class TestMembers:
         assert unknown.status_code == 404 and unknown.json()["code"] == "USER_NOT_FOUND"
         neither = await client.post(members, json={"role": "admin"}, headers=people.bearer(owner))
         assert neither.status_code == 400
+        assert neither.json()["code"] == "VALIDATION_ERROR"
         bad_role = await client.post(
             members, json={"email": "x@example.test", "role": "god"}, headers=people.bearer(owner)
         )
         assert bad_role.status_code == 400
+        assert bad_role.json()["code"] == "VALIDATION_ERROR"
 
     async def test_member_cannot_manage_members(
         self,
@@ -276,6 +285,7 @@ class TestMembers:
         assert demoted.status_code == 409 and demoted.json()["code"] == "LAST_OWNER"
         removed = await client.delete(f"{members}/{owner.id}", headers=headers)
         assert removed.status_code == 409
+        assert removed.json()["code"] == "LAST_OWNER"
         # with a second owner, the first may step down
         second = await people.user()
         await client.post(
@@ -305,6 +315,7 @@ class TestMembers:
         assert make_owner.json()["code"] == "PROJECT_OWNER_REQUIRED"
         remove_owner = await client.delete(f"{members}/{owner.id}", headers=headers)
         assert remove_owner.status_code == 403
+        assert remove_owner.json()["code"] == "PROJECT_OWNER_REQUIRED"
         promote = await client.patch(
             f"{members}/{other.id}", json={"role": "admin"}, headers=headers
         )
