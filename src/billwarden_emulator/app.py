@@ -39,7 +39,8 @@ from billwarden_emulator.routing import build_router
 from billwarden_emulator.state import Account, Ctx, DispatcherLike, FaultsLike, Store
 
 logger = logging.getLogger(__name__)
-_KEY = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9_]+$")
+# matched with fullmatch: `$` would also accept a key followed by "\n"
+_KEY = re.compile(r"(sk|rk)_(test|live)_[A-Za-z0-9_]+")
 _SAVED_STATUSES = (200, 402)
 
 
@@ -63,7 +64,7 @@ def api_key_of(request: Request) -> str:
             "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
             "YOUR_SECRET_KEY')."
         )
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise authentication_error(f"Invalid API Key provided: {_mask(key)}")
     return key
 
@@ -125,7 +126,9 @@ class Emulator:
         request_id = "req_" + random_part(14)
         headers = {"Request-Id": request_id, "Stripe-Version": self.config.api_version}
         method = request.method
-        path = request.url.path
+        # the path as the server decoded it: `request.url` is re-parsed by `urlsplit`, which
+        # silently drops tabs and newlines, so `/v1/customers%0A` would read as `/v1/customers`
+        path: str = request.scope["path"]
         try:
             account = self.authenticate(request)
             latency = account.faults.latency_for(method, path)

@@ -15,7 +15,7 @@ class Router:
             if "{" not in route.path:
                 self._exact[(route.method, route.path)] = route
             else:
-                pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", route.path) + "$")
+                pattern = re.compile(re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", route.path))
                 self._templated.setdefault(route.method, []).append((pattern, route))
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
@@ -23,7 +23,7 @@ class Router:
         if route is not None:
             return route, {}
         for pattern, candidate in self._templated.get(method, ()):
-            found = pattern.match(path)
+            found = pattern.fullmatch(path)  # not match + `$`: that also takes a final "\n"
             if found is not None:
                 return candidate, found.groupdict()
         return None
