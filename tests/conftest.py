@@ -27,7 +27,7 @@ from billwarden.config import Environment, Settings
 from billwarden.crypto import SecretBox
 from billwarden.db import migrate
 from billwarden.db.engine import create_engine, create_sessionmaker
-from billwarden.db.unit_of_work import get_db_session, keeps_changes
+from billwarden.db.unit_of_work import finish, get_db_session
 from billwarden.identity import passwords
 from billwarden_emulator.config import EmulatorConfig
 from billwarden_emulator.testing import running_emulator
@@ -184,11 +184,9 @@ def app(settings: Settings, engine: AsyncEngine, session: AsyncSession) -> Itera
         try:
             yield session
         except BaseException as exc:
-            # as the unit of work does: an error that keeps changes commits them first
-            await (nested.commit() if keeps_changes(exc) else nested.rollback())
+            await finish(nested, exc)  # as the unit of work ends a transaction
             raise
-        else:
-            await nested.commit()
+        await finish(nested, None)
 
     application.dependency_overrides[get_db_session] = request_session
     yield application

@@ -1,8 +1,8 @@
 """Encryption of secrets at rest (Fernet), keyed from `BILLWARDEN_SECRET_KEY`.
 
 The Fernet key is derived with HKDF-SHA256 so any sufficiently long secret works. Old secret keys
-listed in `BILLWARDEN_SECRET_KEY_FALLBACKS` still decrypt; `billwarden rotate-secrets` re-encrypts
-every stored secret under the current key.
+listed in `BILLWARDEN_SECRET_KEY_FALLBACKS` still decrypt; `billwarden re-encrypt-secrets`
+re-encrypts every stored secret under the current key.
 """
 
 from __future__ import annotations

@@ -132,15 +132,9 @@ def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
     return {"fields": fields}
 
 
-def error_response(exc: BillwardenError) -> OrjsonResponse:
-    """The envelope for `exc`, for a route that answers an error instead of raising it (so its
-    transaction still commits, e.g. a recorded failed sign-in)."""
-    return _envelope(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
-
-
 async def _handle_billwarden_error(request: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, BillwardenError)
-    return error_response(exc)
+    return _envelope(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 
 async def _handle_validation_error(request: Request, exc: Exception) -> OrjsonResponse:

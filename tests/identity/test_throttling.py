@@ -16,7 +16,8 @@ from billwarden.config import Settings
 from billwarden.db.base import utcnow
 from billwarden.identity.models import LoginFailure
 from tests.conftest import Scratch
-from tests.identity.factories import PASSWORD, People
+from tests.factories import Factories
+from tests.identity.factories import PASSWORD, People, SignedIn
 from tests.projects.factories import Tenants
 
 LOGIN = "/api/v1/auth/login"
@@ -210,3 +211,29 @@ class TestConcurrentFailures:
                 select(func.count(LoginFailure.id)).where(LoginFailure.scope == "email")
             )
         assert recorded == 3
+
+
+class TestCountedThroughTheRealUnitOfWork:
+    async def test_wrong_current_passwords_stay_counted_in_committed_transactions(
+        self, scratch: Scratch
+    ) -> None:
+        """On a database of its own with production sessions: each refused change is committed
+        before the 400 is answered, so the limit holds across requests."""
+        scratch.app.state.settings = scratch.settings.model_copy(
+            update={"login_throttle_max_failures_per_email": 2}
+        )
+
+        async def build(made: Factories) -> SignedIn:
+            return await made.people.sign_in(await made.people.user("carol@example.test"))
+
+        here = await scratch.setup(build)
+        body = {"currentPassword": "wrong password", "newPassword": "a brand new passphrase"}
+        for _ in range(2):
+            wrong = await scratch.client.post(PASSWORD_CHANGE, json=body, headers=here.unsafe)
+            assert wrong.status_code == 400
+            assert wrong.json()["code"] == "WRONG_PASSWORD"
+        locked = await scratch.client.post(PASSWORD_CHANGE, json=body, headers=here.unsafe)
+        assert locked.status_code == 429
+        assert locked.json()["code"] == "TOO_MANY_ATTEMPTS"
+        async with scratch.session() as session:
+            assert await session.scalar(select(func.count()).select_from(LoginFailure)) == 2

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Protocol
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,7 +23,9 @@ from billwarden.errors import BillwardenError
 
 
 def keeps_changes(exc: BaseException) -> bool:
-    """Whether the transaction commits although `exc` ends the unit of work."""
+    """Whether the transaction commits although `exc` ends the unit of work. Such an error must
+    be raised before anything else is written: the whole unit is committed, not just the write
+    it means to keep."""
     return isinstance(exc, BillwardenError) and exc.keeps_changes
 
 
@@ -32,6 +35,22 @@ async def begin(session: AsyncSession, *, write: bool) -> None:
         await session.connection(execution_options={SQLITE_BEGIN_OPTION: "IMMEDIATE"})
 
 
+class _Ending(Protocol):
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+
+
+async def finish(unit: _Ending, error: BaseException | None) -> None:
+    """End a transaction (or a savepoint) the way every unit of work ends: commit on success or
+    on an error that keeps changes, roll back otherwise. Shielded, so a cancellation arriving
+    now cannot leave the transaction half-ended."""
+    with anyio.CancelScope(shield=True):
+        if error is None or keeps_changes(error):
+            await unit.commit()
+        else:
+            await unit.rollback()
+
+
 @asynccontextmanager
 async def transaction(session: AsyncSession, *, write: bool) -> AsyncIterator[AsyncSession]:
     """Run the block in one transaction of `session`, committed or rolled back as above."""
@@ -39,13 +58,9 @@ async def transaction(session: AsyncSession, *, write: bool) -> AsyncIterator[As
     try:
         yield session
     except BaseException as exc:
-        if keeps_changes(exc):
-            await session.commit()
-        else:
-            await session.rollback()
+        await finish(session, exc)
         raise
-    else:
-        await session.commit()
+    await finish(session, None)
 
 
 @asynccontextmanager

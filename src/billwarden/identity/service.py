@@ -229,8 +229,8 @@ class UserService:
         """Set a new password and revoke every session and developer token of the user.
 
         A wrong current password counts as a failed sign-in for the user's email, so a stolen
-        session or token cannot be used to guess the password without limit. The caller must
-        commit after WrongPassword for the failure to count."""
+        session or token cannot be used to guess the password without limit. WrongPassword
+        keeps the unit of work's changes, so the failure stays counted."""
         email_hashes = self._throttle_hashes("email", user.email)
         await self.failures.serialize(email_hashes[0])
         await self._check_throttle("email", email_hashes, self.policy.max_failures_per_email)
