@@ -24,7 +24,6 @@ from billwarden.crypto import SecretBox, SecretKeyError
 from billwarden.db import migrate as migrations
 from billwarden.db.engine import engine_from_settings
 from billwarden.identity.exceptions import UserNotFound
-from billwarden.identity.repository import KeyViewer
 from billwarden.identity.service import ApiKeyService, IdentityPolicy, UserService
 from billwarden.kit.cli import fail, load_settings, run_in_unit_of_work
 from billwarden.kit.state import build_secret_box
@@ -205,11 +204,7 @@ async def _prepare_demo(
         emulator_key = f"sk_test_demo{secrets.token_hex(16)}"
         await configs.set_stripe_config(project, Mode.TEST, secret_key=emulator_key)
     keys = ApiKeyService(session, secret_box)
-    viewer = KeyViewer(admin, frozenset(), frozenset())  # a superuser sees every key
-    previous, _ = await keys.list_keys(viewer, project_id=project.id, limit=200, offset=0)
-    for key in previous:
-        if key.name == DEMO_KEY_NAME and key.is_active:
-            await keys.deactivate_key(viewer, key.id)
+    await keys.deactivate_named(project.id, DEMO_KEY_NAME)  # the previous demo key stops working
     created = await keys.create_key(project.id, Mode.TEST, DEMO_KEY_NAME, admin)
     end_user_secret, _ = await EndUserSecretService(session, secret_box).rotate(project)
     return DemoAccess(project, admin.email, admin_password, created.plaintext, end_user_secret)

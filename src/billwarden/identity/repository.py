@@ -131,6 +131,14 @@ class ApiKeyRepository(RepositoryBase[ApiKey]):
             .execution_options(synchronize_session=False)
         )
 
+    async def deactivate_named(self, project_id: uuid.UUID, name: str, at: datetime) -> None:
+        await self.session.execute(
+            update(ApiKey)
+            .where(ApiKey.project_id == project_id, ApiKey.name == name, ApiKey.is_active.is_(True))
+            .values(is_active=False, deactivated_at=at)
+            .execution_options(synchronize_session="fetch")
+        )
+
     async def deactivate_created_by(
         self, project_id: uuid.UUID, user_id: uuid.UUID, at: datetime
     ) -> None:

@@ -317,6 +317,10 @@ class ApiKeyService:
             viewer, project_id=project_id, limit=limit, offset=offset
         )
 
+    async def deactivate_named(self, project_id: uuid.UUID, name: str) -> None:
+        """Deactivate the project's active keys of that name (the demo replaces its key)."""
+        await self.keys.deactivate_named(project_id, name, utcnow())
+
     async def deactivate_key(self, viewer: KeyViewer, key_id: uuid.UUID) -> ApiKey:
         """Deactivate a key its creator or a project admin can see; others get a 404."""
         key = await self.keys.get_visible(key_id, viewer)
