@@ -65,7 +65,6 @@ def create_app(
     app.state.sessionmaker = create_sessionmaker(db_engine)
     app.state.secret_box = secret_box
     app.state.stripe_gateway = stripe_gateway
-    app.state.built_from_settings = {}
 
     app.add_middleware(
         RequestGuard,

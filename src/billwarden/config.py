@@ -26,8 +26,9 @@ class LogFormat(StrEnum):
 class Settings(BaseSettings):
     """billwarden's configuration, read from `BILLWARDEN_*` environment variables."""
 
+    # frozen: objects built from the settings (kit.state.from_settings) stay true to them
     model_config = SettingsConfigDict(
-        env_prefix="BILLWARDEN_", env_file=None, extra="ignore", case_sensitive=False
+        env_prefix="BILLWARDEN_", env_file=None, extra="ignore", case_sensitive=False, frozen=True
     )
 
     environment: Environment = Environment.PRODUCTION

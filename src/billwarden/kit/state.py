@@ -3,7 +3,7 @@ objects built from the settings (policies, token issuers) on first use."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import Depends, Request
@@ -45,15 +45,17 @@ AppSecretBox = Annotated[SecretBox, Depends(app_secret_box)]
 AppStripeGateway = Annotated[StripeGateway, Depends(app_stripe_gateway)]
 
 
-def from_settings(build: Callable[[Settings], T]) -> Callable[[Request], T]:
+def from_settings(build: Callable[[Settings], T]) -> Callable[[Request], Awaitable[T]]:
     """A dependency answering `build(settings)`, built once per app and kept in its state:
     `Annotated[IdentityPolicy, Depends(from_settings(IdentityPolicy.from_settings))]`."""
 
-    def dependency(request: Request) -> T:
-        built: dict[Callable[[Settings], Any], tuple[Settings, Any]] = (
-            request.app.state.built_from_settings
-        )
-        settings: Settings = request.app.state.settings
+    async def dependency(request: Request) -> T:
+        # async: no thread hop, so no two first calls build at once
+        state = request.app.state
+        if not hasattr(state, "built_from_settings"):
+            state.built_from_settings = {}
+        built: dict[Callable[[Settings], Any], tuple[Settings, Any]] = state.built_from_settings
+        settings: Settings = state.settings
         cached = built.get(build)
         if cached is None or cached[0] is not settings:  # rebuilt when the settings are replaced
             cached = built[build] = (settings, build(settings))
