@@ -183,9 +183,7 @@ class TestDeactivate:
         assert response.status_code == 404
         assert response.json()["code"] == "API_KEY_NOT_FOUND"
 
-    async def test_key_id_is_required(
-        self, client: httpx.AsyncClient, people: People, tenants: Tenants
-    ) -> None:
+    async def test_key_id_is_required(self, client: httpx.AsyncClient, people: People) -> None:
         response = await client.post(
             DEACTIVATE, json={}, headers=people.bearer(await people.user())
         )
@@ -255,7 +253,6 @@ class TestSecretsNeverLeak:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         session: AsyncSession,
         caplog: pytest.LogCaptureFixture,
     ) -> None:

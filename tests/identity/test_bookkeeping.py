@@ -1,5 +1,6 @@
 """Recording when a session or an API key was last used never fails the request: a read route
 answers while another writer holds SQLite's one write lock (the write waits for next time)."""
+
 from __future__ import annotations
 
 import asyncio

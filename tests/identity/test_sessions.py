@@ -35,7 +35,6 @@ class TestLogin:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         await people.user("alice@example.test")
         response = await client.post(
@@ -58,7 +57,6 @@ class TestLogin:
         app: FastAPI,
         settings: Settings,
         people: People,
-        tenants: Tenants,
         client: httpx.AsyncClient,
     ) -> None:
         await people.user("alice@example.test")
@@ -80,7 +78,6 @@ class TestLogin:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         credentials: dict[str, str],
     ) -> None:
         await people.user("alice@example.test")
@@ -98,7 +95,6 @@ class TestLogin:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         await people.user("alice@example.test")
         # a form on another site can send text/plain but not JSON without a CORS preflight
@@ -194,7 +190,7 @@ class TestCsrf:
 
     @pytest.mark.parametrize("token", ["é" * 64, "\u00ff", "ü-not-the-token"])
     async def test_non_ascii_token_is_403(
-        self, client: httpx.AsyncClient, people: People, tenants: Tenants, token: str
+        self, client: httpx.AsyncClient, people: People, token: str
     ) -> None:
         user = await people.user()
         here = await people.sign_in(user)
@@ -213,7 +209,6 @@ class TestCsrf:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         alice = await people.user("alice@example.test")
         other = await people.sign_in(alice)
@@ -252,7 +247,7 @@ async def _set_session_times(session: AsyncSession, signed_in: SignedIn, **value
 
 class TestExpiry:
     async def test_idle_session_is_refused(
-        self, client: httpx.AsyncClient, people: People, tenants: Tenants, session: AsyncSession
+        self, client: httpx.AsyncClient, people: People, session: AsyncSession
     ) -> None:
         signed_in = await people.sign_in(await people.user())
         assert (await client.get(ME, headers=signed_in.cookie)).status_code == 200
@@ -265,7 +260,7 @@ class TestExpiry:
         assert "inactivity" in response.json()["message"]
 
     async def test_activity_extends_the_idle_deadline(
-        self, client: httpx.AsyncClient, people: People, tenants: Tenants, session: AsyncSession
+        self, client: httpx.AsyncClient, people: People, session: AsyncSession
     ) -> None:
         signed_in = await people.sign_in(await people.user())
         soon = utcnow() + timedelta(seconds=30)
@@ -277,7 +272,7 @@ class TestExpiry:
         assert signed_in.started.session.idle_expires_at > soon + timedelta(minutes=10)
 
     async def test_absolute_expiry_holds_despite_activity(
-        self, client: httpx.AsyncClient, people: People, tenants: Tenants, session: AsyncSession
+        self, client: httpx.AsyncClient, people: People, session: AsyncSession
     ) -> None:
         signed_in = await people.sign_in(await people.user())
         await _set_session_times(session, signed_in, expires_at=utcnow() - timedelta(seconds=1))
@@ -292,7 +287,6 @@ class TestRevocation:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         signed_in = await people.sign_in(await people.user())
         response = await client.post("/api/v1/auth/logout", headers=signed_in.unsafe)
@@ -306,7 +300,6 @@ class TestRevocation:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         user = await people.user("alice@example.test")
         elsewhere = await people.sign_in(user)
@@ -348,7 +341,6 @@ class TestRevocation:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         user = await people.user()
         here = await people.sign_in(user)
@@ -365,7 +357,6 @@ class TestRevocation:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         user = await people.user()
         response = await client.post(

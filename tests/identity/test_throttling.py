@@ -18,7 +18,6 @@ from billwarden.identity.models import LoginFailure
 from tests.conftest import Scratch
 from tests.factories import Factories
 from tests.identity.factories import PASSWORD, People, SignedIn
-from tests.projects.factories import Tenants
 
 LOGIN = "/api/v1/auth/login"
 PASSWORD_CHANGE = "/api/v1/auth/password"
@@ -52,7 +51,6 @@ class TestPerEmail:
         client: httpx.AsyncClient,
         other_address: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         await people.user("alice@example.test")
         for _ in range(3):
@@ -78,7 +76,6 @@ class TestPerEmail:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         await people.user("bob@example.test")
         for _ in range(3):
@@ -89,7 +86,7 @@ class TestPerEmail:
         assert response.status_code == 200
 
     async def test_lock_lifts_when_the_window_passes(
-        self, client: httpx.AsyncClient, people: People, tenants: Tenants, session: AsyncSession
+        self, client: httpx.AsyncClient, people: People, session: AsyncSession
     ) -> None:
         await people.user("alice@example.test")
         for _ in range(3):
@@ -106,7 +103,6 @@ class TestPerEmail:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         await people.user("alice@example.test")
         for _ in range(2):
@@ -125,7 +121,6 @@ class TestPerAddress:
         client: httpx.AsyncClient,
         other_address: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         await people.user("victim@example.test")
         for number in range(5):
@@ -150,7 +145,6 @@ class TestPasswordChange:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         user = await people.user("alice@example.test")
         here = await people.sign_in(user)

@@ -35,7 +35,6 @@ class TestDeveloperToken:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         await people.user("dev@example.test")
         response = await client.post(
@@ -53,7 +52,6 @@ class TestDeveloperToken:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         await people.user("dev@example.test")
         response = await client.post(
@@ -66,7 +64,6 @@ class TestDeveloperToken:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         user = await people.user()
         claims = {
@@ -84,9 +81,7 @@ class TestDeveloperToken:
         ok = await client.get(ME, headers={"Authorization": f"Bearer {derived}"})
         assert ok.status_code == 200
 
-    async def test_expired_token_is_401(
-        self, client: httpx.AsyncClient, people: People, tenants: Tenants
-    ) -> None:
+    async def test_expired_token_is_401(self, client: httpx.AsyncClient, people: People) -> None:
         user = await people.user()
         claims = {
             "sub": str(user.id),
@@ -101,9 +96,7 @@ class TestDeveloperToken:
         assert response.json()["code"] == "UNAUTHENTICATED"
         assert "expired" in response.json()["message"]
 
-    async def test_tampered_token_is_401(
-        self, client: httpx.AsyncClient, people: People, tenants: Tenants
-    ) -> None:
+    async def test_tampered_token_is_401(self, client: httpx.AsyncClient, people: People) -> None:
         user = await people.user()
         other = await people.user(superuser=True)
         token = people.bearer(user)["Authorization"].removeprefix("Bearer ")
@@ -121,7 +114,7 @@ class TestDeveloperToken:
 
     @pytest.mark.parametrize("version", [1e999, 1.5, "1", True, None, [1], -1e308])
     async def test_non_integer_password_version_is_401(
-        self, client: httpx.AsyncClient, people: People, tenants: Tenants, version: object
+        self, client: httpx.AsyncClient, people: People, version: object
     ) -> None:
         user = await people.user()
         claims = {

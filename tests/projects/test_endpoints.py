@@ -38,7 +38,6 @@ class TestProjects:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         alice = await people.user()
         headers = people.bearer(alice)
@@ -113,7 +112,6 @@ class TestProjects:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
     ) -> None:
         headers = people.bearer(await people.user())
         assert (await client.post(PROJECTS, json={"name": "Acme"}, headers=headers)).is_success

@@ -26,12 +26,12 @@ def config_url(project: ProjectWithSecret, suffix: str = "config") -> str:
 
 
 @pytest.fixture
-async def owner(people: People, tenants: Tenants) -> User:
+async def owner(people: People) -> User:
     return await people.user()
 
 
 @pytest.fixture
-async def project(people: People, tenants: Tenants, owner: User) -> ProjectWithSecret:
+async def project(tenants: Tenants, owner: User) -> ProjectWithSecret:
     return await tenants.project(owner)
 
 
@@ -40,7 +40,6 @@ class TestConfig:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
     ) -> None:
@@ -75,7 +74,6 @@ class TestConfig:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
         session: AsyncSession,
@@ -95,7 +93,6 @@ class TestConfig:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
     ) -> None:
@@ -113,7 +110,6 @@ class TestConfig:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
     ) -> None:
@@ -144,7 +140,6 @@ class TestConfig:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
         raw_body: str,
@@ -161,7 +156,6 @@ class TestConfig:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
     ) -> None:
@@ -176,7 +170,6 @@ class TestConfig:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
     ) -> None:
@@ -190,7 +183,6 @@ class TestConfig:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
         session: AsyncSession,
@@ -236,7 +228,6 @@ class TestConfig:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
         caplog: pytest.LogCaptureFixture,
@@ -258,7 +249,6 @@ class TestWebhookUrls:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
     ) -> None:
@@ -289,7 +279,6 @@ class TestValidateCredentials:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
     ) -> None:
@@ -309,7 +298,6 @@ class TestValidateCredentials:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
         emulator_url: str,
@@ -329,7 +317,6 @@ class TestValidateCredentials:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
         emulator_url: str,
@@ -345,7 +332,6 @@ class TestValidateCredentials:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
     ) -> None:
@@ -359,7 +345,6 @@ class TestValidateCredentials:
         self,
         client: httpx.AsyncClient,
         people: People,
-        tenants: Tenants,
         owner: User,
         project: ProjectWithSecret,
         emulator_url: str,
