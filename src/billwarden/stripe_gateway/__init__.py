@@ -5,6 +5,13 @@ from billwarden.stripe_gateway.gateway import (
     CredentialCheck,
     StripeGateway,
     StripeGatewayError,
+    StripePrice,
 )
 
-__all__ = ["STRIPE_API_VERSION", "CredentialCheck", "StripeGateway", "StripeGatewayError"]
+__all__ = [
+    "STRIPE_API_VERSION",
+    "CredentialCheck",
+    "StripeGateway",
+    "StripeGatewayError",
+    "StripePrice",
+]

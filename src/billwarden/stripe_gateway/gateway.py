@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,6 +22,8 @@ T = TypeVar("T")
 
 STRIPE_API_VERSION = "2026-10-28.endive"
 _REQUEST_TIMEOUT_SECONDS = 30.0
+# Stripe's `GET /v1/prices` takes at most 10 `lookup_keys` per request
+_LOOKUP_KEYS_PER_REQUEST = 10
 
 
 @dataclass(eq=False)
@@ -43,6 +46,32 @@ class CredentialCheck:
     valid: bool
     livemode: bool | None
     error: str | None
+
+
+@dataclass(frozen=True)
+class StripePrice:
+    """The parts of a Stripe price the catalog needs."""
+
+    id: str
+    lookup_key: str | None
+    product: str  # the product's id
+    unit_amount: int | None
+    currency: str
+    interval: str | None  # `recurring.interval`; None for a one-time price
+    active: bool
+
+    @classmethod
+    def from_stripe(cls, price: stripe.Price) -> StripePrice:
+        product = price.product
+        return cls(
+            id=price.id,
+            lookup_key=price.lookup_key,
+            product=product if isinstance(product, str) else product.id,
+            unit_amount=price.unit_amount,
+            currency=price.currency,
+            interval=price.recurring.interval if price.recurring is not None else None,
+            active=price.active,
+        )
 
 
 def _fingerprint(secret_key: str) -> str:
@@ -154,6 +183,81 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise map_stripe_error(exc) from exc
         return CredentialCheck(valid=True, livemode=balance.livemode, error=None)
+
+    async def prices_by_lookup_key(
+        self, project_id: uuid.UUID, mode: Mode, secret_key: str, lookup_keys: Sequence[str]
+    ) -> dict[str, StripePrice]:
+        """The active prices with these lookup keys, by lookup key; a key no active price has
+        is absent. Asks `GET /v1/prices?active=true&lookup_keys[]=...`, ten keys a request."""
+        if isinstance(lookup_keys, str):
+            raise TypeError("lookup_keys must be a sequence of keys, not one string")
+        wanted = list(dict.fromkeys(lookup_keys))  # unique, in order
+        found: dict[str, StripePrice] = {}
+        try:
+            async with self.lease(project_id, mode, secret_key) as client:
+                for start in range(0, len(wanted), _LOOKUP_KEYS_PER_REQUEST):
+                    batch = wanted[start : start + _LOOKUP_KEYS_PER_REQUEST]
+                    # a lookup key belongs to one price at most: one page holds the batch
+                    params: stripe.params.PriceListParams = {
+                        "lookup_keys": batch,
+                        "active": True,
+                        "limit": 100,
+                    }
+                    prices = await self._with_rate_limit_retries(
+                        functools.partial(client.v1.prices.list_async, params)
+                    )
+                    for price in prices.data:
+                        if price.lookup_key is not None and price.lookup_key in batch:
+                            found[price.lookup_key] = StripePrice.from_stripe(price)
+        except stripe.StripeError as exc:
+            raise map_stripe_error(exc) from exc
+        return found
+
+    async def create_price(
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        secret_key: str,
+        *,
+        lookup_key: str,
+        product_name: str,
+        amount: int,
+        currency: str,
+        interval: str | None,
+        idempotency_key: str,
+    ) -> StripePrice:
+        """Create a product named `product_name` and a price for it with `lookup_key`
+        (`recurring[interval]` when `interval` is set, one-time otherwise).
+
+        Each request has its own idempotency key derived from `idempotency_key`, so a retried
+        push with the same key creates the product and the price once. A lookup key another
+        price holds is refused by Stripe (400): it is never transferred.
+        """
+        try:
+            async with self.lease(project_id, mode, secret_key) as client:
+                product_params: stripe.params.ProductCreateParams = {"name": product_name}
+                product = await self._with_rate_limit_retries(
+                    lambda: client.v1.products.create_async(
+                        product_params, {"idempotency_key": f"{idempotency_key}:product"}
+                    )
+                )
+                price_params: stripe.params.PriceCreateParams = {
+                    "product": product.id,
+                    "lookup_key": lookup_key,
+                    "transfer_lookup_key": False,
+                    "unit_amount": amount,
+                    "currency": currency,
+                }
+                if interval is not None:
+                    price_params["recurring"] = {"interval": interval}
+                price = await self._with_rate_limit_retries(
+                    lambda: client.v1.prices.create_async(
+                        price_params, {"idempotency_key": f"{idempotency_key}:price"}
+                    )
+                )
+        except stripe.StripeError as exc:
+            raise map_stripe_error(exc) from exc
+        return StripePrice.from_stripe(price)
 
     async def _with_rate_limit_retries(self, call: Callable[[], Awaitable[T]]) -> T:
         """The SDK retries connection errors, 409 and 5xx itself; Stripe's 429s are retried

@@ -14,6 +14,17 @@ from billwarden_emulator.state import JSON, Account, Ctx, copy_json, previous_at
 
 _INTERVALS = ("day", "week", "month", "year")
 
+# the ISO 4217 codes Stripe accepts for prices (its "supported currencies" page)
+SUPPORTED_CURRENCIES = frozenset(
+    """aed afn all amd ang aoa ars aud awg azn bam bbd bdt bgn bhd bif bmd bnd bob brl bsd bwp byn
+    bzd cad cdf chf clp cny cop crc cve czk djf dkk dop dzd egp etb eur fjd fkp gbp gel gip gmd
+    gnf gtq gyd hkd hnl htg huf idr ils inr isk jmd jod jpy kes kgs khr kmf krw kwd kyd kzt lak
+    lbp lkr lrd lsl mad mdl mga mkd mmk mnt mop mur mvr mwk mxn myr mzn nad ngn nio nok npr nzd
+    omr pab pen pgk php pkr pln pyg qar ron rsd rub rwf sar sbd scr sek sgd shp sle sos srd std
+    szl thb tjs tnd top try ttd twd tzs uah ugx usd uyu uzs vnd vuv wst xaf xcd xof xpf yer zar
+    zmw""".split()  # noqa: SIM905 (a list of codes, not a sentence)
+)
+
 
 def _apply_product(product: JSON, params: Params) -> None:
     for field in ("description", "statement_descriptor", "tax_code", "unit_label", "url"):
@@ -134,6 +145,8 @@ def list_products(ctx: Ctx, params: Params) -> JSON:
 def _build_price(account: Account, params: Params, *, product_id: str) -> JSON:
     currency = params.str("currency", required=True)
     assert currency is not None
+    if currency.lower() not in SUPPORTED_CURRENCIES:
+        raise invalid_value("currency", f"Invalid currency: {currency.lower()}.")
     unit_amount = params.int("unit_amount", minimum=0)
     decimal = params.str("unit_amount_decimal")
     if unit_amount is None and decimal is not None:
