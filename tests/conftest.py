@@ -31,6 +31,7 @@ from billwarden.db.unit_of_work import finish, get_db_session
 from billwarden.identity import passwords
 from billwarden_emulator.config import EmulatorConfig
 from billwarden_emulator.testing import running_emulator
+from tests.catalog.factories import Catalogs
 from tests.factories import Factories
 from tests.identity.factories import People
 from tests.projects.factories import Tenants
@@ -249,6 +250,11 @@ async def scratch(
 def cli_env(scratch_database: str) -> dict[str, str]:
     """Environment for running `billwarden` as a separate process on a database of its own."""
     return {"BILLWARDEN_DATABASE_URL": scratch_database, "BILLWARDEN_SECRET_KEY": TEST_SECRET_KEY}
+
+
+@pytest.fixture
+def catalogs(session: AsyncSession) -> Catalogs:
+    return Catalogs(session)
 
 
 @pytest.fixture

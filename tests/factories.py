@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.config import Settings
 from billwarden.crypto import SecretBox
+from tests.catalog.factories import Catalogs
 from tests.identity.factories import People
 from tests.projects.factories import Tenants
 
@@ -16,7 +17,12 @@ from tests.projects.factories import Tenants
 class Factories:
     people: People
     tenants: Tenants
+    catalogs: Catalogs
 
     @classmethod
     def on(cls, session: AsyncSession, secret_box: SecretBox, settings: Settings) -> Factories:
-        return cls(People(session, secret_box, settings), Tenants(session, secret_box, settings))
+        return cls(
+            People(session, secret_box, settings),
+            Tenants(session, secret_box, settings),
+            Catalogs(session),
+        )

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billwarden import __version__, domains
+from billwarden.catalog.service import bootstrap_catalog
 from billwarden.config import Settings, get_settings
 from billwarden.core.logging import configure_logging
 from billwarden.core.metrics import MetricsMiddleware
@@ -46,6 +47,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await bootstrap_single_tenant(app.state.sessionmaker, secret_box, settings)
+        await bootstrap_catalog(app.state.sessionmaker, settings)
         yield
         await stripe_gateway.close()
         if owns_engine:

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=AliasChoices("STRIPE_ALLOWED_PRICE_IDS")
     )
     single_tenant_project_slug: str = "default"
+    # a catalog file loaded into the single-tenant project at start-up
+    catalog: Path | None = None
 
     # identity: console sessions, developer tokens, login throttling, end-user secret rotation
     session_idle_timeout_seconds: int = Field(default=3600, ge=60)

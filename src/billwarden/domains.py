@@ -18,7 +18,7 @@ from sqlalchemy import MetaData
 
 from billwarden.db.base import Base
 
-DOMAINS: tuple[str, ...] = ("identity", "projects")
+DOMAINS: tuple[str, ...] = ("identity", "projects", "catalog")
 
 
 def domain_module(domain: str, name: str) -> ModuleType | None:
