@@ -115,6 +115,7 @@ class Declaration:
     json: Body = lambda world: None
     form: Body = lambda world: None
     path: Callable[[World], dict[str, str]] = lambda world: {}
+    query: Callable[[World], dict[str, str]] = lambda world: {}
 
 
 def project_path(world: World) -> dict[str, str]:

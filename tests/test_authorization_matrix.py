@@ -213,6 +213,7 @@ class TestAuthorizationMatrix:
                     headers=headers,
                     json=declaration.json(world),
                     data=declaration.form(world),
+                    params=declaration.query(world),
                 )
             finally:
                 await cell.rollback()

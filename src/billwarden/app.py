@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from billwarden import __version__, domains
 from billwarden.catalog.service import bootstrap_catalog
@@ -23,6 +24,21 @@ from billwarden.kit.state import build_secret_box
 from billwarden.projects.single_tenant import bootstrap_single_tenant
 from billwarden.routers import api_routers
 from billwarden.stripe_gateway import StripeGateway
+from billwarden.webhooks.service import InboxPolicy
+from billwarden.webhooks.service.registry import HandlerRegistry
+from billwarden.webhooks.tasks import InboxWorker
+
+
+def build_inbox_worker(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+) -> InboxWorker:
+    """The webhook inbox's worker, with every domain's event handlers."""
+    return InboxWorker(
+        sessionmaker,
+        HandlerRegistry(domains.event_handlers()),
+        InboxPolicy.from_settings(settings),
+        poll_seconds=settings.worker_poll_seconds,
+    )
 
 
 def create_app(
@@ -48,7 +64,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await bootstrap_single_tenant(app.state.sessionmaker, secret_box, settings)
         await bootstrap_catalog(app.state.sessionmaker, settings)
+        worker_task = None
+        if settings.embedded_worker:
+            worker = app.state.inbox_worker = build_inbox_worker(app.state.sessionmaker, settings)
+            worker_task = asyncio.create_task(worker.run_forever(), name="billwarden-inbox")
         yield
+        if worker_task is not None:
+            app.state.inbox_worker.stopping.set()
+            await worker_task
         await stripe_gateway.close()
         if owns_engine:
             await db_engine.dispose()

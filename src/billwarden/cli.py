@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -17,12 +18,12 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden import __version__, domains
-from billwarden.app import create_app
+from billwarden.app import build_inbox_worker, create_app
 from billwarden.config import Settings
 from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox, SecretKeyError
 from billwarden.db import migrate as migrations
-from billwarden.db.engine import engine_from_settings
+from billwarden.db.engine import create_sessionmaker, engine_from_settings
 from billwarden.identity.exceptions import UserNotFound
 from billwarden.identity.service import ApiKeyService, IdentityPolicy, UserService
 from billwarden.kit.cli import fail, load_settings, run_in_unit_of_work
@@ -138,6 +139,27 @@ def serve(
         proxy_headers=bool(forwarded_allow_ips),
         forwarded_allow_ips=forwarded_allow_ips or None,
     )
+
+
+@cli.command()
+def worker() -> None:
+    """Apply stored Stripe events (the webhook inbox) until stopped; run as many as you like
+    against one PostgreSQL."""
+    settings = load_settings()
+    engine = engine_from_settings(settings)
+
+    async def run() -> None:
+        inbox = build_inbox_worker(create_sessionmaker(engine), settings)
+        loop = asyncio.get_running_loop()
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(stop, inbox.stopping.set)
+        typer.echo("Applying stored Stripe events; stop with Ctrl-C.")
+        try:
+            await inbox.run_forever()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
 
 
 DEMO_PROJECT_SLUG = "demo"

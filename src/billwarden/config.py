@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     # a catalog file loaded into the single-tenant project at start-up
     catalog: Path | None = None
 
+    # the webhook inbox and its worker
+    embedded_worker: bool = True
+    webhook_max_attempts: int = Field(default=8, ge=1, le=100)
+    webhook_retry_base_seconds: float = Field(default=2.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    worker_batch_size: int = Field(default=20, ge=1, le=1000)
+    worker_lease_seconds: int = Field(default=300, ge=1)
+
     # identity: console sessions, developer tokens, login throttling, end-user secret rotation
     session_idle_timeout_seconds: int = Field(default=3600, ge=60)
     session_absolute_timeout_seconds: int = Field(default=43200, ge=60)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from types import ModuleType
+from typing import Any
 
 import typer
 from fastapi import APIRouter
@@ -18,7 +19,7 @@ from sqlalchemy import MetaData
 
 from billwarden.db.base import Base
 
-DOMAINS: tuple[str, ...] = ("identity", "projects", "catalog")
+DOMAINS: tuple[str, ...] = ("identity", "projects", "catalog", "webhooks")
 
 
 def domain_module(domain: str, name: str) -> ModuleType | None:
@@ -46,6 +47,18 @@ def raw_body_prefixes() -> tuple[str, ...]:
         for module in _modules("endpoints")
         for prefix in getattr(module, "RAW_BODY_PREFIXES", ())
     )
+
+
+def event_handlers() -> dict[str, Any]:
+    """Every domain's Stripe event handlers (`handlers.HANDLERS`: event type -> handler); two
+    domains handling one type is a mistake caught here."""
+    handlers: dict[str, Any] = {}
+    for module in _modules("handlers"):
+        for event_type, handler in module.HANDLERS.items():
+            if event_type in handlers:
+                raise ValueError(f"two domains handle {event_type}")
+            handlers[event_type] = handler
+    return handlers
 
 
 def register_commands(cli: typer.Typer) -> None:

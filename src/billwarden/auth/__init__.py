@@ -21,6 +21,7 @@ from billwarden.auth.dependencies import (
     ProjectAdminAccess,
     ProjectKey,
     ProjectMemberAccess,
+    admin_access,
     key_viewer,
     member_access,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "ProjectKey",
     "ProjectKeyPrincipal",
     "ProjectMemberAccess",
+    "admin_access",
     "key_viewer",
     "member_access",
 ]

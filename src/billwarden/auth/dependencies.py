@@ -92,6 +92,11 @@ async def member_access(session: AsyncSession, user: User, project_id: uuid.UUID
     return await MembershipService(session).access(user, project_id)
 
 
+async def admin_access(session: AsyncSession, user: User, project_id: uuid.UUID) -> ProjectAccess:
+    """The user's access to a project they administer (403 for a member, 404 for others)."""
+    return await MembershipService(session).admin_access(user, project_id)
+
+
 async def key_viewer(session: AsyncSession, user: User) -> KeyViewer:
     """Which projects' API keys the user may see and deactivate."""
     administered, member_of = await MembershipService(session).project_ids_of(user)

@@ -25,13 +25,10 @@ from billwarden.projects.schemas import (
     ProjectUpdate,
 )
 from billwarden.projects.service import EndUserSecretService, MembershipService
-from billwarden.projects.stripe_endpoints import STRIPE_WEBHOOK_PREFIX
 from billwarden.projects.stripe_endpoints import router as stripe_router
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 routers = [router, stripe_router]
-# paths whose body is Stripe's, verified byte for byte: the request guard leaves it as sent
-RAW_BODY_PREFIXES = (STRIPE_WEBHOOK_PREFIX,)
 
 
 def _project_read(project: Project, role: ProjectRole | None) -> ProjectRead:

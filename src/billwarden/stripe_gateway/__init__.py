@@ -2,16 +2,22 @@
 
 from billwarden.stripe_gateway.gateway import (
     STRIPE_API_VERSION,
+    WEBHOOK_TOLERANCE_SECONDS,
     CredentialCheck,
     StripeGateway,
     StripeGatewayError,
     StripePrice,
+    WebhookSignatureInvalid,
+    verify_webhook_signature,
 )
 
 __all__ = [
     "STRIPE_API_VERSION",
+    "WEBHOOK_TOLERANCE_SECONDS",
     "CredentialCheck",
     "StripeGateway",
     "StripeGatewayError",
     "StripePrice",
+    "WebhookSignatureInvalid",
+    "verify_webhook_signature",
 ]

@@ -279,3 +279,31 @@ class StripeGateway:
         self._retired.clear()
         for cached in clients:
             await cached.http_client.close_async()  # type: ignore[no-untyped-call]
+
+
+WEBHOOK_TOLERANCE_SECONDS = 300  # Stripe's own default: an older signature is a replay
+
+
+class WebhookSignatureInvalid(BillwardenError):
+    code = "STRIPE_SIGNATURE_INVALID"
+    status_code = 400
+
+
+def verify_webhook_signature(payload: bytes, header: str, secrets: Sequence[str]) -> None:
+    """Check `Stripe-Signature` over the raw body against any of the signing secrets (several
+    while rotating), at most WEBHOOK_TOLERANCE_SECONDS old; raises WebhookSignatureInvalid."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WebhookSignatureInvalid("The body is not UTF-8, so no signature matches it.") from exc
+    reason = "The project has no webhook signing secret for this mode."
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(
+                text, header, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
+            )
+        except stripe.SignatureVerificationError as exc:
+            reason = str(exc.user_message or exc)
+            continue
+        return
+    raise WebhookSignatureInvalid(f"The Stripe-Signature header does not verify: {reason}")

@@ -1,0 +1,84 @@
+"""Queries for the webhook inbox."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from billwarden.core.modes import Mode
+from billwarden.db.repository import RepositoryBase
+from billwarden.webhooks.models import InboxStatus, WebhookEvent
+
+
+class WebhookEventRepository(RepositoryBase[WebhookEvent]):
+    model = WebhookEvent
+
+    async def insert_if_new(self, values: dict[str, Any]) -> bool:
+        """Store the event unless (project, mode, event id) is there already; whether it was
+        new. One statement, so concurrent deliveries of one event store it once."""
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(WebhookEvent)
+            .values(id=uuid.uuid4(), **values)
+            .on_conflict_do_nothing(index_elements=["project_id", "mode", "event_id"])
+            .returning(WebhookEvent.id)
+        )
+        inserted = (await self.session.execute(statement)).scalar_one_or_none()
+        return inserted is not None
+
+    async def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[uuid.UUID]:
+        """Take up to `limit` pending events that are due and held by no live worker: each
+        attempt is counted now, and the event is ours until the lease ends. PostgreSQL skips
+        rows another worker is claiming; SQLite's one writer claims one batch at a time."""
+        due = (
+            select(WebhookEvent.id)
+            .where(
+                WebhookEvent.status == InboxStatus.PENDING,
+                or_(WebhookEvent.next_attempt_at.is_(None), WebhookEvent.next_attempt_at <= now),
+                or_(WebhookEvent.claimed_until.is_(None), WebhookEvent.claimed_until < now),
+            )
+            .order_by(WebhookEvent.event_created, WebhookEvent.received_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list((await self.session.scalars(due)).all())
+        if ids:
+            await self.session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id.in_(ids))
+                .values(claimed_until=now + lease, attempts=WebhookEvent.attempts + 1)
+                .execution_options(synchronize_session=False)
+            )
+        return ids
+
+    async def list_events(
+        self,
+        project_id: uuid.UUID,
+        *,
+        mode: Mode | None,
+        status: InboxStatus | None,
+        event_type: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[WebhookEvent], int]:
+        conditions = [WebhookEvent.project_id == project_id]
+        if mode is not None:
+            conditions.append(WebhookEvent.mode == mode)
+        if status is not None:
+            conditions.append(WebhookEvent.status == status)
+        if event_type is not None:
+            conditions.append(WebhookEvent.event_type == event_type)
+        total = await self.session.scalar(select(func.count(WebhookEvent.id)).where(*conditions))
+        items = await self.all(
+            self.select()
+            .where(*conditions)
+            .order_by(WebhookEvent.received_at.desc(), WebhookEvent.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return items, int(total or 0)

@@ -1,0 +1,206 @@
+"""Receiving Stripe's events into the inbox, and applying them exactly once.
+
+Receiving does no Stripe call and no handler work: verify the signature over the raw body, store
+the event (once per project, mode and event id) and answer. Applying happens in the worker
+(`webhooks.tasks`), one event per unit of work: the handler's changes and the event's
+`processed` mark commit together, so an event is applied once however often it is delivered or
+a worker dies.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billwarden.config import Settings
+from billwarden.core.modes import Mode
+from billwarden.crypto import SecretBox
+from billwarden.db.base import utcnow
+from billwarden.projects.exceptions import StripeNotConfigured
+from billwarden.projects.stripe_config import StripeConfigService
+from billwarden.stripe_gateway import verify_webhook_signature
+from billwarden.webhooks.exceptions import (
+    MissingSignature,
+    NotAStripeEvent,
+    WebhookEndpointUnknown,
+    WebhookEventNotFound,
+)
+from billwarden.webhooks.models import InboxStatus, WebhookEvent
+from billwarden.webhooks.repository import WebhookEventRepository
+from billwarden.webhooks.service.registry import EventContext, HandlerRegistry
+
+MAX_ERROR_LENGTH = 4000
+
+
+@dataclass(frozen=True)
+class InboxPolicy:
+    """How the worker retries: capped exponential backoff, then `failed`."""
+
+    max_attempts: int
+    retry_base: timedelta
+    retry_max: timedelta
+    lease: timedelta
+    batch_size: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> InboxPolicy:
+        return cls(
+            max_attempts=settings.webhook_max_attempts,
+            retry_base=timedelta(seconds=settings.webhook_retry_base_seconds),
+            retry_max=timedelta(seconds=settings.webhook_retry_max_seconds),
+            lease=timedelta(seconds=settings.worker_lease_seconds),
+            batch_size=settings.worker_batch_size,
+        )
+
+    def retry_delay(self, attempts: int) -> timedelta:
+        delay: timedelta = self.retry_base * (2 ** min(max(0, attempts - 1), 32))
+        return min(self.retry_max, delay)
+
+
+def endpoint_of(project_id: str, mode: str) -> tuple[uuid.UUID, Mode]:
+    """The (project, mode) a webhook URL names; a malformed one is as unknown as a missing one."""
+    try:
+        return uuid.UUID(project_id), Mode(mode)
+    except ValueError as exc:
+        raise WebhookEndpointUnknown(
+            "No webhook endpoint at this URL: it is /api/v1/payments/stripe/webhooks/"
+            "{project_id}/test or .../live.",
+        ) from exc
+
+
+def parse_event(payload: bytes) -> dict[str, Any]:
+    """The verified body as a Stripe event, or NotAStripeEvent."""
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise NotAStripeEvent("The body is not JSON.") from exc
+    data = event.get("data") if isinstance(event, dict) else None
+    valid = (
+        isinstance(event, dict)
+        and event.get("object") == "event"
+        and isinstance(event.get("id"), str)
+        and 0 < len(event["id"]) <= 255
+        and isinstance(event.get("type"), str)
+        and 0 < len(event["type"]) <= 255
+        and isinstance(event.get("created"), int)
+        and not isinstance(event.get("created"), bool)
+        and 0 <= event["created"] < 2**40
+        and isinstance(data, dict)
+        and isinstance(data.get("object"), dict)
+    )
+    if not valid:
+        raise NotAStripeEvent(
+            "The body is not a Stripe event (object, id, type, created and data.object)."
+        )
+    return dict(event)
+
+
+class InboxService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.events = WebhookEventRepository(session)
+
+    async def receive(
+        self,
+        secret_box: SecretBox,
+        project_id: str,
+        mode: str,
+        payload: bytes,
+        signature: str | None,
+    ) -> bool:
+        """Verify and store one delivery; whether the event was new (a duplicate changes
+        nothing). The caller acknowledges only after this unit of work commits."""
+        if not signature:
+            raise MissingSignature("Missing Stripe-Signature header.")
+        project, endpoint_mode = endpoint_of(project_id, mode)
+        try:
+            credentials = await StripeConfigService(self.session, secret_box).get_credentials(
+                project, endpoint_mode
+            )
+        except StripeNotConfigured as exc:
+            raise WebhookEndpointUnknown(
+                f"No {endpoint_mode.value}-mode Stripe configuration for this project, so no "
+                "webhook endpoint here.",
+            ) from exc
+        verify_webhook_signature(payload, signature, credentials.webhook_secrets)
+        event = parse_event(payload)
+        stripe_object = event["data"]["object"]
+        object_id = stripe_object.get("id")
+        return await self.events.insert_if_new(
+            {
+                "project_id": project,
+                "mode": endpoint_mode,
+                "event_id": event["id"],
+                "event_type": event["type"],
+                "object_id": object_id[:255] if isinstance(object_id, str) else None,
+                "event_created": datetime.fromtimestamp(event["created"], UTC),
+                "payload": payload.decode("utf-8"),
+                "received_at": utcnow(),
+                "status": InboxStatus.PENDING,
+                "attempts": 0,
+                "next_attempt_at": utcnow(),
+            }
+        )
+
+    async def list_events(
+        self,
+        project_id: uuid.UUID,
+        *,
+        mode: Mode | None,
+        status: InboxStatus | None,
+        event_type: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[WebhookEvent], int]:
+        return await self.events.list_events(
+            project_id, mode=mode, status=status, event_type=event_type, limit=limit, offset=offset
+        )
+
+    async def get(self, event_row_id: uuid.UUID) -> WebhookEvent:
+        row = await self.events.get(event_row_id)
+        if row is None:
+            raise WebhookEventNotFound("No such webhook event.", details={"id": str(event_row_id)})
+        return row
+
+    async def replay(self, row: WebhookEvent) -> WebhookEvent:
+        """Apply the stored event again, whatever became of it (the raw event is kept forever,
+        so this works long after Stripe has forgotten it)."""
+        row.status = InboxStatus.PENDING
+        row.next_attempt_at = utcnow()
+        row.claimed_until = None
+        row.last_error = None
+        await self.session.flush()
+        return row
+
+    async def apply(self, row: WebhookEvent, registry: HandlerRegistry) -> InboxStatus:
+        """Run the event's handler in this unit of work and mark the outcome with it."""
+        handler = registry.handler_for(row.event_type)
+        if handler is not None:
+            event = orjson.loads(row.payload)
+            await handler(EventContext(self.session, row.project_id, row.mode, event))
+        row.status = InboxStatus.PROCESSED if handler is not None else InboxStatus.IGNORED
+        row.processed_at = utcnow()
+        row.claimed_until = None
+        row.last_error = None
+        await self.session.flush()
+        return row.status
+
+    async def record_failure(
+        self, row: WebhookEvent, error: BaseException, policy: InboxPolicy
+    ) -> InboxStatus:
+        """After a failed attempt (whose changes were rolled back): retry later, or give up."""
+        now = utcnow()
+        row.last_error = f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH]
+        row.claimed_until = None
+        if row.attempts >= policy.max_attempts:
+            row.status = InboxStatus.FAILED
+            row.next_attempt_at = None
+        else:
+            row.next_attempt_at = now + policy.retry_delay(row.attempts)
+        await self.session.flush()
+        return row.status

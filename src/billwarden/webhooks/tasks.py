@@ -1,0 +1,85 @@
+"""The inbox worker: claims due events and applies each in its own unit of work.
+
+`billwarden worker` runs it as a process (several may share one PostgreSQL: claims skip locked
+rows), and `serve` runs one in-process unless BILLWARDEN_EMBEDDED_WORKER=false, woken as soon as
+an event is stored. A worker killed mid-event loses nothing: the event stays pending, and once
+its claim's lease ends another run applies it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billwarden.db.base import utcnow
+from billwarden.db.unit_of_work import unit_of_work
+from billwarden.webhooks.models import InboxStatus
+from billwarden.webhooks.repository import WebhookEventRepository
+from billwarden.webhooks.service import InboxPolicy, InboxService
+from billwarden.webhooks.service.registry import HandlerRegistry
+
+logger = logging.getLogger("billwarden.webhooks")
+
+
+class InboxWorker:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        registry: HandlerRegistry,
+        policy: InboxPolicy,
+        *,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.registry = registry
+        self.policy = policy
+        self.poll_seconds = poll_seconds
+        self.wake = asyncio.Event()
+        self.stopping = asyncio.Event()
+
+    async def run_once(self) -> int:
+        """Claim one batch of due events and apply them; how many were claimed."""
+        async with unit_of_work(self.sessionmaker) as session:
+            claimed = await WebhookEventRepository(session).claim_due(
+                utcnow(), self.policy.batch_size, self.policy.lease
+            )
+        for event_row_id in claimed:
+            await self.apply_one(event_row_id)
+        return len(claimed)
+
+    async def apply_one(self, event_row_id: uuid.UUID) -> InboxStatus | None:
+        try:
+            async with unit_of_work(self.sessionmaker) as session:
+                service = InboxService(session)
+                row = await service.get(event_row_id)
+                if row.status is not InboxStatus.PENDING:
+                    return row.status  # applied meanwhile (a replay and a retry racing)
+                return await service.apply(row, self.registry)
+        except Exception as exc:  # any handler failure is recorded, never fatal to the worker
+            logger.warning("webhook event %s failed: %s", event_row_id, type(exc).__name__)
+            async with unit_of_work(self.sessionmaker) as session:
+                service = InboxService(session)
+                row = await service.get(event_row_id)
+                return await service.record_failure(row, exc, self.policy)
+
+    async def run_forever(self) -> None:
+        """Apply due events until `stopping` is set; sleep between batches until woken."""
+        while not self.stopping.is_set():
+            try:
+                claimed = await self.run_once()
+            except Exception:  # the database away for a moment: try again after the poll
+                logger.exception("the inbox worker could not claim events")
+                claimed = 0
+            if claimed:
+                continue
+            self.wake.clear()
+            sleep = asyncio.ensure_future(self.wake.wait())
+            stop = asyncio.ensure_future(self.stopping.wait())
+            _, pending = await asyncio.wait(
+                {sleep, stop}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
