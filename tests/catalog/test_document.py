@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from billwarden.catalog.exceptions import InvalidCatalog
+from billwarden.catalog.service import read_catalog_file
 from billwarden.catalog.service.document import (
     CatalogDocument,
     CheckoutDefaults,
@@ -176,3 +178,27 @@ class TestDocsHoldToTheCode:
         doc = (ROOT / "docs" / "catalog.md").read_text()
         for value in [*EntitlementLabel, *QuotaPeriod]:
             assert f"`{value.value}`" in doc or f'"{value.value}"' in doc, value
+
+
+class TestNamesAndPrices:
+    def test_feature_and_role_names_are_checked_in_full(self) -> None:
+        raw = minimal(
+            p={"family": "membership", "features": ["premium\n", "a b", "x", "x"], "role": "r\n"}
+        )
+        errors = errors_of(raw)
+        assert "plans.p.features.0: a feature name is letters, digits, _ . -" in errors
+        assert "plans.p.features.1: a feature name is letters, digits, _ . -" in errors
+        assert "plans.p.features: a feature is named twice" in errors
+        assert "plans.p.role: a role is letters, digits, _ . -" in errors
+
+    def test_one_price_id_cannot_serve_both_modes(self) -> None:
+        raw = minimal(p={"family": "membership", "prices": {"test": "price_1", "live": "price_1"}})
+        assert errors_of(raw) == [
+            "plans: the price 'price_1' cannot be both a test and a live price"
+        ]
+
+    def test_a_file_that_is_not_utf8_is_refused_as_a_catalog_error(self, tmp_path: Path) -> None:
+        bad = tmp_path / "catalog.toml"
+        bad.write_bytes(b"[families.\xff]\n")
+        with pytest.raises(InvalidCatalog, match="not UTF-8"):
+            read_catalog_file(bad)

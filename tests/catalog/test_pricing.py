@@ -13,7 +13,7 @@ import pytest
 import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billwarden.catalog.exceptions import PriceCannotBeCreated
+from billwarden.catalog.exceptions import PriceCannotBeCreated, PriceMismatch
 from billwarden.catalog.service import CatalogPricing, CatalogService
 from billwarden.core.modes import Mode
 from billwarden.stripe_gateway import StripeGateway
@@ -146,3 +146,61 @@ class TestAllowlist:
     ) -> None:
         allowed = await CatalogService(session).allowed_price_ids(project.id, Mode.TEST, ["p1"])
         assert allowed == {"p1"}
+
+
+class TestPushRefusals:
+    async def test_a_price_in_stripe_that_charges_otherwise_stops_the_push(
+        self,
+        session: AsyncSession,
+        gateway: StripeGateway,
+        catalogs: Catalogs,
+        project: ProjectWithSecret,
+        emulator_url: str,
+    ) -> None:
+        key = f"sk_test_{uuid.uuid4().hex}"
+        client = stripe_client(emulator_url, key)
+        product = client.v1.products.create({"name": "Premium"})
+        client.v1.prices.create(
+            {
+                "product": product.id,
+                "unit_amount": 100,
+                "currency": "usd",
+                "recurring": {"interval": "month"},
+                "lookup_key": "premium_monthly",
+            }
+        )
+        await catalogs.load(project.id, SAMPLE)
+        with pytest.raises(PriceMismatch) as refused:
+            await CatalogPricing(session, gateway, project.id, Mode.TEST, key).push()
+        assert refused.value.code == "CATALOG_PRICE_MISMATCH"
+        assert "plans.premium_monthly: Stripe's premium_monthly is 100 usd per month" in (
+            refused.value.message
+        )
+        assert len(client.v1.prices.list({"limit": 100}).data) == 1  # nothing created
+
+    async def test_a_200_character_lookup_key_can_be_pushed(
+        self,
+        session: AsyncSession,
+        gateway: StripeGateway,
+        catalogs: Catalogs,
+        project: ProjectWithSecret,
+    ) -> None:
+        lookup_key = "k" * 200
+        document = {
+            "families": {"membership": {}},
+            "plans": {
+                "long": {
+                    "family": "membership",
+                    "prices": {"test": f"lookup:{lookup_key}"},
+                    "amount": 500,
+                    "currency": "usd",
+                    "interval": "month",
+                }
+            },
+        }
+        await catalogs.load(project.id, document)
+        pricing = CatalogPricing(
+            session, gateway, project.id, Mode.TEST, f"sk_test_{uuid.uuid4().hex}"
+        )
+        result = await pricing.push()
+        assert list(result.created) == [lookup_key]

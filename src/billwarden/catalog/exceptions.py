@@ -17,3 +17,7 @@ class CatalogNotLoaded(NotFound):
 
 class PriceCannotBeCreated(InvalidInput):
     code = "CATALOG_PRICE_UNDEFINED"
+
+
+class PriceMismatch(InvalidInput):
+    code = "CATALOG_PRICE_MISMATCH"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
@@ -12,7 +13,12 @@ from pathlib import Path
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billwarden.catalog.exceptions import CatalogNotLoaded, InvalidCatalog, PriceCannotBeCreated
+from billwarden.catalog.exceptions import (
+    CatalogNotLoaded,
+    InvalidCatalog,
+    PriceCannotBeCreated,
+    PriceMismatch,
+)
 from billwarden.catalog.models import CatalogPrice, CatalogVersion
 from billwarden.catalog.repository import CatalogPriceRepository, CatalogVersionRepository
 from billwarden.catalog.service.document import (
@@ -29,7 +35,7 @@ from billwarden.db.base import utcnow
 from billwarden.db.unit_of_work import unit_of_work
 from billwarden.projects.repository import ProjectRepository
 from billwarden.projects.service import ProjectService
-from billwarden.stripe_gateway import StripeGateway
+from billwarden.stripe_gateway import StripeGateway, StripePrice
 
 logger = logging.getLogger("billwarden.catalog")
 
@@ -53,9 +59,11 @@ def refused(error: InvalidDocument) -> InvalidCatalog:
 def read_catalog_file(path: Path) -> CatalogDocument:
     """A catalog from a TOML file (`.json` files are read as JSON)."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidCatalog(f"Cannot read the catalog file {path}: {exc.strerror}.") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidCatalog(f"The catalog file {path} is not UTF-8 text.") from exc
     try:
         if path.suffix == ".json":
             try:
@@ -190,14 +198,14 @@ class CatalogPricing:
         self.mode = mode
         self.secret_key = secret_key
 
-    async def resolve(self, lookup_keys: Sequence[str]) -> dict[str, str]:
+    async def resolve(self, lookup_keys: Sequence[str]) -> dict[str, StripePrice]:
         """Find the prices Stripe has for these lookup keys and record them."""
         found = await self.gateway.prices_by_lookup_key(
             self.project_id, self.mode, self.secret_key, lookup_keys
         )
         for lookup_key, price in found.items():
             await self.catalogs.record_price(self.project_id, self.mode, lookup_key, price.id)
-        return {lookup_key: price.id for lookup_key, price in found.items()}
+        return found
 
     async def push(self) -> PushResult:
         """Create in Stripe the products and prices the catalog names by lookup key but Stripe
@@ -209,6 +217,7 @@ class CatalogPricing:
             if reference.startswith(LOOKUP_PREFIX)
         }
         found = await self.resolve(list(wanted))
+        self._check_same_terms(loaded.document, wanted, found)
         missing = [lookup_key for lookup_key in wanted if lookup_key not in found]
         undefined = [
             f"plans.{wanted[key]}"
@@ -227,7 +236,33 @@ class CatalogPricing:
             price = await self._create(lookup_key, key, loaded.document.plans[key])
             await self.catalogs.record_price(self.project_id, self.mode, lookup_key, price)
             created[lookup_key] = price
-        return PushResult(found, created)
+        return PushResult({key: price.id for key, price in found.items()}, created)
+
+    def _check_same_terms(
+        self, document: CatalogDocument, wanted: dict[str, str], found: dict[str, StripePrice]
+    ) -> None:
+        """A price found by lookup key must charge what the plan says, or push refuses."""
+        differing = []
+        for lookup_key, price in found.items():
+            plan = document.plans[wanted[lookup_key]]
+            if plan.amount is None:
+                continue  # the catalog does not say: Stripe's price is the truth
+            if (price.unit_amount, price.currency, price.interval) != (
+                plan.amount,
+                plan.currency,
+                plan.interval,
+            ):
+                differing.append(
+                    f"plans.{wanted[lookup_key]}: Stripe's {lookup_key} is {price.unit_amount} "
+                    f"{price.currency} per {price.interval or 'payment'}, the catalog says "
+                    f"{plan.amount} {plan.currency} per {plan.interval or 'payment'}"
+                )
+        if differing:
+            raise PriceMismatch(
+                "Stripe's prices differ from the catalog: " + "; ".join(differing) + ". Change "
+                "the catalog, or give the new price a new lookup key.",
+                details={"plans": differing},
+            )
 
     async def _create(self, lookup_key: str, purchase_key: str, plan: Plan) -> str:
         assert plan.amount is not None and plan.currency is not None
@@ -240,8 +275,9 @@ class CatalogPricing:
             amount=plan.amount,
             currency=plan.currency,
             interval=plan.interval,
-            # the same plan pushed again (a retried command) creates nothing twice
-            idempotency_key=f"bw-catalog:{self.project_id}:{self.mode.value}:{lookup_key}",
+            # the same plan pushed again (a retried command) creates nothing twice; hashed, so
+            # a long lookup key stays within Stripe's 255 characters
+            idempotency_key=f"bw-catalog:{self.project_id}:{self.mode.value}:{_digest(lookup_key)}",
         )
         return price.id
 
@@ -263,5 +299,12 @@ async def bootstrap_catalog(
         await CatalogService(session).load(project.id, document, None)
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def _loaded(version: CatalogVersion) -> LoadedCatalog:
-    return LoadedCatalog(version.version, parse_document(version.document), version.created_at)
+    # validated when it was loaded: read back as stored, so a later, stricter rule never turns
+    # the catalog in force into an error
+    document = CatalogDocument.model_validate(version.document)
+    return LoadedCatalog(version.version, document, version.created_at)

@@ -176,6 +176,7 @@ def _reference_errors(document: CatalogDocument) -> Iterator[DocumentError]:
     primaries = [name for name, family in document.families.items() if family.primary]
     if len(primaries) > 1:
         yield DocumentError("families", f"only one family may be primary, not {primaries}")
+    yield from _name_errors("free.features", document.free.features)
     yield from _quota_errors("free.quotas", document.free.quotas)
     for key, plan in document.plans.items():
         path = f"plans.{key}"
@@ -191,7 +192,20 @@ def _reference_errors(document: CatalogDocument) -> Iterator[DocumentError]:
             yield DocumentError(path, "amount and currency go together")
         if plan.interval is not None and plan.amount is None:
             yield DocumentError(f"{path}.interval", "an interval needs an amount and currency")
+        yield from _name_errors(f"{path}.features", plan.features)
+        if plan.role is not None and not _NAME.fullmatch(plan.role):
+            yield DocumentError(f"{path}.role", "a role is letters, digits, _ . -")
         yield from _quota_errors(f"{path}.quotas", plan.quotas)
+    literal = {
+        mode: {
+            ref for _, ref in document.price_references(mode) if not ref.startswith(LOOKUP_PREFIX)
+        }
+        for mode in Mode
+    }
+    for price_id in sorted(literal[Mode.TEST] & literal[Mode.LIVE]):
+        yield DocumentError(
+            "plans", f"the price {price_id!r} cannot be both a test and a live price"
+        )
     for mode in Mode:
         owners: dict[str, str] = {}
         for key, reference in document.price_references(mode):
@@ -212,6 +226,14 @@ def _price_errors(path: str, reference: str) -> Iterator[DocumentError]:
             yield DocumentError(path, "a lookup key is 1-200 letters, digits, _ . : -")
     elif not _PRICE_ID.fullmatch(reference):
         yield DocumentError(path, "a price is a Stripe price id (price_...) or lookup:<key>")
+
+
+def _name_errors(path: str, names: list[str]) -> Iterator[DocumentError]:
+    for index, name in enumerate(names):
+        if not _NAME.fullmatch(name):
+            yield DocumentError(f"{path}.{index}", "a feature name is letters, digits, _ . -")
+    if len(set(names)) != len(names):
+        yield DocumentError(path, "a feature is named twice")
 
 
 def _quota_errors(path: str, quotas: dict[str, Quota]) -> Iterator[DocumentError]:
