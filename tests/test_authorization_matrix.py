@@ -50,7 +50,7 @@ INSIDERS = {"member", "member_token", "member_no_csrf", "admin", "superuser", "k
 EXPECTED_CODES = {
     401: {"UNAUTHENTICATED"},
     403: {"CSRF_FAILED", "PROJECT_ADMIN_REQUIRED"},
-    404: {"PROJECT_NOT_FOUND", "API_KEY_NOT_FOUND"},
+    404: {"PROJECT_NOT_FOUND", "API_KEY_NOT_FOUND", "WEBHOOK_EVENT_NOT_FOUND"},
 }
 
 SERVICE_ROUTES: Routes = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,6 +28,9 @@ from billwarden.stripe_gateway import StripeGateway
 from billwarden.webhooks.service import InboxPolicy
 from billwarden.webhooks.service.registry import HandlerRegistry
 from billwarden.webhooks.tasks import InboxWorker
+
+WORKER_STOP_SECONDS = 20.0
+logger = logging.getLogger("billwarden")
 
 
 def build_inbox_worker(
@@ -68,13 +72,19 @@ def create_app(
         if settings.embedded_worker:
             worker = app.state.inbox_worker = build_inbox_worker(app.state.sessionmaker, settings)
             worker_task = asyncio.create_task(worker.run_forever(), name="billwarden-inbox")
-        yield
-        if worker_task is not None:
-            app.state.inbox_worker.stopping.set()
-            await worker_task
-        await stripe_gateway.close()
-        if owns_engine:
-            await db_engine.dispose()
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                # the event being applied finishes; claims not started are given back
+                app.state.inbox_worker.stopping.set()
+                try:
+                    await asyncio.wait_for(worker_task, WORKER_STOP_SECONDS)
+                except TimeoutError:
+                    logger.warning("the inbox worker did not stop in time; its leases expire")
+            await stripe_gateway.close()
+            if owns_engine:
+                await db_engine.dispose()
 
     app = FastAPI(
         title="billwarden",
@@ -90,6 +100,8 @@ def create_app(
     app.state.sessionmaker = create_sessionmaker(db_engine)
     app.state.secret_box = secret_box
     app.state.stripe_gateway = stripe_gateway
+    # built now so a handler registered for an unknown event type stops the start, worker or not
+    app.state.event_handlers = HandlerRegistry(domains.event_handlers())
 
     app.add_middleware(
         RequestGuard,

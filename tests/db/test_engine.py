@@ -61,7 +61,9 @@ class TestSqliteDefaults:
             async with engine.connect() as connection:
                 journal = (await connection.execute(text("PRAGMA journal_mode"))).scalar_one()
                 foreign_keys = (await connection.execute(text("PRAGMA foreign_keys"))).scalar_one()
+                synchronous = (await connection.execute(text("PRAGMA synchronous"))).scalar_one()
         finally:
             await engine.dispose()
         assert journal == "wal"
         assert foreign_keys == 1
+        assert synchronous == 2  # FULL: an acknowledged commit survives a power loss

@@ -135,6 +135,16 @@ class TestRefused:
             b'{"object": "customer", "id": "cus_1"}',
             b'{"object": "event", "id": "evt_1", "type": "x", "created": "soon", "data": {}}',
             b'{"object": "event", "id": "evt_1", "type": "x", "created": 1, "data": []}',
+            # a second past the last a datetime holds, and negative
+            b'{"object": "event", "id": "evt_1", "type": "x", "created": 253402300800,'
+            b' "data": {"object": {}}}',
+            b'{"object": "event", "id": "evt_1", "type": "x", "created": -1,'
+            b' "data": {"object": {}}}',
+            # NUL characters PostgreSQL cannot store
+            b'{"object": "event", "id": "evt_\\u0000", "type": "x", "created": 1,'
+            b' "data": {"object": {}}}',
+            b'{"object": "event", "id": "evt_1", "type": "x", "created": 1,'
+            b' "data": {"object": {"id": "sub_\\u0000"}}}',
         ],
     )
     async def test_a_signed_body_that_is_not_an_event_is_400(

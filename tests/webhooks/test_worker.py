@@ -18,7 +18,7 @@ from billwarden.db.unit_of_work import unit_of_work
 from billwarden.projects.models import Project
 from billwarden.webhooks.models import InboxStatus, WebhookEvent
 from billwarden.webhooks.repository import WebhookEventRepository
-from billwarden.webhooks.service import InboxPolicy
+from billwarden.webhooks.service import InboxPolicy, InboxService
 from billwarden.webhooks.service.registry import (
     EventContext,
     Handler,
@@ -159,7 +159,7 @@ class TestFailures:
         # a worker claims the event, then dies before applying it
         async with unit_of_work(sessionmaker) as session:
             claimed = await WebhookEventRepository(session).claim_due(
-                utcnow(), 10, timedelta(seconds=0.2)
+                utcnow(), 10, timedelta(seconds=0.2), uuid.uuid4()
             )
         assert len(claimed) == 1
         applied: Counter[str] = Counter()
@@ -192,3 +192,101 @@ class TestTwoWorkers:
         await asyncio.gather(*(drain(worker) for worker in workers))
         assert applied == Counter(dict.fromkeys(ids, 1))
         assert {row.status for row in await rows(scratch)} == {InboxStatus.PROCESSED}
+
+
+class TestFencedClaims:
+    async def test_a_claim_that_expires_mid_handler_is_not_applied_twice(
+        self, scratch: Scratch
+    ) -> None:
+        """The first worker's handler outlives its lease; a second worker claims the event
+        again: it waits on the row, then finds it processed."""
+        _, (event_id,) = await setup_events(scratch, 1)
+        applied: Counter[str] = Counter()
+        renaming = renaming_handler(applied)
+
+        async def slow(context: EventContext) -> None:
+            await renaming(context)
+            await asyncio.sleep(0.6)
+
+        sessionmaker = create_sessionmaker(scratch.engine)
+        short = policy(scratch.settings, worker_lease_seconds=1)
+        registry = HandlerRegistry({UPDATED: slow})
+        first = InboxWorker(sessionmaker, registry, short)
+        second = InboxWorker(sessionmaker, registry, short)
+        # the batch's claim is 1 s; the per-event lease set when applying starts is 1 s too
+        first.policy = InboxPolicy(
+            max_attempts=8,
+            retry_base=timedelta(seconds=1),
+            retry_max=timedelta(seconds=1),
+            lease=timedelta(seconds=0.2),
+            batch_size=5,
+        )
+        running = asyncio.create_task(first.run_once())
+        await asyncio.sleep(0.4)  # the first worker's lease has ended; its handler still runs
+        await second.run_once()
+        await running
+        assert applied == {event_id: 1}
+        (row,) = await rows(scratch)
+        assert row.status is InboxStatus.PROCESSED
+
+    async def test_a_stale_failure_never_overwrites_an_outcome(self, scratch: Scratch) -> None:
+        await setup_events(scratch, 1)
+        sessionmaker = create_sessionmaker(scratch.engine)
+        stale = uuid.uuid4()
+        async with unit_of_work(sessionmaker) as session:
+            (event_row_id,) = await WebhookEventRepository(session).claim_due(
+                utcnow(), 10, timedelta(seconds=0), stale
+            )
+        worker = InboxWorker(sessionmaker, HandlerRegistry({}), policy(scratch.settings))
+        assert await worker.run_once() == 1  # the expired claim taken over and applied
+        async with unit_of_work(sessionmaker) as session:
+            recorded = await InboxService(session).record_failure(
+                event_row_id, stale, RuntimeError("late"), policy(scratch.settings)
+            )
+        assert recorded is None
+        (row,) = await rows(scratch)
+        assert row.status is InboxStatus.IGNORED and row.last_error is None
+
+    async def test_stopping_gives_back_the_claims_not_started(self, scratch: Scratch) -> None:
+        await setup_events(scratch, 3)
+        sessionmaker = create_sessionmaker(scratch.engine)
+        worker: InboxWorker
+
+        async def stop_after_first(context: EventContext) -> None:
+            worker.stopping.set()
+
+        worker = InboxWorker(
+            sessionmaker, HandlerRegistry({UPDATED: stop_after_first}), policy(scratch.settings)
+        )
+        assert await worker.run_once() == 3
+        states = sorted(
+            (row.status.value, row.attempts, row.claim_token is None) for row in await rows(scratch)
+        )
+        assert states == [("pending", 0, True), ("pending", 0, True), ("processed", 1, True)]
+
+
+class TestReplay:
+    async def test_replay_of_a_failed_event_gets_every_attempt_again(
+        self, scratch: Scratch
+    ) -> None:
+        await setup_events(scratch, 1)
+
+        async def broken(context: EventContext) -> None:
+            raise ValueError("still broken")
+
+        sessionmaker = create_sessionmaker(scratch.engine)
+        worker = InboxWorker(
+            sessionmaker,
+            HandlerRegistry({UPDATED: broken}),
+            policy(scratch.settings, webhook_max_attempts=2, webhook_retry_base_seconds=0.001),
+        )
+        for _ in range(3):
+            await worker.run_once()
+            await asyncio.sleep(0.01)
+        (row,) = await rows(scratch)
+        assert row.status is InboxStatus.FAILED and row.attempts == 2
+        async with unit_of_work(sessionmaker) as session:
+            await InboxService(session).replay(row.id)
+        await worker.run_once()
+        (again,) = await rows(scratch)
+        assert again.status is InboxStatus.PENDING and again.attempts == 1

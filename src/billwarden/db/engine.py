@@ -24,7 +24,9 @@ def _configure_sqlite(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry)
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: a commit is on disk before it is acknowledged (NORMAL in WAL mode may lose the last
+    # commits on power loss: an acknowledged webhook must not be one of them)
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
 
 
@@ -40,11 +42,15 @@ def _begin_sqlite(connection: Any) -> None:
 
 def create_engine(database_url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
     if database_url.startswith("sqlite"):
-        engine = create_async_engine(database_url, echo=echo)
+        engine = create_async_engine(database_url, echo=echo, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         event.listen(engine.sync_engine, "begin", _begin_sqlite)
         return engine
-    return create_async_engine(database_url, echo=echo, pool_size=pool_size, pool_pre_ping=True)
+    # hide_parameters: an error's text (logged, or shown as an inbox event's last error) never
+    # carries the values of a statement
+    return create_async_engine(
+        database_url, echo=echo, pool_size=pool_size, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def engine_from_settings(settings: Settings) -> AsyncEngine:

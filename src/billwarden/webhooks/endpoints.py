@@ -14,7 +14,9 @@ from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import error_responses
 from billwarden.kit.schemas import Page, Pages
 from billwarden.kit.state import AppSecretBox
+from billwarden.projects.exceptions import ProjectNotFound
 from billwarden.projects.stripe_endpoints import STRIPE_WEBHOOK_PREFIX
+from billwarden.webhooks.exceptions import WebhookEventNotFound
 from billwarden.webhooks.models import InboxStatus, WebhookEvent
 from billwarden.webhooks.schemas import Received, WebhookEventRead
 from billwarden.webhooks.service import InboxService
@@ -27,7 +29,8 @@ admin_router = APIRouter(prefix="/api/v1/admin/webhook-events", tags=["webhooks"
 routers = [router, admin_router]
 
 
-def _wake_worker(app: FastAPI) -> None:
+async def _wake_worker(app: FastAPI) -> None:
+    # async: runs on the event loop, where the worker's Event lives
     worker = getattr(app.state, "inbox_worker", None)
     if worker is not None:
         worker.wake.set()
@@ -118,7 +121,13 @@ async def replay_webhook_event(
 ) -> WebhookEventRead:
     service = InboxService(session)
     row = await service.get(event_row_id)
-    await admin_access(session, user, row.project_id)
-    await service.replay(row)
+    try:
+        await admin_access(session, user, row.project_id)
+    except ProjectNotFound as exc:
+        # an event of a project the caller cannot see is as unknown as a missing one
+        raise WebhookEventNotFound(
+            "No such webhook event.", details={"id": str(event_row_id)}
+        ) from exc
+    row = await service.replay(event_row_id)
     background.add_task(_wake_worker, request.app)
     return _read(row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
 
@@ -48,7 +49,9 @@ class WebhookEvent(IdMixin, TenantMixin, Base):
     status: Mapped[InboxStatus] = mapped_column(inbox_status_type(), default=InboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
-    # a worker holds the event until then; past it, another worker may take it over
+    # a worker holds the event until then; past it, another worker may take it over. The token
+    # says which claim it is: only its holder may mark the outcome
     claimed_until: Mapped[datetime | None]
+    claim_token: Mapped[uuid.UUID | None]
     processed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -31,10 +31,13 @@ class WebhookEventRepository(RepositoryBase[WebhookEvent]):
         inserted = (await self.session.execute(statement)).scalar_one_or_none()
         return inserted is not None
 
-    async def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[uuid.UUID]:
-        """Take up to `limit` pending events that are due and held by no live worker: each
-        attempt is counted now, and the event is ours until the lease ends. PostgreSQL skips
-        rows another worker is claiming; SQLite's one writer claims one batch at a time."""
+    async def claim_due(
+        self, now: datetime, limit: int, lease: timedelta, token: uuid.UUID
+    ) -> list[uuid.UUID]:
+        """Take up to `limit` pending events that are due and held by no live worker, under
+        `token`: each attempt is counted now, and the event is ours until the lease ends.
+        PostgreSQL skips rows another worker is claiming or applying; SQLite's one writer claims
+        one batch at a time."""
         due = (
             select(WebhookEvent.id)
             .where(
@@ -51,10 +54,37 @@ class WebhookEventRepository(RepositoryBase[WebhookEvent]):
             await self.session.execute(
                 update(WebhookEvent)
                 .where(WebhookEvent.id.in_(ids))
-                .values(claimed_until=now + lease, attempts=WebhookEvent.attempts + 1)
+                .values(
+                    claimed_until=now + lease,
+                    claim_token=token,
+                    attempts=WebhookEvent.attempts + 1,
+                )
                 .execution_options(synchronize_session=False)
             )
         return ids
+
+    async def lock(self, event_row_id: uuid.UUID) -> WebhookEvent | None:
+        """The event, its row locked until the transaction ends (PostgreSQL; SQLite's writer
+        holds the whole database): one applier, replay or failure record at a time."""
+        return await self.one_or_none(
+            self.select()
+            .where(WebhookEvent.id == event_row_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
+    async def release(self, ids: list[uuid.UUID], token: uuid.UUID) -> None:
+        """Give back claims not started (a worker stopping): due at once, the attempt uncounted."""
+        await self.session.execute(
+            update(WebhookEvent)
+            .where(
+                WebhookEvent.id.in_(ids),
+                WebhookEvent.claim_token == token,
+                WebhookEvent.status == InboxStatus.PENDING,
+            )
+            .values(claimed_until=None, claim_token=None, attempts=WebhookEvent.attempts - 1)
+            .execution_options(synchronize_session=False)
+        )
 
     async def list_events(
         self,

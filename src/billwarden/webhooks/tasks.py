@@ -41,33 +41,48 @@ class InboxWorker:
         self.stopping = asyncio.Event()
 
     async def run_once(self) -> int:
-        """Claim one batch of due events and apply them; how many were claimed."""
+        """Claim one batch of due events and apply them one by one; how many were claimed. When
+        stopping, the claims not started yet are given back at once."""
+        token = uuid.uuid4()
         async with unit_of_work(self.sessionmaker) as session:
             claimed = await WebhookEventRepository(session).claim_due(
-                utcnow(), self.policy.batch_size, self.policy.lease
+                utcnow(), self.policy.batch_size, self.policy.lease, token
             )
-        for event_row_id in claimed:
-            await self.apply_one(event_row_id)
+        for position, event_row_id in enumerate(claimed):
+            if self.stopping.is_set():
+                await self._release(claimed[position:], token)
+                break
+            await self.apply_one(event_row_id, token)
         return len(claimed)
 
-    async def apply_one(self, event_row_id: uuid.UUID) -> InboxStatus | None:
+    async def apply_one(self, event_row_id: uuid.UUID, token: uuid.UUID) -> InboxStatus | None:
         try:
             async with unit_of_work(self.sessionmaker) as session:
-                service = InboxService(session)
-                row = await service.get(event_row_id)
-                if row.status is not InboxStatus.PENDING:
-                    return row.status  # applied meanwhile (a replay and a retry racing)
-                return await service.apply(row, self.registry)
+                return await InboxService(session).apply(
+                    event_row_id, token, self.registry, self.policy.lease
+                )
         except Exception as exc:  # any handler failure is recorded, never fatal to the worker
             logger.warning("webhook event %s failed: %s", event_row_id, type(exc).__name__)
+            try:
+                async with unit_of_work(self.sessionmaker) as session:
+                    return await InboxService(session).record_failure(
+                        event_row_id, token, exc, self.policy
+                    )
+            except Exception:  # the database is away: the claim's lease brings the event back
+                logger.exception("could not record the failure of webhook event %s", event_row_id)
+                return None
+
+    async def _release(self, ids: list[uuid.UUID], token: uuid.UUID) -> None:
+        try:
             async with unit_of_work(self.sessionmaker) as session:
-                service = InboxService(session)
-                row = await service.get(event_row_id)
-                return await service.record_failure(row, exc, self.policy)
+                await WebhookEventRepository(session).release(ids, token)
+        except Exception:  # their leases bring them back anyway
+            logger.exception("could not give back %d claimed webhook events", len(ids))
 
     async def run_forever(self) -> None:
         """Apply due events until `stopping` is set; sleep between batches until woken."""
         while not self.stopping.is_set():
+            self.wake.clear()  # a wake arriving while the batch runs is kept for the wait below
             try:
                 claimed = await self.run_once()
             except Exception:  # the database away for a moment: try again after the poll
@@ -75,7 +90,6 @@ class InboxWorker:
                 claimed = 0
             if claimed:
                 continue
-            self.wake.clear()
             sleep = asyncio.ensure_future(self.wake.wait())
             stop = asyncio.ensure_future(self.stopping.wait())
             _, pending = await asyncio.wait(

@@ -35,6 +35,7 @@ from billwarden.webhooks.repository import WebhookEventRepository
 from billwarden.webhooks.service.registry import EventContext, HandlerRegistry
 
 MAX_ERROR_LENGTH = 4000
+LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime holds
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ def endpoint_of(project_id: str, mode: str) -> tuple[uuid.UUID, Mode]:
         ) from exc
 
 
+def _storable(*texts: object) -> bool:
+    # PostgreSQL cannot store a NUL in text; Stripe never sends one
+    return not any(isinstance(text, str) and "\x00" in text for text in texts)
+
+
 def parse_event(payload: bytes) -> dict[str, Any]:
     """The verified body as a Stripe event, or NotAStripeEvent."""
     try:
@@ -89,9 +95,10 @@ def parse_event(payload: bytes) -> dict[str, Any]:
         and 0 < len(event["type"]) <= 255
         and isinstance(event.get("created"), int)
         and not isinstance(event.get("created"), bool)
-        and 0 <= event["created"] < 2**40
+        and 0 <= event["created"] <= LATEST_TIMESTAMP
         and isinstance(data, dict)
         and isinstance(data.get("object"), dict)
+        and _storable(event["id"], event["type"], data["object"].get("id"))
     )
     if not valid:
         raise NotAStripeEvent(
@@ -167,18 +174,33 @@ class InboxService:
             raise WebhookEventNotFound("No such webhook event.", details={"id": str(event_row_id)})
         return row
 
-    async def replay(self, row: WebhookEvent) -> WebhookEvent:
-        """Apply the stored event again, whatever became of it (the raw event is kept forever,
-        so this works long after Stripe has forgotten it)."""
+    async def replay(self, event_row_id: uuid.UUID) -> WebhookEvent:
+        """Apply the stored event again, whatever became of it, with a fresh set of attempts
+        (the raw event is kept forever, so this works long after Stripe has forgotten it). An
+        application in progress finishes first: the row is locked."""
+        row = await self.events.lock(event_row_id)
+        if row is None:
+            raise WebhookEventNotFound("No such webhook event.", details={"id": str(event_row_id)})
         row.status = InboxStatus.PENDING
+        row.attempts = 0
         row.next_attempt_at = utcnow()
         row.claimed_until = None
+        row.claim_token = None
         row.last_error = None
         await self.session.flush()
         return row
 
-    async def apply(self, row: WebhookEvent, registry: HandlerRegistry) -> InboxStatus:
-        """Run the event's handler in this unit of work and mark the outcome with it."""
+    async def apply(
+        self, event_row_id: uuid.UUID, token: uuid.UUID, registry: HandlerRegistry, lease: timedelta
+    ) -> InboxStatus | None:
+        """Run the event's handler in this unit of work and mark the outcome with it, if the
+        event is still ours (`token`) and pending; None otherwise. The row stays locked while the
+        handler runs, so a worker taking over an expired claim, or a replay, waits and then sees
+        the outcome."""
+        row = await self.events.lock(event_row_id)
+        if row is None or row.status is not InboxStatus.PENDING or row.claim_token != token:
+            return None
+        row.claimed_until = utcnow() + lease  # this event's own lease, whatever the batch took
         handler = registry.handler_for(row.event_type)
         if handler is not None:
             event = orjson.loads(row.payload)
@@ -186,21 +208,32 @@ class InboxService:
         row.status = InboxStatus.PROCESSED if handler is not None else InboxStatus.IGNORED
         row.processed_at = utcnow()
         row.claimed_until = None
+        row.claim_token = None
         row.last_error = None
         await self.session.flush()
         return row.status
 
     async def record_failure(
-        self, row: WebhookEvent, error: BaseException, policy: InboxPolicy
-    ) -> InboxStatus:
-        """After a failed attempt (whose changes were rolled back): retry later, or give up."""
-        now = utcnow()
-        row.last_error = f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH]
+        self, event_row_id: uuid.UUID, token: uuid.UUID, error: BaseException, policy: InboxPolicy
+    ) -> InboxStatus | None:
+        """After a failed attempt (whose changes were rolled back): retry later, or give up. Only
+        the claim's holder records it, and never over an outcome already recorded."""
+        row = await self.events.lock(event_row_id)
+        if row is None or row.status is not InboxStatus.PENDING or row.claim_token != token:
+            return None
+        row.last_error = describe(error)
         row.claimed_until = None
+        row.claim_token = None
         if row.attempts >= policy.max_attempts:
             row.status = InboxStatus.FAILED
             row.next_attempt_at = None
         else:
-            row.next_attempt_at = now + policy.retry_delay(row.attempts)
+            row.next_attempt_at = utcnow() + policy.retry_delay(row.attempts)
         await self.session.flush()
         return row.status
+
+
+def describe(error: BaseException) -> str:
+    """What an admin sees of a failure: the error's type and message, without SQL parameters."""
+    message = str(getattr(error, "orig", None) or error)
+    return f"{type(error).__name__}: {message}"[:MAX_ERROR_LENGTH]

@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         _timestamp("next_attempt_at", nullable=True),
         _timestamp("claimed_until", nullable=True),
+        sa.Column("claim_token", sa.Uuid(), nullable=True),
         _timestamp("processed_at", nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
