@@ -4,6 +4,7 @@
     POST /_emulator/checkout/sessions/{id}/async_payment   outcome=succeeded|failed
     POST /_emulator/test_clocks/{id}/advance   frozen_time=<unix> or seconds=<n>
     POST /_emulator/customers/{id}/card   outcome=succeeds|declined|insufficient_funds
+    POST /_emulator/customers/{id}/test_clock   test_clock=<clock id>: put a customer on a clock
     POST /_emulator/reset   forget the account's objects, faults and deliveries
     POST /_emulator/keys/revoke   key=<key> (default: the calling key)
     GET /_emulator/deliveries   the webhook delivery log
@@ -25,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from billwarden_emulator.billing.lifecycle import ENDED
 from billwarden_emulator.errors import (
     StripeError,
     invalid_request,
@@ -118,6 +120,16 @@ def routes(emulator: Emulator) -> list[Route]:
                 "customer.updated", customer, changes, created=ctx.account.now_for(customer["id"])
             )
         return customer
+
+    def attach_clock(ctx: Ctx, body: dict[str, Any], path: dict[str, str]) -> JSON:
+        customer = ctx.account.get("customers", path["id"])
+        clock_id = body.get("test_clock")
+        if clock_id is None or clock_id == "":
+            raise missing_parameter("test_clock")
+        if not isinstance(clock_id, str):
+            raise invalid_value("test_clock", f"Invalid string: {clock_id!r}")
+        clock = ctx.account.get("test_clocks", clock_id, param="test_clock")
+        return _attach_test_clock(ctx, customer, clock)
 
     def reset(ctx: Ctx, body: dict[str, Any], path: dict[str, str]) -> JSON:
         ctx.account.clear()
@@ -225,6 +237,9 @@ def routes(emulator: Emulator) -> list[Route]:
         ),
         Route("/_emulator/test_clocks/{id}/advance", authenticated(advance), methods=["POST"]),
         Route("/_emulator/customers/{id}/card", authenticated(card), methods=["POST"]),
+        Route(
+            "/_emulator/customers/{id}/test_clock", authenticated(attach_clock), methods=["POST"]
+        ),
         Route("/_emulator/reset", authenticated(reset), methods=["POST"]),
         Route("/_emulator/keys/revoke", authenticated(revoke), methods=["POST"]),
         Route("/_emulator/deliveries", authenticated(deliveries), methods=["GET"]),
@@ -236,6 +251,34 @@ def routes(emulator: Emulator) -> list[Route]:
         Route("/_emulator/checkout/{id}/pay", hosted_checkout_pay, methods=["POST"]),
         Route("/_emulator/portal/{id}", hosted_portal, methods=["GET"]),
     ]
+
+
+def _attach_test_clock(ctx: Ctx, customer: JSON, clock: JSON) -> JSON:
+    """Put a customer created without a clock on `clock`, so that advancing it moves the
+    customer's subscriptions; refused once the customer has a clock or a live subscription."""
+    if customer["test_clock"] is not None:
+        raise invalid_request(
+            f"Customer {customer['id']} is already on test clock {customer['test_clock']}; "
+            "a customer's test clock cannot be changed.",
+            param="test_clock",
+        )
+    for subscription in ctx.account.collection("subscriptions").values():
+        if subscription["customer"] == customer["id"] and subscription["status"] not in ENDED:
+            raise invalid_request(
+                f"Customer {customer['id']} has subscription {subscription['id']} "
+                f"(status {subscription['status']}), whose periods run on real time; cancel it "
+                "before attaching a test clock.",
+                param="test_clock",
+            )
+    before = copy_json(customer)
+    customer["test_clock"] = clock["id"]
+    ctx.emit(
+        "customer.updated",
+        customer,
+        previous_attributes(before, customer),
+        created=int(clock["frozen_time"]),
+    )
+    return customer
 
 
 def _find_session(accounts: Any, session_id: str) -> tuple[Account, JSON] | None:

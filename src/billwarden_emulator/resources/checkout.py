@@ -404,7 +404,8 @@ def complete_session(ctx: Ctx, session: JSON, outcome: str, *, email: str | None
         )
     stored = account.internal["checkout_lines"][session["id"]]
     prices = [account.collection("prices")[line["price"]] for line in stored["lines"]]
-    now = int(time.time())
+    # a customer on a test clock pays and starts its subscription at the clock's time
+    now = account.now_for(session["customer"])
     if outcome == "card_declined":
         if session["mode"] == "payment":
             payments.charge_customer(
@@ -492,7 +493,7 @@ def settle_async_payment(ctx: Ctx, session: JSON, outcome: str) -> JSON:
             "Only a completed Checkout Session with a pending payment can be settled.",
             param="session",
         )
-    now = int(time.time())
+    now = account.now_for(session["customer"])
     decline = None if outcome == "succeeded" else "generic_decline"
     if session["mode"] == "subscription":
         invoice = account.collection("invoices")[session["invoice"]]
