@@ -112,6 +112,9 @@ class Declaration:
     expected: dict[str, int]
     # the answer names the caller's own project (probes of tenant-backend and end-user auth)
     answers_own_project: bool = False
+    # for routes whose answer holds a project's data without naming it: whether the answer
+    # shows project A's data; the matrix requires it for project A's callers only
+    shows_project_a: Callable[[Any], bool] | None = None
     json: Body = lambda world: None
     form: Body = lambda world: None
     path: Callable[[World], dict[str, str]] = lambda world: {}

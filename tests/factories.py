@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billwarden.config import Settings
 from billwarden.crypto import SecretBox
 from tests.catalog.factories import Catalogs
+from tests.checkout.factories import Shops
+from tests.entitlements.factories import Snapshots
 from tests.identity.factories import People
 from tests.projects.factories import Tenants
 
@@ -18,6 +20,8 @@ class Factories:
     people: People
     tenants: Tenants
     catalogs: Catalogs
+    shops: Shops
+    snapshots: Snapshots
 
     @classmethod
     def on(cls, session: AsyncSession, secret_box: SecretBox, settings: Settings) -> Factories:
@@ -25,4 +29,6 @@ class Factories:
             People(session, secret_box, settings),
             Tenants(session, secret_box, settings),
             Catalogs(session),
+            Shops(session, secret_box, settings),
+            Snapshots(session),
         )

@@ -1,7 +1,7 @@
 """Every route the app serves, against every kind of caller, with the answer declared per cell.
 
 Each domain declares its routes in `tests/<domain>/authz.py`; they are merged here from the one
-list of domains, with the service routes and the test probes. A route without a declaration fails
+list of domains, with the service routes. A route without a declaration fails
 `test_every_route_is_declared`, so a new route cannot ship without deciding who may call it. Each
 cell runs inside a savepoint that is rolled back, so one caller's write never changes what the next
 caller sees.
@@ -31,9 +31,7 @@ from billwarden.identity.service import ApiKeyService
 from billwarden.projects.models import ProjectRole
 from tests.authz import (
     ALLOW,
-    END_USER,
     PRINCIPALS,
-    PROJECT_KEY,
     PUBLIC,
     SAFE,
     Declaration,
@@ -42,7 +40,6 @@ from tests.authz import (
 )
 from tests.factories import Factories
 from tests.identity.factories import People
-from tests.probes import END_USER_PROBE, PROJECT_KEY_PROBE, install_probes
 from tests.projects.factories import ProjectWithSecret, Tenants
 
 # the principals that belong to project A; every other caller must never see its id
@@ -50,13 +47,15 @@ INSIDERS = {"member", "member_token", "member_no_csrf", "admin", "superuser", "k
 EXPECTED_CODES = {
     401: {"UNAUTHENTICATED"},
     403: {"CSRF_FAILED", "PROJECT_ADMIN_REQUIRED"},
-    404: {"PROJECT_NOT_FOUND", "API_KEY_NOT_FOUND", "WEBHOOK_EVENT_NOT_FOUND"},
+    404: {
+        "PROJECT_NOT_FOUND",
+        "API_KEY_NOT_FOUND",
+        "WEBHOOK_EVENT_NOT_FOUND",
+        "CHECKOUT_SESSION_NOT_FOUND",
+    },
 }
 
 SERVICE_ROUTES: Routes = {
-    # test-only probes: the first routes for tenant backends and end users stand in here
-    ("GET", PROJECT_KEY_PROBE): Declaration(PROJECT_KEY, answers_own_project=True),
-    ("GET", END_USER_PROBE): Declaration(END_USER, answers_own_project=True),
     ("GET", "/openapi.json"): Declaration(PUBLIC),
     ("GET", "/docs"): Declaration(PUBLIC),
     ("GET", "/docs/oauth2-redirect"): Declaration(PUBLIC),
@@ -80,11 +79,6 @@ def merged_routes() -> Routes:
 
 
 ROUTES = merged_routes()
-
-
-@pytest.fixture
-def probed_app(app: FastAPI) -> FastAPI:
-    return install_probes(app)
 
 
 def served_routes(app: FastAPI) -> set[tuple[str, str]]:
@@ -183,8 +177,8 @@ def own_project(world: World, principal: str) -> uuid.UUID:
 
 
 class TestAuthorizationMatrix:
-    def test_every_route_is_declared(self, probed_app: FastAPI) -> None:
-        served = served_routes(probed_app)
+    def test_every_route_is_declared(self, app: FastAPI) -> None:
+        served = served_routes(app)
         undeclared = sorted(served - ROUTES.keys())
         stale = sorted(ROUTES.keys() - served)
         assert not undeclared, f"routes without an authorization declaration: {undeclared}"
@@ -195,7 +189,7 @@ class TestAuthorizationMatrix:
         self,
         method: str,
         path: str,
-        probed_app: FastAPI,
+        app: FastAPI,
         client: httpx.AsyncClient,
         session: AsyncSession,
         world: World,
@@ -245,6 +239,13 @@ class TestAuthorizationMatrix:
                 and response.json()["projectId"] != str(own_project(world, principal))
             ):
                 problem = "the answer names another project than the caller's"
+            elif (
+                declaration.shows_project_a is not None
+                and expected == ALLOW
+                and declaration.shows_project_a(response.json())
+                != (own_project(world, principal) == world.project.id)
+            ):
+                problem = "the answer shows another project's data than the caller's"
             if problem:
                 unexpected.append(f"{principal}: {problem}: {response.text[:200]}")
         assert not unexpected, "\n".join(unexpected)

@@ -19,13 +19,14 @@ from billwarden.core.openapi import install_docs, install_openapi
 from billwarden.core.request_guard import RequestGuard
 from billwarden.core.request_id import RequestIdMiddleware
 from billwarden.core.security_headers import SecurityHeadersMiddleware
+from billwarden.crypto import SecretBox
 from billwarden.db.engine import create_sessionmaker, engine_from_settings
 from billwarden.errors import install_error_handlers
 from billwarden.kit.state import build_secret_box
 from billwarden.projects.single_tenant import bootstrap_single_tenant
 from billwarden.routers import api_routers
 from billwarden.stripe_gateway import StripeGateway
-from billwarden.webhooks.service import InboxPolicy
+from billwarden.webhooks.service import InboxPolicy, StripeAccess
 from billwarden.webhooks.service.registry import HandlerRegistry
 from billwarden.webhooks.tasks import InboxWorker
 
@@ -34,13 +35,17 @@ logger = logging.getLogger("billwarden")
 
 
 def build_inbox_worker(
-    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    gateway: StripeGateway,
+    secret_box: SecretBox,
 ) -> InboxWorker:
     """The webhook inbox's worker, with every domain's event handlers."""
     return InboxWorker(
         sessionmaker,
         HandlerRegistry(domains.event_handlers()),
         InboxPolicy.from_settings(settings),
+        StripeAccess(gateway, secret_box),
         poll_seconds=settings.worker_poll_seconds,
     )
 
@@ -70,7 +75,9 @@ def create_app(
         await bootstrap_catalog(app.state.sessionmaker, settings)
         worker_task = None
         if settings.embedded_worker:
-            worker = app.state.inbox_worker = build_inbox_worker(app.state.sessionmaker, settings)
+            worker = app.state.inbox_worker = build_inbox_worker(
+                app.state.sessionmaker, settings, stripe_gateway, secret_box
+            )
             worker_task = asyncio.create_task(worker.run_forever(), name="billwarden-inbox")
         try:
             yield

@@ -32,6 +32,7 @@ from billwarden.projects.key_rotation import re_encrypt_stored_secrets
 from billwarden.projects.models import Project
 from billwarden.projects.service import EndUserSecretService, MembershipService, ProjectService
 from billwarden.projects.stripe_config import StripeConfigService
+from billwarden.stripe_gateway import StripeGateway
 
 cli = typer.Typer(
     name="billwarden", help="A self-hosted billing control plane for Stripe.", no_args_is_help=True
@@ -149,7 +150,13 @@ def worker() -> None:
     engine = engine_from_settings(settings)
 
     async def run() -> None:
-        inbox = build_inbox_worker(create_sessionmaker(engine), settings)
+        gateway = StripeGateway(
+            api_base=settings.stripe_api_base,
+            max_network_retries=settings.stripe_max_network_retries,
+        )
+        inbox = build_inbox_worker(
+            create_sessionmaker(engine), settings, gateway, build_secret_box(settings)
+        )
         loop = asyncio.get_running_loop()
         for stop in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(stop, inbox.stopping.set)
@@ -157,6 +164,7 @@ def worker() -> None:
         try:
             await inbox.run_forever()
         finally:
+            await gateway.close()
             await engine.dispose()
 
     asyncio.run(run())

@@ -19,7 +19,15 @@ from sqlalchemy import MetaData
 
 from billwarden.db.base import Base
 
-DOMAINS: tuple[str, ...] = ("identity", "projects", "catalog", "webhooks")
+DOMAINS: tuple[str, ...] = (
+    "identity",
+    "projects",
+    "catalog",
+    "webhooks",
+    "subscriptions",
+    "entitlements",
+    "checkout",
+)
 
 
 def domain_module(domain: str, name: str) -> ModuleType | None:

@@ -11,9 +11,13 @@ import orjson
 import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billwarden.config import Settings
 from billwarden.core.modes import Mode
+from billwarden.kit.state import build_secret_box
+from billwarden.stripe_gateway import StripeGateway
 from billwarden.webhooks.models import InboxStatus, WebhookEvent
 from billwarden.webhooks.repository import WebhookEventRepository
+from billwarden.webhooks.service import StripeAccess
 
 
 def stripe_event(
@@ -78,3 +82,9 @@ class Events:
         )
         assert row is not None
         return row
+
+
+def stripe_access(settings: Settings) -> StripeAccess:
+    """What a worker's handlers call Stripe with, from the test's settings."""
+    gateway = StripeGateway(api_base=settings.stripe_api_base, max_network_retries=0)
+    return StripeAccess(gateway, build_secret_box(settings))

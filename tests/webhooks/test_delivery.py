@@ -27,7 +27,7 @@ from billwarden_emulator.testing import serving
 from tests.conftest import Scratch
 from tests.factories import Factories
 from tests.projects.factories import ProjectWithSecret
-from tests.webhooks.factories import Events
+from tests.webhooks.factories import Events, stripe_access
 
 EVENTS = "/api/v1/admin/webhook-events"
 
@@ -115,6 +115,7 @@ class TestAdminInbox:
             InboxPolicy.from_settings(
                 scratch.settings.model_copy(update={"webhook_max_attempts": 1})
             ),
+            stripe_access(scratch.settings),
         )
         await worker.run_once()
         async with scratch.session() as session:

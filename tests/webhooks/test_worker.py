@@ -28,7 +28,7 @@ from billwarden.webhooks.service.registry import (
 from billwarden.webhooks.tasks import InboxWorker
 from tests.conftest import Scratch
 from tests.factories import Factories
-from tests.webhooks.factories import Events
+from tests.webhooks.factories import Events, stripe_access
 
 UPDATED = "customer.subscription.updated"
 
@@ -75,6 +75,7 @@ class TestApplying:
             create_sessionmaker(scratch.engine),
             HandlerRegistry({UPDATED: renaming_handler(applied)}),
             policy(scratch.settings),
+            stripe_access(scratch.settings),
         )
         assert await worker.run_once() == 1
         assert await worker.run_once() == 0  # nothing left to claim
@@ -91,7 +92,10 @@ class TestApplying:
     ) -> None:
         await setup_events(scratch, 1, "customer.created")
         worker = InboxWorker(
-            create_sessionmaker(scratch.engine), HandlerRegistry({}), policy(scratch.settings)
+            create_sessionmaker(scratch.engine),
+            HandlerRegistry({}),
+            policy(scratch.settings),
+            stripe_access(scratch.settings),
         )
         await worker.run_once()
         (row,) = await rows(scratch)
@@ -121,6 +125,7 @@ class TestFailures:
             create_sessionmaker(scratch.engine),
             HandlerRegistry({UPDATED: half_done_then_broken}),
             policy(scratch.settings, webhook_retry_base_seconds=30),
+            stripe_access(scratch.settings),
         )
         await worker.run_once()
         (row,) = await rows(scratch)
@@ -143,6 +148,7 @@ class TestFailures:
             create_sessionmaker(scratch.engine),
             HandlerRegistry({UPDATED: broken}),
             policy(scratch.settings, webhook_max_attempts=3, webhook_retry_base_seconds=0.001),
+            stripe_access(scratch.settings),
         )
         for _ in range(5):
             await worker.run_once()
@@ -167,6 +173,7 @@ class TestFailures:
             sessionmaker,
             HandlerRegistry({UPDATED: renaming_handler(applied)}),
             policy(scratch.settings),
+            stripe_access(scratch.settings),
         )
         assert await worker.run_once() == 0  # still held
         await asyncio.sleep(0.3)
@@ -181,7 +188,12 @@ class TestTwoWorkers:
         registry = HandlerRegistry({UPDATED: renaming_handler(applied)})
         sessionmaker = create_sessionmaker(scratch.engine)
         workers = [
-            InboxWorker(sessionmaker, registry, policy(scratch.settings, worker_batch_size=7))
+            InboxWorker(
+                sessionmaker,
+                registry,
+                policy(scratch.settings, worker_batch_size=7),
+                stripe_access(scratch.settings),
+            )
             for _ in range(2)
         ]
 
@@ -211,8 +223,8 @@ class TestFencedClaims:
         sessionmaker = create_sessionmaker(scratch.engine)
         short = policy(scratch.settings, worker_lease_seconds=1)
         registry = HandlerRegistry({UPDATED: slow})
-        first = InboxWorker(sessionmaker, registry, short)
-        second = InboxWorker(sessionmaker, registry, short)
+        first = InboxWorker(sessionmaker, registry, short, stripe_access(scratch.settings))
+        second = InboxWorker(sessionmaker, registry, short, stripe_access(scratch.settings))
         # the batch's claim is 1 s; the per-event lease set when applying starts is 1 s too
         first.policy = InboxPolicy(
             max_attempts=8,
@@ -237,7 +249,12 @@ class TestFencedClaims:
             (event_row_id,) = await WebhookEventRepository(session).claim_due(
                 utcnow(), 10, timedelta(seconds=0), stale
             )
-        worker = InboxWorker(sessionmaker, HandlerRegistry({}), policy(scratch.settings))
+        worker = InboxWorker(
+            sessionmaker,
+            HandlerRegistry({}),
+            policy(scratch.settings),
+            stripe_access(scratch.settings),
+        )
         assert await worker.run_once() == 1  # the expired claim taken over and applied
         async with unit_of_work(sessionmaker) as session:
             recorded = await InboxService(session).record_failure(
@@ -256,7 +273,10 @@ class TestFencedClaims:
             worker.stopping.set()
 
         worker = InboxWorker(
-            sessionmaker, HandlerRegistry({UPDATED: stop_after_first}), policy(scratch.settings)
+            sessionmaker,
+            HandlerRegistry({UPDATED: stop_after_first}),
+            policy(scratch.settings),
+            stripe_access(scratch.settings),
         )
         assert await worker.run_once() == 3
         states = sorted(
@@ -279,6 +299,7 @@ class TestReplay:
             sessionmaker,
             HandlerRegistry({UPDATED: broken}),
             policy(scratch.settings, webhook_max_attempts=2, webhook_retry_base_seconds=0.001),
+            stripe_access(scratch.settings),
         )
         for _ in range(3):
             await worker.run_once()

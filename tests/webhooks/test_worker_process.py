@@ -25,7 +25,9 @@ class TestWorkerProcess:
         async def build(made: Factories) -> None:
             project = await made.tenants.project(await made.people.user())
             for number in range(3):
-                await Events(made.people.session).stored(project.id, f"evt_process{number}")
+                await Events(made.people.session).stored(
+                    project.id, f"evt_process{number}", "invoice.created"
+                )
 
         await scratch.setup(build)
         env = {

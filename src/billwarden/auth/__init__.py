@@ -8,11 +8,13 @@
 | `ProjectAdminAccess`  | console user who is an owner or admin of `{project_id}`, or a superuser |
 | `ProjectKey`          | project API key `Bearer bw_test_...` / `bw_live_...`                   |
 | `EndUser`             | end-user JWT signed with the project's end-user secret                 |
+| `BillingCaller`       | either of the last two: an end user, or a key naming the subject       |
 
 auth builds on the identity and projects services; those never import it.
 """
 
 from billwarden.auth.dependencies import (
+    BillingCaller,
     ConsoleAuth,
     CurrentConsoleUser,
     DeveloperTokenIssuer,
@@ -25,9 +27,17 @@ from billwarden.auth.dependencies import (
     key_viewer,
     member_access,
 )
-from billwarden.auth.principals import ConsolePrincipal, EndUserPrincipal, ProjectKeyPrincipal
+from billwarden.auth.principals import (
+    BillingPrincipal,
+    ConsolePrincipal,
+    EndUserPrincipal,
+    ProjectKeyPrincipal,
+    end_user_subject,
+)
 
 __all__ = [
+    "BillingCaller",
+    "BillingPrincipal",
     "ConsoleAuth",
     "ConsolePrincipal",
     "CurrentConsoleUser",
@@ -40,6 +50,7 @@ __all__ = [
     "ProjectKeyPrincipal",
     "ProjectMemberAccess",
     "admin_access",
+    "end_user_subject",
     "key_viewer",
     "member_access",
 ]

@@ -10,7 +10,12 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billwarden.auth.principals import ConsolePrincipal, EndUserPrincipal, ProjectKeyPrincipal
+from billwarden.auth.principals import (
+    BillingPrincipal,
+    ConsolePrincipal,
+    EndUserPrincipal,
+    ProjectKeyPrincipal,
+)
 from billwarden.db.unit_of_work import DbSession
 from billwarden.identity.cookies import CSRF_HEADER, SESSION_COOKIE
 from billwarden.identity.exceptions import Unauthenticated
@@ -140,6 +145,12 @@ async def end_user(
     session: DbSession, secret_box: AppSecretBox, settings: AppSettings, bearer: Bearer
 ) -> EndUserPrincipal:
     token = _bearer_credentials(bearer, "an end-user JWT signed with the project's secret")
+    return await _verified_end_user(session, secret_box, settings, token)
+
+
+async def _verified_end_user(
+    session: AsyncSession, secret_box: AppSecretBox, settings: AppSettings, token: str
+) -> EndUserPrincipal:
     overlap = timedelta(seconds=settings.end_user_secret_overlap_seconds)
     try:
         project_id = unverified_project_id(token)
@@ -153,3 +164,20 @@ async def end_user(
 
 
 EndUser = Annotated[EndUserPrincipal, Depends(end_user)]
+
+
+async def billing_principal(
+    session: DbSession, secret_box: AppSecretBox, settings: AppSettings, bearer: Bearer
+) -> BillingPrincipal:
+    """A project API key (`bw_test_...`/`bw_live_...`) or an end-user JWT."""
+    credentials = _bearer_credentials(
+        bearer, "an end-user JWT or a project API key (bw_test_... or bw_live_...)"
+    )
+    if credentials.startswith(("bw_test_", "bw_live_")):
+        key = await ApiKeyService(session, secret_box).authenticate(credentials)
+        return BillingPrincipal(key.project_id, key.mode, key_id=key.id)
+    claims = await _verified_end_user(session, secret_box, settings, credentials)
+    return BillingPrincipal(claims.project_id, claims.mode, end_user=claims)
+
+
+BillingCaller = Annotated[BillingPrincipal, Depends(billing_principal)]

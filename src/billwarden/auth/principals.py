@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass
 
 from billwarden.core.modes import Mode
+from billwarden.core.subjects import Subject, SubjectType
+from billwarden.errors import Forbidden, InvalidInput
 from billwarden.identity.models import ConsoleSession, User
 from billwarden.identity.tokens import EndUserClaims
 
@@ -30,3 +32,44 @@ class ProjectKeyPrincipal:
 
 # an end user of a tenant app; `subject` is whom billing belongs to
 EndUserPrincipal = EndUserClaims
+
+
+def end_user_subject(claims: EndUserClaims) -> Subject:
+    """Whom an end user's billing belongs to: its organization when the token names one, else
+    the user; the token's email goes with it."""
+    if claims.organization_id:
+        return Subject(SubjectType.ORGANIZATION, claims.organization_id, claims.email)
+    return Subject(SubjectType.USER, claims.sub, claims.email)
+
+
+@dataclass(frozen=True)
+class BillingPrincipal:
+    """A caller of the billing routes: an end user (acting for its own subject) or a tenant
+    backend with a project API key (naming the subject in the request)."""
+
+    project_id: uuid.UUID
+    mode: Mode
+    end_user: EndUserClaims | None = None
+    key_id: uuid.UUID | None = None
+
+    @property
+    def own_subject(self) -> Subject | None:
+        return end_user_subject(self.end_user) if self.end_user is not None else None
+
+    def subject(self, subject_type: SubjectType, subject_id: str | None) -> Subject:
+        """Whom the request is for: an end user's own subject (naming another is 403
+        SUBJECT_MISMATCH), or the one a project key names (required: 400)."""
+        own = self.own_subject
+        if own is not None:
+            if subject_id is not None and (subject_type, subject_id) != own.key:
+                raise Forbidden(
+                    "An end-user token acts for its own subject only.", code="SUBJECT_MISMATCH"
+                )
+            return own
+        if subject_id is None:
+            raise InvalidInput(
+                "subjectId is required with a project API key (and subjectType, default user).",
+                code="VALIDATION_ERROR",
+                details={"field": "subjectId"},
+            )
+        return Subject(subject_type, subject_id)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Executable, Select, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,6 +48,22 @@ class RepositoryBase(Generic[ModelT]):
             logger.debug("skipped a bookkeeping write: the database is busy")
             return False
         return True
+
+    async def insert_ignoring_conflict(
+        self, values: dict[str, Any], conflict_columns: list[str]
+    ) -> bool:
+        """Insert a row unless one with the same `conflict_columns` (a unique constraint) is
+        there; whether it was inserted. One statement, so concurrent callers insert it once."""
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table: Any = self.model.__table__
+        statement = (
+            insert(table)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=conflict_columns)
+            .returning(table.c.id)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none() is not None
 
     async def add(self, instance: ModelT, *, flush: bool = True) -> ModelT:
         self.session.add(instance)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Response
 
 from billwarden.auth import CurrentConsoleUser, ProjectAdminAccess, ProjectMemberAccess
 from billwarden.db.unit_of_work import DbSession
+from billwarden.entitlements.service import EntitlementService
 from billwarden.errors import error_responses
 from billwarden.kit.schemas import Page, Pages
 from billwarden.kit.state import AppSecretBox, AppSettings
@@ -36,6 +37,7 @@ def _project_read(project: Project, role: ProjectRole | None) -> ProjectRead:
         id=project.id,
         name=project.name,
         slug=project.slug,
+        past_due_grace_days=project.past_due_grace_days,
         created_at=project.created_at,
         updated_at=project.updated_at,
         role=role,
@@ -96,14 +98,17 @@ async def get_project(access: ProjectMemberAccess) -> ProjectRead:
     "/{project_id}",
     response_model=ProjectRead,
     responses=error_responses(400, 401, 403, 404, 409),
-    summary="Rename a project or change its slug (admins)",
+    summary="Rename a project, change its slug or its past-due grace (admins)",
 )
 async def update_project(
     body: ProjectUpdate, access: ProjectAdminAccess, session: DbSession
 ) -> ProjectRead:
     project = await MembershipService(session).update_project(
-        access, name=body.name, slug=body.slug
+        access, name=body.name, slug=body.slug, past_due_grace_days=body.past_due_grace_days
     )
+    if body.past_due_grace_days is not None:
+        # access of past_due subjects follows the new grace at once
+        await EntitlementService(session).recompute_past_due(project.id)
     return _project_read(project, access.role)
 
 

@@ -29,6 +29,8 @@ class Project(IdMixin, TimestampMixin, Base):
 
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(100), unique=True)
+    # days a past_due subscription still grants access (from when it became past_due)
+    past_due_grace_days: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class StripeConfig(IdMixin, TimestampMixin, TenantMixin, Base):

@@ -24,15 +24,24 @@ class ProjectCreate(CamelModel):
     slug: Slug | None = Field(default=None, description="Derived from the name when omitted.")
 
 
+GraceDays = Annotated[int, Field(ge=0, le=365)]
+
+
 class ProjectUpdate(CamelModel):
     name: ProjectName | None = None
     slug: Slug | None = None
+    past_due_grace_days: GraceDays | None = Field(
+        default=None,
+        description="Days a past_due subscription still grants access, from when it became "
+        "past_due (0: none).",
+    )
 
 
 class ProjectRead(CamelModel):
     id: uuid.UUID
     name: str
     slug: str
+    past_due_grace_days: int
     created_at: datetime
     updated_at: datetime
     role: ProjectRole | None = Field(

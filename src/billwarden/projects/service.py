@@ -155,9 +155,20 @@ class MembershipService:
         return project
 
     async def update_project(
-        self, access: ProjectAccess, *, name: str | None, slug: str | None
+        self,
+        access: ProjectAccess,
+        *,
+        name: str | None,
+        slug: str | None,
+        past_due_grace_days: int | None = None,
     ) -> Project:
         project = access.project
+        if past_due_grace_days is not None:
+            if not 0 <= past_due_grace_days <= 365:
+                raise InvalidInput(
+                    "pastDueGraceDays is 0 to 365.", details={"field": "pastDueGraceDays"}
+                )
+            project.past_due_grace_days = past_due_grace_days
         if name is not None:
             if not name.strip():
                 raise InvalidInput("A project needs a non-empty name.", details={"field": "name"})

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import stripe
 
@@ -258,6 +258,68 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise map_stripe_error(exc) from exc
         return StripePrice.from_stripe(price)
+
+    async def retrieve(
+        self, project_id: uuid.UUID, mode: Mode, secret_key: str, path: str
+    ) -> dict[str, Any] | None:
+        """`GET path` (`/v1/subscriptions/sub_...`) as Stripe's raw JSON, or None when Stripe
+        has no such object (404). Raw, not the SDK's typed objects: the mirror keeps it as is,
+        and building typed objects costs most of a read's time."""
+        try:
+            async with self.lease(project_id, mode, secret_key) as client:
+                response = await self._with_rate_limit_retries(
+                    lambda: client.raw_request_async("get", path)
+                )
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return None
+            raise map_stripe_error(exc) from exc
+        except stripe.StripeError as exc:
+            raise map_stripe_error(exc) from exc
+        data = response.data
+        if not isinstance(data, dict):
+            raise StripeGatewayError("Stripe answered with something other than an object.")
+        return data
+
+    async def create_customer(
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        secret_key: str,
+        *,
+        email: str | None,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        """Create a customer; the same `idempotency_key` within Stripe's 24 hours answers the
+        customer the first call created, so concurrent callers for one subject get one."""
+        params: stripe.params.CustomerCreateParams = {"metadata": metadata}
+        if email is not None:
+            params["email"] = email
+        try:
+            async with self.lease(project_id, mode, secret_key) as client:
+                customer = await self._with_rate_limit_retries(
+                    lambda: client.v1.customers.create_async(
+                        params, {"idempotency_key": idempotency_key}
+                    )
+                )
+        except stripe.StripeError as exc:
+            raise map_stripe_error(exc) from exc
+        return customer.to_dict()
+
+    async def create_checkout_session(
+        self, project_id: uuid.UUID, mode: Mode, secret_key: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create a Checkout Session from Stripe's own parameters (`mode`, `line_items`, ...)."""
+        typed = cast("stripe.params.checkout.SessionCreateParams", params)
+        try:
+            async with self.lease(project_id, mode, secret_key) as client:
+                session = await self._with_rate_limit_retries(
+                    lambda: client.v1.checkout.sessions.create_async(typed)
+                )
+        except stripe.StripeError as exc:
+            raise map_stripe_error(exc) from exc
+        return session.to_dict()
 
     async def _with_rate_limit_retries(self, call: Callable[[], Awaitable[T]]) -> T:
         """The SDK retries connection errors, 409 and 5xx itself; Stripe's 429s are retried

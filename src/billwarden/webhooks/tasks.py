@@ -18,7 +18,7 @@ from billwarden.db.base import utcnow
 from billwarden.db.unit_of_work import unit_of_work
 from billwarden.webhooks.models import InboxStatus
 from billwarden.webhooks.repository import WebhookEventRepository
-from billwarden.webhooks.service import InboxPolicy, InboxService
+from billwarden.webhooks.service import InboxPolicy, InboxService, StripeAccess
 from billwarden.webhooks.service.registry import HandlerRegistry
 
 logger = logging.getLogger("billwarden.webhooks")
@@ -30,12 +30,14 @@ class InboxWorker:
         sessionmaker: async_sessionmaker[AsyncSession],
         registry: HandlerRegistry,
         policy: InboxPolicy,
+        stripe: StripeAccess,
         *,
         poll_seconds: float = 1.0,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.registry = registry
         self.policy = policy
+        self.stripe = stripe
         self.poll_seconds = poll_seconds
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -59,7 +61,7 @@ class InboxWorker:
         try:
             async with unit_of_work(self.sessionmaker) as session:
                 return await InboxService(session).apply(
-                    event_row_id, token, self.registry, self.policy.lease
+                    event_row_id, token, self.registry, self.policy.lease, self.stripe
                 )
         except Exception as exc:  # any handler failure is recorded, never fatal to the worker
             logger.warning("webhook event %s failed: %s", event_row_id, type(exc).__name__)

@@ -23,7 +23,7 @@ from billwarden.crypto import SecretBox
 from billwarden.db.base import utcnow
 from billwarden.projects.exceptions import StripeNotConfigured
 from billwarden.projects.stripe_config import StripeConfigService
-from billwarden.stripe_gateway import verify_webhook_signature
+from billwarden.stripe_gateway import StripeGateway, verify_webhook_signature
 from billwarden.webhooks.exceptions import (
     MissingSignature,
     NotAStripeEvent,
@@ -36,6 +36,14 @@ from billwarden.webhooks.service.registry import EventContext, HandlerRegistry
 
 MAX_ERROR_LENGTH = 4000
 LATEST_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime holds
+
+
+@dataclass(frozen=True)
+class StripeAccess:
+    """What handlers need to call Stripe: the gateway and the box the keys are sealed in."""
+
+    gateway: StripeGateway
+    secret_box: SecretBox
 
 
 @dataclass(frozen=True)
@@ -191,7 +199,12 @@ class InboxService:
         return row
 
     async def apply(
-        self, event_row_id: uuid.UUID, token: uuid.UUID, registry: HandlerRegistry, lease: timedelta
+        self,
+        event_row_id: uuid.UUID,
+        token: uuid.UUID,
+        registry: HandlerRegistry,
+        lease: timedelta,
+        stripe: StripeAccess,
     ) -> InboxStatus | None:
         """Run the event's handler in this unit of work and mark the outcome with it, if the
         event is still ours (`token`) and pending; None otherwise. The row stays locked while the
@@ -204,7 +217,11 @@ class InboxService:
         handler = registry.handler_for(row.event_type)
         if handler is not None:
             event = orjson.loads(row.payload)
-            await handler(EventContext(self.session, row.project_id, row.mode, event))
+            await handler(
+                EventContext(
+                    self.session, row.project_id, row.mode, event, stripe.gateway, stripe.secret_box
+                )
+            )
         row.status = InboxStatus.PROCESSED if handler is not None else InboxStatus.IGNORED
         row.processed_at = utcnow()
         row.claimed_until = None

@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.core.modes import Mode
+from billwarden.crypto import SecretBox
+from billwarden.stripe_gateway import StripeGateway
 
 # the event types billwarden's domains may handle; a handler for any other name is a typo
 KNOWN_EVENT_TYPES = frozenset(
@@ -43,12 +45,15 @@ KNOWN_EVENT_TYPES = frozenset(
 
 @dataclass(frozen=True)
 class EventContext:
-    """What a handler gets: the event's transaction, its project and mode, and the event."""
+    """What a handler gets: the event's transaction, its project and mode, the event, and
+    what calling Stripe for the project takes (handlers re-fetch objects through the gateway)."""
 
     session: AsyncSession
     project_id: uuid.UUID
     mode: Mode
     event: dict[str, Any]
+    gateway: StripeGateway
+    secret_box: SecretBox
 
 
 Handler = Callable[[EventContext], Awaitable[None]]

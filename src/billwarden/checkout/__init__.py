@@ -1,0 +1,1 @@
+"""The checkout domain: checkout sessions from purchase keys, customers, reconcile-session."""

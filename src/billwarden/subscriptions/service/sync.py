@@ -1,0 +1,112 @@
+"""Bringing Stripe's current state into the mirror and the entitlement snapshots.
+
+The webhook handlers and reconcile-session both come through here, so a subscription is applied
+by one piece of code whichever way the news arrives. A subscription is re-fetched from Stripe
+under a lock on its id: two workers applying events of one subscription take turns, and the
+later fetch (the newer state) is the one that stays.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billwarden.catalog.service import CatalogService
+from billwarden.core.modes import Mode
+from billwarden.core.subjects import Subject
+from billwarden.crypto import SecretBox
+from billwarden.db.locks import lock_name
+from billwarden.entitlements.service import EntitlementService
+from billwarden.projects.stripe_config import StripeConfigService
+from billwarden.stripe_gateway import StripeGateway
+from billwarden.subscriptions.service import EventStamp, MirrorService
+
+
+class SubscriptionSync:
+    def __init__(
+        self,
+        session: AsyncSession,
+        gateway: StripeGateway,
+        secret_box: SecretBox,
+        project_id: uuid.UUID,
+        mode: Mode,
+    ) -> None:
+        self.session = session
+        self.gateway = gateway
+        self.secret_box = secret_box
+        self.project_id = project_id
+        self.mode = mode
+        self.mirror = MirrorService(session)
+        self.entitlements = EntitlementService(session)
+        self._secret_key: str | None = None
+
+    async def secret_key(self) -> str:
+        if self._secret_key is None:
+            credentials = await StripeConfigService(self.session, self.secret_box).get_credentials(
+                self.project_id, self.mode
+            )
+            self._secret_key = credentials.secret_key
+        return self._secret_key
+
+    async def fetch(self, path: str) -> dict[str, Any] | None:
+        return await self.gateway.retrieve(
+            self.project_id, self.mode, await self.secret_key(), path
+        )
+
+    async def sync_subscription(
+        self,
+        subscription_id: str,
+        *,
+        stamp: EventStamp | None,
+        payload: dict[str, Any] | None = None,
+        subject_hint: Subject | None = None,
+    ) -> set[Subject]:
+        """Apply Stripe's current state of the subscription and recompute the entitlements it
+        touches; the subjects recomputed. An event strictly older than the one last applied
+        changes nothing (the mirror holds newer state already) and calls no one. When Stripe
+        no longer has the subscription, the event's own object (`payload`) is applied."""
+        await lock_name(
+            self.session, f"subscription:{self.project_id}:{self.mode}:{subscription_id}"
+        )
+        row = await self.mirror.subscription(self.project_id, self.mode, subscription_id)
+        if row is not None and stamp is not None and stamp.is_older_than(row.last_event_created):
+            return set()
+        current = await self.fetch(f"/v1/subscriptions/{subscription_id}")
+        if current is None:
+            if payload is None:
+                return set()
+            current = payload
+        catalogs = CatalogService(self.session)
+        loaded = await catalogs.current(self.project_id)
+        price_map = (
+            await catalogs.price_map(self.project_id, self.mode, loaded.document)
+            if loaded is not None
+            else {}
+        )
+        applied = await self.mirror.apply_subscription(
+            self.project_id,
+            self.mode,
+            current,
+            stamp=stamp,
+            price_map=price_map,
+            subject_hint=subject_hint,
+        )
+        for subject in applied.subjects:
+            await self.entitlements.recompute(
+                self.project_id, self.mode, subject, event_id=stamp.id if stamp else None
+            )
+        return applied.subjects
+
+    async def apply_customer(
+        self, obj: dict[str, Any], stamp: EventStamp, *, deleted: bool
+    ) -> Subject | None:
+        subject = await self.mirror.apply_customer(
+            self.project_id, self.mode, obj, stamp, deleted=deleted
+        )
+        if subject is not None:
+            await self.entitlements.recompute(
+                self.project_id, self.mode, subject, event_id=stamp.id
+            )
+        return subject
