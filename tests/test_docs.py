@@ -1,13 +1,21 @@
-"""The docs stay true to the code: every setting and every CLI command is documented."""
+"""The docs stay true to the code: every setting, CLI command, handled event type, checkout error
+code, entitlement status and reason, and domain route is documented."""
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
 
 import typer.main
+from fastapi.routing import APIRoute
 
+from billwarden import domains
+from billwarden.checkout import exceptions as checkout_errors
 from billwarden.cli import cli
 from billwarden.config import Settings
+from billwarden.entitlements.service import STATUSES
+from billwarden.errors import BillwardenError
 
 ROOT = Path(__file__).parents[1]
 
@@ -44,3 +52,55 @@ class TestReadme:
         readme = (ROOT / "README.md").read_text()
         for doc in sorted((ROOT / "docs").glob("*.md")):
             assert f"docs/{doc.name}" in readme, f"README.md does not link docs/{doc.name}"
+
+
+def _doc(name: str) -> str:
+    return (ROOT / "docs" / name).read_text()
+
+
+def _routes(module: str) -> set[str]:
+    found = domains.domain_module(module, "endpoints")
+    assert found is not None
+    return {
+        route.path
+        for router in found.routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    }
+
+
+class TestLoopDocs:
+    def test_webhooks_doc_names_every_handled_event_type(self) -> None:
+        doc = _doc("webhooks.md")
+        missing = sorted(name for name in domains.event_handlers() if f"`{name}`" not in doc)
+        assert not missing, f"handled event types missing from docs/webhooks.md: {missing}"
+
+    def test_checkout_doc_names_every_error_code_and_route(self) -> None:
+        doc = _doc("checkout.md")
+        codes = {
+            error.code
+            for _, error in inspect.getmembers(checkout_errors, inspect.isclass)
+            if issubclass(error, BillwardenError) and error.__module__ == checkout_errors.__name__
+        }
+        missing = sorted(code for code in codes if f"`{code}`" not in doc)
+        assert not missing, f"checkout codes missing from docs/checkout.md: {missing}"
+        routes = sorted(path for path in _routes("checkout") if path not in doc)
+        assert not routes, f"checkout routes missing from docs/checkout.md: {routes}"
+
+    def test_entitlements_doc_names_every_status_reason_and_route(self) -> None:
+        doc = _doc("entitlements.md")
+        missing = sorted(status for status in STATUSES if f"`{status}`" not in doc)
+        assert not missing, f"statuses missing from docs/entitlements.md: {missing}"
+        source = (ROOT / "src/billwarden/entitlements/service/__init__.py").read_text()
+        reasons = set(re.findall(r'"(granted|no_subscription|feature_not_in_plan)"', source))
+        assert reasons == {"granted", "no_subscription", "feature_not_in_plan"}
+        assert all(f"`{reason}`" in doc for reason in [*reasons, "status_<status>"])
+        routes = sorted(
+            path
+            for path in _routes("entitlements")
+            if path.replace("{subject_type}", "{subjectType}").replace(
+                "{subject_id}", "{subjectId}"
+            )
+            not in doc
+        )
+        assert not routes, f"entitlement routes missing from docs/entitlements.md: {routes}"
