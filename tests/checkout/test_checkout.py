@@ -396,3 +396,29 @@ class TestCustomers:
         assert org.json()["customerId"] != first.json()["customerId"]
         assert mine.json() == {"customerId": first.json()["customerId"], "created": False}
         _ = uuid
+
+
+class TestSessionOwnership:
+    async def test_a_session_made_outside_billwarden_is_nobodys_to_reconcile(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        secret_box: SecretBox,
+        settings: Settings,
+    ) -> None:
+        s = await shop(session, secret_box, settings)
+        foreign = s.stripe.v1.checkout.sessions.create(
+            {
+                "mode": "subscription",
+                "line_items": [{"price": s.prices["premium_monthly"], "quantity": 1}],
+                "success_url": "https://elsewhere.example.test/",
+            }
+        )
+        for path in ("cs_../../v1/customers", foreign.id):
+            answer = await client.post(
+                "/api/v1/payments/stripe/reconcile-session", json={"sessionId": path}, headers=s.key
+            )
+            assert (answer.status_code, answer.json()["code"]) == (
+                404,
+                "CHECKOUT_SESSION_NOT_FOUND",
+            )

@@ -5,6 +5,7 @@ session exactly once, whether its webhook or the success page's reconcile-sessio
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ from billwarden.subscriptions.service import (
 from billwarden.subscriptions.service.sync import SubscriptionSync
 
 MAX_PURCHASE_KEYS = 10
+_SESSION_ID = re.compile(r"cs_[A-Za-z0-9_]{1,250}")
 # a family with one of these already is not sold again (cancel or change plan instead)
 HOLDING_STATUSES = frozenset({"active", "trialing", "past_due", "paused"})
 UiMode = Literal["hosted", "embedded"]
@@ -377,7 +379,7 @@ class CheckoutService:
         subject's, when one is given); 404 otherwise."""
         known = await self.sessions.by_stripe_id(self.project_id, self.mode, session_id)
         obj = None
-        if len(session_id) <= 255 and session_id.startswith("cs_") and session_id.isascii():
+        if _SESSION_ID.fullmatch(session_id):
             obj = await self.gateway.retrieve(
                 self.project_id,
                 self.mode,
@@ -387,18 +389,14 @@ class CheckoutService:
         owner = (
             subject_from_metadata(obj.get("metadata"), self.project_id, self.mode) if obj else None
         )
-        if obj is None or (owner is None and known is None):
+        if owner is None and known is not None:
+            owner = _owner_of(known)
+        if obj is None or owner is None:
+            # not this project's, or no subject billwarden knows: nobody's to reconcile
             raise CheckoutSessionNotFound(
                 "No such checkout session for this project.", details={"sessionId": session_id}
             )
-        if (
-            known is not None
-            and known.subject_type is not None
-            and known.subject_id is not None
-            and owner is None
-        ):
-            owner = Subject(SubjectType(known.subject_type), known.subject_id)
-        if subject is not None and (owner is None or owner.key != subject.key):
+        if subject is not None and owner.key != subject.key:
             raise CheckoutSessionNotFound(
                 "No such checkout session for this subject.", details={"sessionId": session_id}
             )
@@ -436,8 +434,8 @@ class CheckoutService:
                     status="open",
                 )
             )
-        if owner is None and row.subject_type is not None and row.subject_id is not None:
-            owner = Subject(SubjectType(row.subject_type), row.subject_id)
+        if owner is None:
+            owner = _owner_of(row)
         if subject is not None and owner is not None and subject.key == owner.key:
             owner = subject  # the caller's own view of it, with its email
         status = str(obj.get("status") or row.status)[:20]
@@ -499,3 +497,9 @@ class CheckoutService:
             else None
         )
         return Reconciled(result.already_processed, owner, view)
+
+
+def _owner_of(row: CheckoutSession) -> Subject | None:
+    if row.subject_type is None or row.subject_id is None:
+        return None
+    return Subject(SubjectType(row.subject_type), row.subject_id)
