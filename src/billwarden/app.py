@@ -21,6 +21,8 @@ from billwarden.core.request_id import RequestIdMiddleware
 from billwarden.core.security_headers import SecurityHeadersMiddleware
 from billwarden.crypto import SecretBox
 from billwarden.db.engine import create_sessionmaker, engine_from_settings
+from billwarden.db.unit_of_work import unit_of_work
+from billwarden.entitlements.service import EntitlementService
 from billwarden.errors import install_error_handlers
 from billwarden.kit.state import build_secret_box
 from billwarden.projects.single_tenant import bootstrap_single_tenant
@@ -72,7 +74,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await bootstrap_single_tenant(app.state.sessionmaker, secret_box, settings)
-        await bootstrap_catalog(app.state.sessionmaker, settings)
+        changed = await bootstrap_catalog(app.state.sessionmaker, settings)
+        if changed is not None:
+            async with unit_of_work(app.state.sessionmaker) as session:
+                await EntitlementService(session).recompute_project(changed)
         worker_task = None
         if settings.embedded_worker:
             worker = app.state.inbox_worker = build_inbox_worker(

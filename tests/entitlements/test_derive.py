@@ -36,6 +36,7 @@ def subscription(
         current_period_end=NOW + timedelta(days=period_end_days),
         cancel_at_period_end=False,
         past_due_since=NOW - timedelta(days=past_due_days) if past_due_days is not None else None,
+        purchase_keys=[],
         raw={},
     )
 
@@ -105,12 +106,26 @@ class TestDerive:
         assert derived.stripe_subscription_id == current.stripe_subscription_id
         assert derived.plan == "CUSTOM"  # only the api family grants: its plan's label
 
-    def test_a_price_outside_the_catalog_grants_nothing(self) -> None:
+    def test_a_price_the_catalog_does_not_name_grants_access_as_custom(self) -> None:
+        # paid for an allowlisted price outside the catalog: access, no plan's features
         derived = derive([subscription("active", "price_unknown")], CATALOG, PRICE_MAP, 0, NOW)
-        assert not derived.granted
-        assert derived.status == "ACTIVE"
-        assert derived.plan == "FREE" and derived.features == ["basic"]
+        assert derived.granted and derived.status == "ACTIVE"
+        assert derived.plan == "CUSTOM" and derived.plans == []
+        assert derived.features == ["basic"]
+        assert not derive(
+            [subscription("canceled", "price_unknown")], CATALOG, PRICE_MAP, 0, NOW
+        ).granted
 
-    def test_without_a_catalog_nothing_is_granted(self) -> None:
+    def test_without_a_catalog_a_paid_subscription_still_grants_access(self) -> None:
         derived = derive([subscription("active", "price_monthly")], None, {}, 0, NOW)
-        assert not derived.granted and derived.features == [] and derived.quotas == {}
+        assert derived.granted and derived.plan == "CUSTOM"
+        assert derived.features == [] and derived.quotas == {}
+
+    def test_a_plan_whose_price_moved_keeps_granting_its_subscribers(self) -> None:
+        old_price = subscription("active", "price_old")
+        old_price.purchase_keys = ["premium_monthly"]  # recorded when it was applied
+        derived = derive([old_price], CATALOG, PRICE_MAP, 0, NOW)
+        assert derived.plan == "PREMIUM_MONTHLY" and derived.plans == ["premium_monthly"]
+        gone = subscription("active", "price_old")
+        gone.purchase_keys = ["retired_plan"]  # a plan the catalog no longer has
+        assert derive([gone], CATALOG, PRICE_MAP, 0, NOW).plan == "CUSTOM"

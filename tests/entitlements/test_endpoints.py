@@ -9,8 +9,11 @@ import httpx
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billwarden.core.modes import Mode
 from billwarden.core.subjects import Subject, SubjectType
 from billwarden.db.base import utcnow
+from billwarden.entitlements.service import EntitlementService
+from billwarden.subscriptions.models import Subscription
 from tests.catalog.factories import Catalogs
 from tests.checkout.factories import catalog_document
 from tests.entitlements.factories import Snapshots
@@ -152,3 +155,43 @@ class TestCheck:
             headers=bearer(project, "paid"),
         )
         assert mine.json()["allowed"] is True
+
+
+class TestCatalogChanges:
+    async def test_a_new_catalog_version_recomputes_every_snapshot_at_once(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        people: People,
+        tenants: Tenants,
+        catalogs: Catalogs,
+    ) -> None:
+        owner = await people.user()
+        project = await tenants.project(owner)
+        await catalogs.load(project.id, catalog_document(PRICES))
+        session.add(
+            Subscription(
+                project_id=project.id,
+                mode=Mode.TEST,
+                stripe_subscription_id="sub_catalog",
+                stripe_customer_id="cus_catalog",
+                subject_type="user",
+                subject_id="ada",
+                status="active",
+                price_ids=["price_monthly"],
+                purchase_keys=["premium_monthly"],
+                raw={},
+            )
+        )
+        await session.flush()
+        await EntitlementService(session).recompute(
+            project.id, Mode.TEST, Subject(SubjectType.USER, "ada")
+        )
+        document = catalog_document(PRICES)
+        document["plans"]["premium_monthly"]["features"] = ["premium", "export", "reports"]
+        put = await client.put(
+            f"/api/v1/projects/{project.id}/catalog", json=document, headers=people.bearer(owner)
+        )
+        assert put.status_code == 200, put.text
+        me = await client.get("/api/v1/entitlements/me", headers=bearer(project, "ada"))
+        assert me.json()["features"] == ["export", "premium", "reports"]

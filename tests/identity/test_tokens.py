@@ -202,6 +202,12 @@ class TestEndUserToken:
             ({"sub": None}, "sub"),
             ({"exp": None}, "exp"),
             ({"mode": "staging"}, "mode"),
+            # billing subjects and emails have bounds: a token beyond them is refused, not stored
+            ({"sub": "u" * 256}, "sub"),
+            ({"sub": "a\x00b"}, "sub"),
+            ({"organization_id": "o" * 256}, "organization_id"),
+            ({"organization_id": "line\nbreak"}, "organization_id"),
+            ({"email": "e" * 321}, "email"),
         ],
     )
     async def test_bad_claims_are_401(

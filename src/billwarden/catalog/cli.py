@@ -20,6 +20,7 @@ from billwarden.catalog.service import (
 from billwarden.config import Settings
 from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox
+from billwarden.entitlements.service import EntitlementService
 from billwarden.kit.cli import fail, load_settings, run_in_unit_of_work
 from billwarden.projects.service import ProjectService
 from billwarden.projects.stripe_config import StripeConfigService
@@ -42,7 +43,12 @@ def load(
 
     async def action(session: AsyncSession, _: SecretBox, __: Settings) -> LoadedCatalog:
         found = await ProjectService(session).find_project(project)
-        return await CatalogService(session).load(found.id, document, None)
+        service = CatalogService(session)
+        before = await service.current(found.id)
+        loaded = await service.load(found.id, document, None)
+        if before is None or before.version != loaded.version:
+            await EntitlementService(session).recompute_project(found.id)
+        return loaded
 
     loaded = run_in_unit_of_work(load_settings(), action)
     plans = len(loaded.document.plans)

@@ -11,6 +11,7 @@ from billwarden.catalog.schemas import CatalogRead
 from billwarden.catalog.service import CatalogService, LoadedCatalog
 from billwarden.core.modes import Mode
 from billwarden.db.unit_of_work import DbSession
+from billwarden.entitlements.service import EntitlementService
 from billwarden.errors import error_responses
 
 router = APIRouter(
@@ -58,5 +59,9 @@ async def put_catalog(
     document: dict[str, Any] = Body(..., include_in_schema=False),
 ) -> CatalogRead:
     service = CatalogService(session)
+    before = await service.current(access.project.id)
     loaded = await service.load_raw(access.project.id, document, user.id)
+    if before is None or before.version != loaded.version:
+        # plans, features and quotas may have changed: every entitlement follows at once
+        await EntitlementService(session).recompute_project(access.project.id)
     return await _read(service, access.project.id, loaded)

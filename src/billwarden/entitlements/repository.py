@@ -34,3 +34,6 @@ class EntitlementRepository(RepositoryBase[Entitlement]):
         return await self.all(
             self.select().where(Entitlement.project_id == project_id, Entitlement.status == status)
         )
+
+    async def of_project(self, project_id: uuid.UUID) -> list[Entitlement]:
+        return await self.all(self.select().where(Entitlement.project_id == project_id))

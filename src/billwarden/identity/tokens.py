@@ -3,6 +3,7 @@ end-user tokens a tenant backend signs with its project's end-user secret."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from billwarden.config import Settings
 from billwarden.core.modes import Mode
+from billwarden.core.subjects import SUBJECT_ID_PATTERN
 from billwarden.db.base import utcnow
 
 ALGORITHM = "HS256"
@@ -148,20 +150,32 @@ def verify_end_user_token(token: str, secrets: Sequence[str]) -> EndUserClaims:
     return _end_user_claims(claims)
 
 
+# billing subjects are stored in 255 characters, emails in 320 (what a token may carry)
+_SUBJECT_ID = re.compile(SUBJECT_ID_PATTERN)
+EMAIL_MAX_LENGTH = 320
+
+
 def _end_user_claims(claims: dict[str, Any]) -> EndUserClaims:
     sub = claims["sub"]
-    if not isinstance(sub, str) or not sub:
-        raise InvalidToken("The sub claim must be a non-empty string.")
+    if not isinstance(sub, str) or not _SUBJECT_ID.fullmatch(sub):
+        raise InvalidToken("The sub claim must be 1-255 characters, no control characters.")
     try:
         mode = Mode(claims.get("mode", Mode.TEST.value))
     except ValueError as exc:
         raise InvalidToken("The mode claim must be 'test' or 'live'.") from exc
     email = claims.get("email")
     organization_id = claims.get("organization_id")
-    if email is not None and not isinstance(email, str):
-        raise InvalidToken("The email claim must be a string.")
-    if organization_id is not None and not isinstance(organization_id, str):
-        raise InvalidToken("The organization_id claim must be a string.")
+    if email is not None and (
+        not isinstance(email, str) or len(email) > EMAIL_MAX_LENGTH or "\x00" in email
+    ):
+        raise InvalidToken(f"The email claim must be a string of at most {EMAIL_MAX_LENGTH}.")
+    if organization_id is not None and (
+        not isinstance(organization_id, str)
+        or (organization_id and not _SUBJECT_ID.fullmatch(organization_id))
+    ):
+        raise InvalidToken(
+            "The organization_id claim must be 1-255 characters, no control characters."
+        )
     return EndUserClaims(
         project_id=uuid.UUID(str(claims["project_id"])),
         mode=mode,

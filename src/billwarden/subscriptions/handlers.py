@@ -54,16 +54,8 @@ async def invoice_changed(context: EventContext) -> None:
     await _sync(context).sync_subscription(subscription_id, stamp=EventStamp.of(context.event))
 
 
-async def customer_updated(context: EventContext) -> None:
-    await _sync(context).apply_customer(
-        _object(context), EventStamp.of(context.event), deleted=False
-    )
-
-
-async def customer_deleted(context: EventContext) -> None:
-    await _sync(context).apply_customer(
-        _object(context), EventStamp.of(context.event), deleted=True
-    )
+async def customer_changed(context: EventContext) -> None:
+    await _sync(context).apply_customer(_object(context), EventStamp.of(context.event))
 
 
 HANDLERS: dict[str, Handler] = {
@@ -76,6 +68,6 @@ HANDLERS: dict[str, Handler] = {
     "invoice.paid": invoice_changed,
     "invoice.payment_succeeded": invoice_changed,
     "invoice.payment_failed": invoice_changed,
-    "customer.updated": customer_updated,
-    "customer.deleted": customer_deleted,
+    "customer.updated": customer_changed,
+    "customer.deleted": customer_changed,
 }

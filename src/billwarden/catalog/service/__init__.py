@@ -284,11 +284,12 @@ class CatalogPricing:
 
 async def bootstrap_catalog(
     sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
-) -> None:
+) -> uuid.UUID | None:
     """`BILLWARDEN_CATALOG`: load the file into the single-tenant project at start-up (a new
-    version only when it changed). A bad file stops the start with the errors named."""
+    version only when it changed). A bad file stops the start with the errors named. The
+    project's id when a new version was loaded (its entitlements must follow), else None."""
     if settings.catalog is None:
-        return
+        return None
     document = read_catalog_file(settings.catalog)
     async with unit_of_work(sessionmaker) as session:
         project = await ProjectService(session).find_by_slug(settings.single_tenant_project_slug)
@@ -296,7 +297,11 @@ async def bootstrap_catalog(
             raise CatalogNotLoaded(
                 "BILLWARDEN_CATALOG needs the single-tenant project: set STRIPE_SECRET_KEY too."
             )
-        await CatalogService(session).load(project.id, document, None)
+        service = CatalogService(session)
+        before = await service.current(project.id)
+        loaded = await service.load(project.id, document, None)
+        changed = before is None or before.version != loaded.version
+        return project.id if changed else None
 
 
 def _digest(text: str) -> str:

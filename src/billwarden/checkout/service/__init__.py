@@ -131,17 +131,22 @@ class CheckoutService:
     # --- customers ---------------------------------------------------------------------------
 
     async def ensure_customer(self, subject: Subject) -> tuple[str, bool]:
-        """The subject's Stripe customer, created when it has none; (id, created). Concurrent
-        callers for a new subject send Stripe one idempotency key, so Stripe makes one
-        customer, and the mapping is unique on (project, mode, subject)."""
+        """The subject's Stripe customer, created when it has none; (id, created). Callers for
+        one subject take turns (a lock on the subject), so concurrent ones find the first one's
+        customer; the mapping is unique on (project, mode, subject) besides."""
+        await lock_name(
+            self.session,
+            f"customer:{self.project_id}:{self.mode.value}:{subject.type.value}:{subject.id}",
+        )
         existing = await self.mirror.customer_of(self.project_id, self.mode, subject)
         if existing is not None and not existing.deleted:
             return existing.stripe_customer_id, False
-        # a deleted customer is replaced: the key names it, so Stripe makes a new one
+        # the key names what is sent (a retry after a rollback gets the same customer back,
+        # another member's email a new one) and the customer replaced, if any
         generation = existing.stripe_customer_id if existing is not None else "first"
         key = (
             f"bw-customer:{self.project_id}:{self.mode.value}:{subject.type.value}:"
-            f"{_digest(subject.id)}:{_digest(generation)}"
+            f"{_digest(subject.id)}:{_digest(generation + '|' + (subject.email or ''))}"
         )
         customer = await self.gateway.create_customer(
             self.project_id,
@@ -153,17 +158,12 @@ class CheckoutService:
         )
         customer_id = str(customer["id"])
         if existing is not None:
-            row = await self.mirror.customers.by_stripe_id(
-                self.project_id, self.mode, existing.stripe_customer_id, lock=True
-            )
-            if row is not None and row.deleted:
-                await self.mirror.replace_deleted_customer(row, customer_id, subject.email)
-                return customer_id, True
-            existing = row
-        row = await self.mirror.map_customer(
+            await self.mirror.replace_deleted_customer(existing, customer_id, subject.email)
+            return customer_id, True
+        row, inserted = await self.mirror.map_customer(
             self.project_id, self.mode, subject, customer_id, subject.email
         )
-        return row.stripe_customer_id, row.stripe_customer_id == customer_id and existing is None
+        return row.stripe_customer_id, inserted
 
     def _metadata(self, subject: Subject, purchase_keys: Sequence[str] = ()) -> dict[str, str]:
         metadata = {

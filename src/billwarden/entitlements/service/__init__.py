@@ -6,8 +6,10 @@ call Stripe.
 
 Access: `active` and `trialing` subscriptions grant; `past_due` grants during the project's
 `past_due_grace_days` counted from when it became past_due; every other status grants nothing.
-A subscription grants the plans its prices map to in the catalog; a bundle (plans of several
-families) grants the union of their features and the larger quota per metric. The `plan` label
+A subscription grants the plans its prices map to in the catalog (today's, or the purchase keys
+recorded when it was applied); a bundle (plans of several families) grants the union of their
+features and the larger quota per metric; one whose prices the catalog does not name grants
+access as `CUSTOM` with the free tier's features. The `plan` label
 and the role come from the primary family's plan when there is one.
 """
 
@@ -25,6 +27,7 @@ from billwarden.catalog.service.document import CatalogDocument, EntitlementLabe
 from billwarden.core.modes import Mode
 from billwarden.core.subjects import Subject, SubjectType
 from billwarden.db.base import utcnow
+from billwarden.db.locks import lock_name
 from billwarden.entitlements.models import Entitlement
 from billwarden.entitlements.repository import EntitlementRepository
 from billwarden.projects.repository import ProjectRepository
@@ -109,7 +112,10 @@ def derive(
     primary = catalog.primary_family if catalog is not None else None
 
     def keys_of(row: Subscription) -> list[str]:
-        return [price_map[p] for p in row.price_ids if p in price_map and price_map[p] in plans]
+        # by today's catalog, and by the purchase keys recorded when it was applied: a plan
+        # whose price moved keeps granting to the subscriptions on its earlier price
+        mapped = [price_map[p] for p in row.price_ids if p in price_map]
+        return [key for key in dict.fromkeys([*mapped, *row.purchase_keys]) if key in plans]
 
     def in_primary(row: Subscription) -> bool:
         return any(plans[key].family == primary for key in keys_of(row))
@@ -118,7 +124,7 @@ def derive(
     grace_until: datetime | None = None
     for row in subscriptions:
         grants, until = _grants(row, grace_days, now)
-        if grants and keys_of(row):
+        if grants:
             granting.append(row)
             if until is not None:
                 grace_until = until if grace_until is None else max(grace_until, until)
@@ -152,6 +158,12 @@ def derive(
     derived.granted = True
     derived.grace_until = grace_until if all(r.status == "past_due" for r in granting) else None
     keys = sorted({key for row in granting for key in keys_of(row)}, key=list(plans).index)
+    if not keys:
+        # paid for prices the catalog does not name (STRIPE_ALLOWED_PRICE_IDS, or no catalog):
+        # access without a plan's features, never money taken for nothing
+        derived.plan = EntitlementLabel.CUSTOM.value
+        derived.features, derived.quotas = free_tier(catalog)
+        return derived
     features: set[str] = set()
     quotas: dict[str, Any] = {}
     for key in keys:
@@ -201,7 +213,10 @@ class EntitlementService:
         keep_incomplete: bool = True,
     ) -> Entitlement:
         """Derive the subject's entitlement from the mirror and write the snapshot (in the
-        caller's transaction, with the change that prompted it)."""
+        caller's transaction, with the change that prompted it). Under a lock on the subject:
+        two changes to different subscriptions of one subject take turns, so the later one
+        reads the earlier's committed state and no stale snapshot is written last."""
+        snapshot = await self._locked_snapshot(project_id, mode, subject)
         subscriptions = await SubscriptionRepository(self.session).for_subject(
             project_id, mode, subject
         )
@@ -214,16 +229,7 @@ class EntitlementService:
         project = await ProjectRepository(self.session).get(project_id)
         grace_days = project.past_due_grace_days if project is not None else 0
         derived = derive(subscriptions, catalog, price_map, grace_days, utcnow())
-        snapshot = await self.snapshots.for_subject(project_id, mode, subject)
-        if snapshot is None:
-            snapshot = Entitlement(
-                project_id=project_id,
-                mode=mode,
-                subject_type=subject.type.value,
-                subject_id=subject.id,
-            )
-            self.session.add(snapshot)
-        elif derived.status == NONE and keep_incomplete and snapshot.status == INCOMPLETE:
+        if derived.status == NONE and keep_incomplete and snapshot.status == INCOMPLETE:
             derived.status = INCOMPLETE  # a checkout is under way: still nothing granted
         customer = await CustomerRepository(self.session).for_subject(project_id, mode, subject)
         if customer is not None and derived.stripe_customer_id is None and not customer.deleted:
@@ -245,28 +251,42 @@ class EntitlementService:
     ) -> None:
         """A subject starting its first checkout gets a record with status INCOMPLETE (seed
         001's behaviour), which grants nothing."""
-        if await self.snapshots.for_subject(project_id, mode, subject) is not None:
-            return
+        await lock_name(self.session, _lock(project_id, mode, subject))
         catalog = await CatalogService(self.session).current(project_id)
         features, quotas = free_tier(catalog.document if catalog else None)
-        self.session.add(
-            Entitlement(
-                project_id=project_id,
-                mode=mode,
-                subject_type=subject.type.value,
-                subject_id=subject.id,
-                user_email=subject.email,
-                plan=EntitlementLabel.FREE.value,
-                status=INCOMPLETE,
-                granted=False,
-                stripe_customer_id=customer_id,
-                features=features,
-                quotas=quotas,
-                plans=[],
-                cancel_at_period_end=False,
-            )
+        await self.snapshots.insert_ignoring_conflict(
+            _new_snapshot(project_id, mode, subject)
+            | {
+                "user_email": subject.email,
+                "status": INCOMPLETE,
+                "stripe_customer_id": customer_id,
+                "features": features,
+                "quotas": quotas,
+            },
+            _SUBJECT_COLUMNS,
         )
-        await self.session.flush()
+
+    async def _locked_snapshot(
+        self, project_id: uuid.UUID, mode: Mode, subject: Subject
+    ) -> Entitlement:
+        """The subject's snapshot row (made, free, when it has none), under the subject's lock."""
+        await lock_name(self.session, _lock(project_id, mode, subject))
+        snapshot = await self.snapshots.for_subject(project_id, mode, subject)
+        if snapshot is None:
+            await self.snapshots.insert_ignoring_conflict(
+                _new_snapshot(project_id, mode, subject), _SUBJECT_COLUMNS
+            )
+            snapshot = await self.snapshots.for_subject(project_id, mode, subject)
+            assert snapshot is not None
+        return snapshot
+
+    async def recompute_project(self, project_id: uuid.UUID) -> int:
+        """Every snapshot of the project again (after its catalog changed)."""
+        rows = await self.snapshots.of_project(project_id)
+        for row in rows:
+            subject = Subject(SubjectType(row.subject_type), row.subject_id, row.user_email)
+            await self.recompute(project_id, row.mode, subject)
+        return len(rows)
 
     async def recompute_past_due(self, project_id: uuid.UUID) -> int:
         """After the project's grace changed: every past_due snapshot again."""
@@ -321,3 +341,28 @@ def check_feature(view: EntitlementView, feature: str) -> tuple[bool, str]:
     if view.snapshot is None or view.snapshot.stripe_subscription_id is None:
         return False, "no_subscription"
     return False, f"status_{view.status.lower()}"
+
+
+_SUBJECT_COLUMNS = ["project_id", "mode", "subject_type", "subject_id"]
+
+
+def _lock(project_id: uuid.UUID, mode: Mode, subject: Subject) -> str:
+    return f"entitlement:{project_id}:{mode.value}:{subject.type.value}:{subject.id}"
+
+
+def _new_snapshot(project_id: uuid.UUID, mode: Mode, subject: Subject) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "project_id": project_id,
+        "mode": mode,
+        "subject_type": subject.type.value,
+        "subject_id": subject.id,
+        "plan": EntitlementLabel.FREE.value,
+        "status": NONE,
+        "granted": False,
+        "cancel_at_period_end": False,
+        "features": [],
+        "quotas": {},
+        "plans": [],
+        "last_synced_at": utcnow(),
+    }

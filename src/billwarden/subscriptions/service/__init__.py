@@ -116,10 +116,11 @@ class MirrorService:
         subject: Subject,
         stripe_customer_id: str,
         email: str | None,
-    ) -> Customer:
+    ) -> tuple[Customer, bool]:
         """Record `stripe_customer_id` as the subject's customer unless the subject has one
-        already; the row in force (concurrent callers all end with the first one's)."""
-        await self.customers.insert_ignoring_conflict(
+        already; the row in force (concurrent callers all end with the first one's) and whether
+        this call made it."""
+        inserted = await self.customers.insert_ignoring_conflict(
             {
                 "id": uuid.uuid4(),
                 "project_id": project_id,
@@ -136,7 +137,7 @@ class MirrorService:
         )
         row = await self.customers.for_subject(project_id, mode, subject)
         assert row is not None
-        return row
+        return row, inserted
 
     async def replace_deleted_customer(
         self, row: Customer, stripe_customer_id: str, email: str | None
@@ -159,25 +160,19 @@ class MirrorService:
 
     async def apply_customer(
         self,
-        project_id: uuid.UUID,
-        mode: Mode,
-        obj: dict[str, Any],
+        row: Customer,
         stamp: EventStamp,
         *,
+        email: str | None,
         deleted: bool,
     ) -> Subject | None:
-        """customer.updated|deleted: keep the mapped customer's email and deletion, in order.
-        A customer billwarden never mapped is not mirrored (it belongs to no subject)."""
-        stripe_id = _text(obj.get("id"))
-        if stripe_id is None:
-            return None
-        row = await self.customers.by_stripe_id(project_id, mode, stripe_id, lock=True)
-        if row is None or stamp.is_older_than(row.last_event_created):
-            return None
-        row.email = _text(obj.get("email"), 320)
-        row.deleted = deleted or bool(obj.get("deleted"))
-        row.last_event_created = stamp.created
-        row.last_event_id = stamp.id
+        """customer.updated|deleted: the mapped customer's email and deletion as Stripe has them
+        now (a deletion is final: Stripe never brings a customer back)."""
+        row.email = _text(email, 320)
+        row.deleted = row.deleted or deleted
+        if not stamp.is_older_than(row.last_event_created):
+            row.last_event_created = stamp.created
+            row.last_event_id = stamp.id
         await self.session.flush()
         return subject_of_row(row)
 

@@ -23,6 +23,8 @@ from billwarden.projects.stripe_config import StripeConfigService
 from billwarden.stripe_gateway import StripeGateway
 from billwarden.subscriptions.service import EventStamp, MirrorService
 
+ENDED = frozenset({"canceled", "incomplete_expired"})
+
 
 class SubscriptionSync:
     def __init__(
@@ -75,7 +77,9 @@ class SubscriptionSync:
             return set()
         current = await self.fetch(f"/v1/subscriptions/{subscription_id}")
         if current is None:
-            if payload is None:
+            # Stripe no longer has it: only an ending is taken from the event itself (a stale
+            # "active" payload must never outlive a deletion delivered before it)
+            if payload is None or payload.get("status") not in ENDED:
                 return set()
             current = payload
         catalogs = CatalogService(self.session)
@@ -93,17 +97,28 @@ class SubscriptionSync:
             price_map=price_map,
             subject_hint=subject_hint,
         )
-        for subject in applied.subjects:
+        for subject in sorted(applied.subjects, key=lambda subject: subject.key):
             await self.entitlements.recompute(
                 self.project_id, self.mode, subject, event_id=stamp.id if stamp else None
             )
         return applied.subjects
 
-    async def apply_customer(
-        self, obj: dict[str, Any], stamp: EventStamp, *, deleted: bool
-    ) -> Subject | None:
+    async def apply_customer(self, obj: dict[str, Any], stamp: EventStamp) -> Subject | None:
+        """customer.updated|deleted: re-fetch the customer (as subscriptions are, so the order
+        of deliveries never matters) and keep its email and deletion. A customer billwarden
+        never mapped belongs to no subject and is not fetched."""
+        stripe_id = obj.get("id")
+        if not isinstance(stripe_id, str) or not stripe_id:
+            raise ValueError("the event's customer has no id")
+        await lock_name(self.session, f"stripe-customer:{self.project_id}:{self.mode}:{stripe_id}")
+        row = await self.mirror.customers.by_stripe_id(self.project_id, self.mode, stripe_id)
+        if row is None or stamp.is_older_than(row.last_event_created):
+            return None
+        current = await self.fetch(f"/v1/customers/{stripe_id}")
+        gone = current is None or bool(current.get("deleted"))
+        email = row.email if gone or current is None else current.get("email")
         subject = await self.mirror.apply_customer(
-            self.project_id, self.mode, obj, stamp, deleted=deleted
+            row, stamp, email=email if isinstance(email, str) else None, deleted=gone
         )
         if subject is not None:
             await self.entitlements.recompute(
