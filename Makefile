@@ -35,6 +35,8 @@ test: lint
 
 bench: install
 	$(PY) bench/emulator.py
+	$(PY) bench/webhooks.py
+	$(PY) bench/entitlements.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
