@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import secrets
 import signal
+import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
+import httpx
+import jwt
 import typer
 import uvicorn
 from pydantic import SecretStr
@@ -19,11 +28,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden import __version__, domains
 from billwarden.app import build_inbox_worker, create_app
+from billwarden.catalog.exceptions import InvalidCatalog
+from billwarden.catalog.service import CatalogPricing, CatalogService, read_catalog_file
+from billwarden.catalog.service.document import CatalogDocument
 from billwarden.config import Settings
 from billwarden.core.modes import Mode
+from billwarden.core.subjects import SUBJECT_ID_MAX_LENGTH, SubjectType
 from billwarden.crypto import SecretBox, SecretKeyError
 from billwarden.db import migrate as migrations
 from billwarden.db.engine import create_sessionmaker, engine_from_settings
+from billwarden.entitlements.service import EntitlementService
 from billwarden.identity.exceptions import UserNotFound
 from billwarden.identity.service import ApiKeyService, IdentityPolicy, UserService
 from billwarden.kit.cli import fail, load_settings, run_in_unit_of_work
@@ -32,7 +46,14 @@ from billwarden.projects.key_rotation import re_encrypt_stored_secrets
 from billwarden.projects.models import Project
 from billwarden.projects.service import EndUserSecretService, MembershipService, ProjectService
 from billwarden.projects.stripe_config import StripeConfigService
+from billwarden.projects.stripe_endpoints import webhook_url
 from billwarden.stripe_gateway import StripeGateway
+from billwarden.subscriptions.service import (
+    META_MODE,
+    META_PROJECT,
+    META_SUBJECT_ID,
+    META_SUBJECT_TYPE,
+)
 
 cli = typer.Typer(
     name="billwarden", help="A self-hosted billing control plane for Stripe.", no_args_is_help=True
@@ -173,10 +194,19 @@ def worker() -> None:
 DEMO_PROJECT_SLUG = "demo"
 DEMO_ADMIN_EMAIL = "admin@demo.billwarden.test"
 DEMO_KEY_NAME = "demo key"
+DEMO_END_USER = "demo-user"
+DEMO_END_USER_EMAIL = "demo-user@demo.billwarden.test"
+DEMO_TOKEN_HOURS = 24
+# the sample catalog of the source checkout `make demo` runs from
+DEMO_CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.toml"
+# metadata on the demo's emulator webhook endpoint: which stored signing secret is its own
+ENDPOINT_SECRET_FINGERPRINT = "billwarden_secret_sha256"  # noqa: S105 (a metadata key)
 
 
-def _start_emulator_thread(host: str, port: int, snapshot: Path) -> uvicorn.Server:
-    """Serve the emulator from a background thread of this process."""
+@contextmanager
+def _emulator_in_background(host: str, port: int, snapshot: Path) -> Iterator[None]:
+    """Serve the emulator from a background thread of this process; stop it on the way out,
+    so its snapshot is saved with the last changes."""
     from billwarden_emulator import EmulatorConfig
     from billwarden_emulator import create_app as create_emulator_app
     from billwarden_emulator.config import KEEP_ALIVE_SECONDS
@@ -193,12 +223,16 @@ def _start_emulator_thread(host: str, port: int, snapshot: Path) -> uvicorn.Serv
     )
     thread = threading.Thread(target=server.run, name="billwarden-emulator", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise fail(f"the Stripe emulator could not start on {host}:{port}")
-        time.sleep(0.02)
-    return server
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise fail(f"the Stripe emulator could not start on {host}:{port}")
+            time.sleep(0.02)
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @dataclass(frozen=True)
@@ -240,37 +274,228 @@ async def _prepare_demo(
     return DemoAccess(project, admin.email, admin_password, created.plaintext, end_user_secret)
 
 
+def _fingerprint(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:16]
+
+
+async def _emulator_call(
+    http: httpx.AsyncClient, method: str, path: str, form: dict[str, str] | None = None
+) -> dict[str, Any]:
+    answer = await http.request(method, path, data=form)
+    if answer.is_error:
+        raise fail(
+            f"the Stripe emulator answered {method} {path} with {answer.status_code}: "
+            f"{answer.text[:500]}"
+        )
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def _demo_webhook_secret(
+    api_base: str, secret_key: str, url: str, stored: Sequence[str]
+) -> str:
+    """The signing secret of the emulator endpoint delivering to `url`: the stored one while the
+    endpoint made with it is there, else a new endpoint's. The account's other endpoints on the
+    same route (an earlier address) are deleted, so each event is delivered once."""
+    route = urlsplit(url).path
+    by_fingerprint = {_fingerprint(secret): secret for secret in stored}
+    kept: str | None = None
+    headers = {"Authorization": f"Bearer {secret_key}"}
+    async with httpx.AsyncClient(base_url=api_base, headers=headers, timeout=10) as http:
+        listed = await _emulator_call(http, "GET", "/v1/webhook_endpoints?limit=100")
+        for endpoint in listed["data"]:
+            if urlsplit(endpoint["url"]).path != route:
+                continue  # not the demo's: someone's own endpoint on the demo account
+            secret = by_fingerprint.get(endpoint["metadata"].get(ENDPOINT_SECRET_FINGERPRINT, ""))
+            if (
+                kept is None
+                and secret is not None
+                and endpoint["url"] == url
+                and endpoint["status"] == "enabled"
+                and endpoint["enabled_events"] == ["*"]
+            ):
+                kept = secret
+            else:
+                await _emulator_call(http, "DELETE", f"/v1/webhook_endpoints/{endpoint['id']}")
+        if kept is not None:
+            return kept
+        created = await _emulator_call(
+            http,
+            "POST",
+            "/v1/webhook_endpoints",
+            {"url": url, "enabled_events[0]": "*", "description": "billwarden demo"},
+        )
+        secret = str(created["secret"])
+        await _emulator_call(
+            http,
+            "POST",
+            f"/v1/webhook_endpoints/{created['id']}",
+            {f"metadata[{ENDPOINT_SECRET_FINGERPRINT}]": _fingerprint(secret)},
+        )
+        return secret
+
+
+async def _wire_demo_billing(
+    session: AsyncSession,
+    secret_box: SecretBox,
+    settings: Settings,
+    *,
+    project_id: uuid.UUID,
+    catalog: CatalogDocument,
+) -> int:
+    """The demo project sells `catalog` on the emulator and hears back from it: the catalog in
+    force (a new version, and entitlements recomputed, only when it changed), its prices pushed
+    (idempotent: a restart creates none) and an emulator webhook endpoint whose signing secret
+    is the project's. Returns how many prices were created."""
+    project = await ProjectService(session).get_project(project_id)
+    catalogs = CatalogService(session)
+    before = await catalogs.current(project.id)
+    loaded = await catalogs.load(project.id, catalog, None)
+    configs = StripeConfigService(session, secret_box)
+    credentials = await configs.get_credentials(project.id, Mode.TEST)
+    gateway = StripeGateway(
+        api_base=settings.stripe_api_base,
+        max_network_retries=settings.stripe_max_network_retries,
+    )
+    try:
+        pricing = CatalogPricing(session, gateway, project.id, Mode.TEST, credentials.secret_key)
+        pushed = await pricing.push()
+    finally:
+        await gateway.close()
+    if before is None or before.version != loaded.version:
+        # entitlements follow a new version, with its prices as just resolved
+        await EntitlementService(session).recompute_project(project.id)
+    secret = await _demo_webhook_secret(
+        settings.stripe_api_base,
+        credentials.secret_key,
+        webhook_url(settings, project.id, Mode.TEST),
+        credentials.webhook_secrets,
+    )
+    if credentials.webhook_secrets != (secret,):
+        await configs.set_stripe_config(
+            project, Mode.TEST, secret_key=None, webhook_secrets=[secret]
+        )
+    return len(pushed.created)
+
+
+def _demo_end_user_token(project_id: uuid.UUID, end_user_secret: str) -> str:
+    """What the tenant's backend signs for its user: the demo user, for DEMO_TOKEN_HOURS."""
+    now = int(time.time())
+    claims = {
+        "sub": DEMO_END_USER,
+        "email": DEMO_END_USER_EMAIL,
+        "project_id": str(project_id),
+        "mode": Mode.TEST.value,
+        "iat": now,
+        "exp": now + DEMO_TOKEN_HOURS * 3600,
+    }
+    return jwt.encode(claims, end_user_secret, algorithm="HS256")
+
+
+def _demo_purchase_key(catalog: CatalogDocument) -> str | None:
+    """The plan the printed checkout buys: the catalog's default, else its first self-serve."""
+    if catalog.checkout.default_purchase_key is not None:
+        return catalog.checkout.default_purchase_key
+    return next((key for key, plan in catalog.plans.items() if plan.self_serve), None)
+
+
+def _demo_buying(
+    base: str, emulator_url: str, token: str, purchase_key: str | None, trigger_prefix: str
+) -> str:
+    """How to buy as an end user, and how to have the emulator send one event."""
+    auth = f"-H 'Authorization: Bearer {token}'"
+    trigger = (
+        "  Or have the emulator send one event for the demo project (another shell, this "
+        "directory):\n"
+        f"     {trigger_prefix}BILLWARDEN_STRIPE_API_BASE={emulator_url} "
+        f"billwarden trigger checkout.session.completed --project {DEMO_PROJECT_SLUG}\n"
+    )
+    if purchase_key is None:
+        return f"\nThe catalog has no self-serve plan to buy.\n{trigger}"
+    body = f'{{"purchaseKey": "{purchase_key}"}}'
+    return (
+        f"\nBuy {purchase_key} as your app's user {DEMO_END_USER} ({DEMO_END_USER_EMAIL}); "
+        f"the token is valid {DEMO_TOKEN_HOURS} h:\n"
+        f"  end-user token   {token}\n"
+        '  1. Create a checkout session; its answer is {"sessionId", "url"}:\n'
+        f"     curl -s -X POST {base}/api/v1/payments/stripe/checkout-session {auth} "
+        f"-H 'Content-Type: application/json' -d '{body}'\n"
+        "  2. Open that url, the emulator's checkout page "
+        f"({emulator_url}/_emulator/checkout/cs_...), and press Pay\n"
+        "     (it then sends you on to the catalog's success_url, a placeholder).\n"
+        '  3. A moment later the webhook is applied and this shows "hasPremiumAccess": true:\n'
+        f"     curl -s {base}/api/v1/entitlements/me {auth}\n"
+        f"{trigger}"
+    )
+
+
 @cli.command()
 def demo(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the API.")] = 8000,
     emulator_port: Annotated[int, typer.Option(help="Port for the Stripe emulator.")] = 12111,
+    catalog: Annotated[
+        Path, typer.Option(help="The demo project's catalog (TOML, or .json).")
+    ] = DEMO_CATALOG,
 ) -> None:
-    """Run billwarden offline: SQLite in the working directory, the built-in Stripe emulator."""
+    """Run billwarden offline: SQLite in the working directory, the built-in Stripe emulator,
+    a demo project selling the sample catalog."""
     emulator_url = f"http://{host}:{emulator_port}"
     os.environ.setdefault("BILLWARDEN_ENVIRONMENT", "development")
     os.environ.setdefault("BILLWARDEN_PUBLIC_URL", f"http://{host}:{port}")
     os.environ["BILLWARDEN_STRIPE_API_BASE"] = emulator_url
-    settings = _use_dev_secret_key(load_settings())
+    try:
+        document = read_catalog_file(catalog)
+    except InvalidCatalog as exc:
+        raise fail(f"{exc.message} (choose the demo's catalog with --catalog FILE)") from exc
+    settings = load_settings()
+    # a key from the file: the printed `trigger` command, run from another shell, reads it too
+    trigger_prefix = (
+        f"BILLWARDEN_SECRET_KEY=$(cat {settings.secret_key_file}) "
+        if settings.secret_key is None
+        else ""
+    )
+    settings = _use_dev_secret_key(settings)
     revision = _run_migrations(settings)
     typer.echo(f"Database {settings.database_url} at migration {revision}.")
-    _start_emulator_thread(host, emulator_port, Path(".emulator-snapshot.json"))
-    access = run_in_unit_of_work(settings, _prepare_demo)
-    base = f"http://{host}:{port}"
-    typer.echo(
-        "\nbillwarden demo is running. Open:\n"
-        f"  console sign-in  {base}/login\n"
-        f"  API docs         {base}/docs\n"
-        f"  health           {base}/healthz, {base}/readyz, {base}/metrics\n"
-        f"  Stripe emulator  {emulator_url} (helpers under /_emulator/)\n"
-        f"\nDemo project {access.project.slug} ({access.project.id}), test mode on the emulator.\n"
-        "Fresh demo credentials (a restart replaces them):\n"
-        f"  admin            {access.admin_email} / {access.admin_password}\n"
-        f"  API key          {access.api_key}\n"
-        f"  end-user secret  {access.end_user_secret}\n"
-        "Stop with Ctrl-C.\n"
-    )
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, server_header=False)
+    # uvicorn re-raises the signal it stopped on: SIGTERM then ends through Python's exit, so
+    # the emulator is stopped and its snapshot saved, as on Ctrl-C
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with _emulator_in_background(host, emulator_port, Path(".emulator-snapshot.json")):
+        access = run_in_unit_of_work(settings, _prepare_demo)
+        created = run_in_unit_of_work(
+            settings, partial(_wire_demo_billing, project_id=access.project.id, catalog=document)
+        )
+        typer.echo(
+            f"Catalog {catalog} in force for the demo project; {created} price(s) created on "
+            "the emulator, and its webhook endpoint delivers to the demo project."
+        )
+        base = f"http://{host}:{port}"
+        token = _demo_end_user_token(access.project.id, access.end_user_secret)
+        typer.echo(
+            "\nbillwarden demo is running. Open:\n"
+            f"  console sign-in  {base}/login\n"
+            f"  API docs         {base}/docs\n"
+            f"  health           {base}/healthz, {base}/readyz, {base}/metrics\n"
+            f"  Stripe emulator  {emulator_url} (helpers under /_emulator/)\n"
+            f"\nDemo project {access.project.slug} ({access.project.id}), test mode on the "
+            "emulator.\n"
+            "Fresh demo credentials (a restart replaces them):\n"
+            f"  admin            {access.admin_email} / {access.admin_password}\n"
+            f"  API key          {access.api_key}\n"
+            f"  end-user secret  {access.end_user_secret}\n"
+            + _demo_buying(
+                base,
+                emulator_url,
+                token,
+                _demo_purchase_key(document),
+                trigger_prefix,
+            )
+            + "\nStop with Ctrl-C.\n"
+        )
+        uvicorn.run(
+            create_app(settings), host=host, port=port, log_config=None, server_header=False
+        )
 
 
 @cli.command()
@@ -306,6 +531,84 @@ def emulator(
             webhook_retry_schedule=schedule,
             webhook_timeout=webhook_timeout,
         ),
+    )
+
+
+STRIPE_API_HOST = "api.stripe.com"
+
+
+def _require_emulator(api_base: str) -> None:
+    """`trigger` drives the billwarden emulator only: against Stripe, `stripe trigger` does."""
+    refusal = (
+        f"BILLWARDEN_STRIPE_API_BASE is {api_base}, not a billwarden Stripe emulator: "
+        "`billwarden trigger` only drives the emulator (`stripe trigger` does it on Stripe)"
+    )
+    if urlsplit(api_base).hostname == STRIPE_API_HOST:
+        raise fail(refusal)
+    try:
+        answer = httpx.get(f"{api_base.rstrip('/')}/_emulator/health", timeout=5)
+        body = answer.json() if answer.status_code == 200 else None
+    except httpx.HTTPError as exc:
+        raise fail(f"{refusal} (it cannot be reached: {exc})") from exc
+    except ValueError:
+        body = None
+    if not (isinstance(body, dict) and body.get("ok") is True):
+        raise fail(f"{refusal} (GET /_emulator/health answered {answer.status_code})")
+
+
+@cli.command()
+def trigger(
+    event: Annotated[
+        str,
+        typer.Argument(
+            help="checkout.session.completed, customer.subscription.updated, "
+            "customer.subscription.deleted or invoice.payment_failed."
+        ),
+    ],
+    project: Annotated[str, typer.Option("--project", help="Project id or slug.")],
+    mode: Annotated[Mode, typer.Option(help="Stripe mode.")] = Mode.TEST,
+    subject: Annotated[
+        str, typer.Option(help="The user the checkout or subscription is for.")
+    ] = "trigger-user",
+) -> None:
+    """Make the Stripe emulator emit an event for real, delivered signed to the project's
+    webhook endpoints there, as `stripe trigger` does on Stripe."""
+    from billwarden_emulator.triggers import TRIGGERS, TriggerFailed, run_trigger
+
+    if event not in TRIGGERS:
+        raise fail(f"cannot trigger {event!r}; supported events: {', '.join(TRIGGERS)}")
+    if not 0 < len(subject) <= SUBJECT_ID_MAX_LENGTH:
+        raise fail(f"--subject takes 1 to {SUBJECT_ID_MAX_LENGTH} characters")
+    settings = load_settings()
+    _require_emulator(settings.stripe_api_base)
+
+    async def action(
+        session: AsyncSession, secret_box: SecretBox, _: Settings
+    ) -> tuple[Project, str]:
+        found = await ProjectService(session).find_project(project)
+        credentials = await StripeConfigService(session, secret_box).get_credentials(found.id, mode)
+        return found, credentials.secret_key
+
+    found, secret_key = run_in_unit_of_work(settings, action)
+    # billwarden's own metadata, as on its checkouts: the objects map to the subject
+    metadata = {
+        META_PROJECT: str(found.id),
+        META_MODE: mode.value,
+        META_SUBJECT_TYPE: SubjectType.USER.value,
+        META_SUBJECT_ID: subject,
+    }
+    try:
+        result = run_trigger(settings.stripe_api_base, secret_key, event, metadata=metadata)
+    except TriggerFailed as exc:
+        raise fail(f"the trigger stopped: {exc}") from exc
+    requests = "".join(f"    {request}\n" for request in result.requests)
+    typer.echo(
+        f"Triggered {result.event_type} for project {found.slug} ({mode.value} mode), "
+        f"user {subject}:\n"
+        f"  object    {result.object_id}\n"
+        f"  requests\n{requests}"
+        "The emulator delivers it, with the events around it, signed to the account's webhook "
+        "endpoints."
     )
 
 
