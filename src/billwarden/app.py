@@ -20,6 +20,7 @@ from billwarden.core.request_guard import RequestGuard
 from billwarden.core.request_id import RequestIdMiddleware
 from billwarden.core.security_headers import SecurityHeadersMiddleware
 from billwarden.crypto import SecretBox
+from billwarden.db.changes import ChangeWatch, GenerationCache
 from billwarden.db.engine import create_sessionmaker, engine_from_settings
 from billwarden.db.unit_of_work import unit_of_work
 from billwarden.entitlements.service import EntitlementService
@@ -71,8 +72,12 @@ def create_app(
         max_network_retries=settings.stripe_max_network_retries,
     )
 
+    change_watch = ChangeWatch(db_engine)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.read_cache:
+            await change_watch.start()
         await bootstrap_single_tenant(app.state.sessionmaker, secret_box, settings)
         changed = await bootstrap_catalog(app.state.sessionmaker, settings)
         if changed is not None:
@@ -95,6 +100,7 @@ def create_app(
                 except TimeoutError:
                     logger.warning("the inbox worker did not stop in time; its leases expire")
             await stripe_gateway.close()
+            await change_watch.stop()
             if owns_engine:
                 await db_engine.dispose()
 
@@ -112,6 +118,8 @@ def create_app(
     app.state.sessionmaker = create_sessionmaker(db_engine)
     app.state.secret_box = secret_box
     app.state.stripe_gateway = stripe_gateway
+    # empty and never trusted until the lifespan starts the watch (BILLWARDEN_READ_CACHE)
+    app.state.read_cache = GenerationCache(change_watch)
     # built now so a handler registered for an unknown event type stops the start, worker or not
     app.state.event_handlers = HandlerRegistry(domains.event_handlers())
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     log_format: LogFormat | None = None
     stripe_api_base: str = "https://api.stripe.com"
     stripe_max_network_retries: int = Field(default=2, ge=0, le=10)
+    # answer hot reads (API keys, entitlements, webhook signing secrets) from memory, trusted
+    # only while the database says nothing they hold has changed
+    read_cache: bool = True
     # the largest request body read, on every route (sign-in and webhooks included)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 

@@ -20,13 +20,14 @@ from sqlalchemy import MetaData
 from billwarden.db.base import Base
 
 DOMAINS: tuple[str, ...] = (
+    # the hot paths first: a request is matched against the routes in this order
+    "entitlements",
+    "webhooks",
+    "checkout",
+    "subscriptions",
     "identity",
     "projects",
     "catalog",
-    "webhooks",
-    "subscriptions",
-    "entitlements",
-    "checkout",
 )
 
 
@@ -78,4 +79,5 @@ def register_commands(cli: typer.Typer) -> None:
 def metadata() -> MetaData:
     """The metadata of every domain's tables (what Alembic compares the migrations with)."""
     _modules("models")
+    importlib.import_module("billwarden.db.changes")  # the read caches' generation table
     return Base.metadata

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
@@ -16,19 +18,26 @@ from billwarden.auth.principals import (
     EndUserPrincipal,
     ProjectKeyPrincipal,
 )
+from billwarden.crypto import SecretBox
+from billwarden.db.changes import GenerationCache
 from billwarden.db.unit_of_work import DbSession
 from billwarden.identity.cookies import CSRF_HEADER, SESSION_COOKIE
 from billwarden.identity.exceptions import Unauthenticated
 from billwarden.identity.models import User
 from billwarden.identity.repository import KeyViewer
-from billwarden.identity.service import ApiKeyService, IdentityPolicy, UserService
+from billwarden.identity.service import (
+    ACTIVITY_RESOLUTION,
+    ApiKeyService,
+    IdentityPolicy,
+    UserService,
+)
 from billwarden.identity.tokens import (
     DeveloperTokens,
     InvalidToken,
     unverified_project_id,
     verify_end_user_token,
 )
-from billwarden.kit.state import AppSecretBox, AppSettings, from_settings
+from billwarden.kit.state import AppReadCache, AppSecretBox, AppSettings, from_settings
 from billwarden.projects.service import EndUserSecretService, MembershipService, ProjectAccess
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -130,12 +139,34 @@ def _bearer_credentials(bearer: HTTPAuthorizationCredentials | None, what: str) 
     return bearer.credentials
 
 
+@dataclass(frozen=True)
+class _KnownKey:
+    principal: ProjectKeyPrincipal
+    # its use is recorded at most once a minute: past this, authenticate (and record) again
+    recorded_until: float
+
+
+async def authenticated_key(
+    session: AsyncSession, secret_box: SecretBox, cache: GenerationCache, plaintext: str
+) -> ProjectKeyPrincipal:
+    """The key's principal: from memory while no key has been deactivated since it was read
+    (and its last use was recorded within the minute), else from the database."""
+    lookup = ("api_key", secret_box.keyed_hash(plaintext))
+    generation, known = cache.get(lookup)
+    if isinstance(known, _KnownKey) and known.recorded_until > time.monotonic():
+        return known.principal
+    key = await ApiKeyService(session, secret_box).authenticate(plaintext)
+    principal = ProjectKeyPrincipal(key.project_id, key.mode, key.id)
+    resolution = ACTIVITY_RESOLUTION.total_seconds()
+    cache.put(lookup, generation, _KnownKey(principal, time.monotonic() + resolution))
+    return principal
+
+
 async def project_key(
-    session: DbSession, secret_box: AppSecretBox, bearer: Bearer
+    session: DbSession, secret_box: AppSecretBox, cache: AppReadCache, bearer: Bearer
 ) -> ProjectKeyPrincipal:
     plaintext = _bearer_credentials(bearer, "a project API key (bw_test_... or bw_live_...)")
-    key = await ApiKeyService(session, secret_box).authenticate(plaintext)
-    return ProjectKeyPrincipal(key.project_id, key.mode, key.id)
+    return await authenticated_key(session, secret_box, cache, plaintext)
 
 
 ProjectKey = Annotated[ProjectKeyPrincipal, Depends(project_key)]
@@ -167,15 +198,19 @@ EndUser = Annotated[EndUserPrincipal, Depends(end_user)]
 
 
 async def billing_principal(
-    session: DbSession, secret_box: AppSecretBox, settings: AppSettings, bearer: Bearer
+    session: DbSession,
+    secret_box: AppSecretBox,
+    settings: AppSettings,
+    cache: AppReadCache,
+    bearer: Bearer,
 ) -> BillingPrincipal:
     """A project API key (`bw_test_...`/`bw_live_...`) or an end-user JWT."""
     credentials = _bearer_credentials(
         bearer, "an end-user JWT or a project API key (bw_test_... or bw_live_...)"
     )
     if credentials.startswith(("bw_test_", "bw_live_")):
-        key = await ApiKeyService(session, secret_box).authenticate(credentials)
-        return BillingPrincipal(key.project_id, key.mode, key_id=key.id)
+        key = await authenticated_key(session, secret_box, cache, credentials)
+        return BillingPrincipal(key.project_id, key.mode, key_id=key.key_id)
     claims = await _verified_end_user(session, secret_box, settings, credentials)
     return BillingPrincipal(claims.project_id, claims.mode, end_user=claims)
 

@@ -44,6 +44,8 @@ async def finish(unit: _Ending, error: BaseException | None) -> None:
     """End a transaction (or a savepoint) the way every unit of work ends: commit on success or
     on an error that keeps changes, roll back otherwise. Shielded, so a cancellation arriving
     now cannot leave the transaction half-ended."""
+    if isinstance(unit, AsyncSession) and not unit.in_transaction():
+        return  # nothing was read or written (a read answered from memory): nothing to end
     with anyio.CancelScope(shield=True):
         if error is None or keeps_changes(error):
             await unit.commit()

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+from fastapi import APIRouter, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.auth import BillingCaller, EndUser, ProjectKey, end_user_subject
+from billwarden.core.modes import Mode
 from billwarden.core.subjects import Subject, SubjectType
+from billwarden.db.base import utcnow
+from billwarden.db.changes import GenerationCache
 from billwarden.db.unit_of_work import DbSession
 from billwarden.entitlements.schemas import (
     CheckResult,
@@ -13,8 +22,9 @@ from billwarden.entitlements.schemas import (
     EntitlementResponse,
     entitlement_fields,
 )
-from billwarden.entitlements.service import EntitlementService, check_feature
+from billwarden.entitlements.service import EntitlementService, EntitlementView, check_feature
 from billwarden.errors import error_responses
+from billwarden.kit.state import AppReadCache
 from billwarden.kit.subjects import SubjectId
 
 router = APIRouter(prefix="/api/v1/entitlements", tags=["entitlements"])
@@ -34,15 +44,50 @@ async def my_entitlement(user: EndUser, session: DbSession) -> EntitlementRespon
     return EntitlementResponse.of(view)
 
 
+@dataclass(frozen=True)
+class _Known:
+    view: EntitlementView
+    body: bytes  # the answer of GET /{subjectType}/{subjectId}, rendered once
+    # a past_due grace ends at this time: the answer changes without any write
+    until: datetime | None
+
+
+async def cached_view(
+    session: AsyncSession,
+    cache: GenerationCache,
+    project_id: uuid.UUID,
+    mode: Mode,
+    subject: Subject,
+) -> _Known:
+    """The subject's entitlement from memory while nothing it depends on has changed in the
+    database (db.changes), else from its snapshot."""
+    lookup = ("entitlement", project_id, mode, subject.type, subject.id)
+    generation, known = cache.get(lookup)
+    if isinstance(known, _Known) and (known.until is None or known.until > utcnow()):
+        return known
+    view = await EntitlementService(session).view(project_id, mode, subject)
+    snapshot = view.snapshot
+    until = snapshot.grace_until if snapshot is not None and view.has_access else None
+    known = _Known(view, _render(EntitlementResponse.of(view)), until)
+    cache.put(lookup, generation, known)
+    return known
+
+
+def _render(answer: EntitlementResponse) -> bytes:
+    return orjson.dumps(answer.model_dump(mode="json", by_alias=True))
+
+
 @router.post(
     "/check",
     response_model=CheckResult,
     responses=error_responses(400, 401, 403),
     summary="May the subject use a feature? (end-user token, or API key naming the subject)",
 )
-async def check(body: EntitlementCheck, caller: BillingCaller, session: DbSession) -> CheckResult:
+async def check(
+    body: EntitlementCheck, caller: BillingCaller, session: DbSession, cache: AppReadCache
+) -> CheckResult:
     subject = caller.subject(body.subject_type, body.subject_id)
-    view = await EntitlementService(session).view(caller.project_id, caller.mode, subject)
+    view = (await cached_view(session, cache, caller.project_id, caller.mode, subject)).view
     allowed, reason = check_feature(view, body.feature)
     return CheckResult(
         allowed=allowed, reason=reason, entitlement=entitlement_fields(view)["entitlement"]
@@ -56,9 +101,13 @@ async def check(body: EntitlementCheck, caller: BillingCaller, session: DbSessio
     summary="A subject's entitlement (project API key); the free one for an unknown subject",
 )
 async def subject_entitlement(
-    subject_type: SubjectType, subject_id: SubjectId, key: ProjectKey, session: DbSession
-) -> EntitlementResponse:
-    view = await EntitlementService(session).view(
-        key.project_id, key.mode, Subject(subject_type, subject_id)
+    subject_type: SubjectType,
+    subject_id: SubjectId,
+    key: ProjectKey,
+    session: DbSession,
+    cache: AppReadCache,
+) -> Response:
+    known = await cached_view(
+        session, cache, key.project_id, key.mode, Subject(subject_type, subject_id)
     )
-    return EntitlementResponse.of(view)
+    return Response(known.body, media_type="application/json")

@@ -50,7 +50,7 @@ routers = [router, keys_router, pages_router]
 LOGIN_PATH = "/api/v1/auth/login"
 
 
-def _user_service(
+async def _user_service(
     session: DbSession, secret_box: AppSecretBox, policy: IdentityRules
 ) -> UserService:
     return UserService(session, secret_box, policy)

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from billwarden.config import Settings
 from billwarden.crypto import SecretBox, SecretKeyError
+from billwarden.db.changes import GenerationCache
 from billwarden.stripe_gateway import StripeGateway
 
 T = TypeVar("T")
@@ -28,21 +29,28 @@ def build_secret_box(settings: Settings) -> SecretBox:
     )
 
 
-def app_settings(request: Request) -> Settings:
+# async: FastAPI runs a plain `def` dependency in a worker thread, a hop per request
+async def app_settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)
 
 
-def app_secret_box(request: Request) -> SecretBox:
+async def app_secret_box(request: Request) -> SecretBox:
     return cast(SecretBox, request.app.state.secret_box)
 
 
-def app_stripe_gateway(request: Request) -> StripeGateway:
+async def app_stripe_gateway(request: Request) -> StripeGateway:
     return cast(StripeGateway, request.app.state.stripe_gateway)
+
+
+async def app_read_cache(request: Request) -> GenerationCache:
+    return cast(GenerationCache, request.app.state.read_cache)
 
 
 AppSettings = Annotated[Settings, Depends(app_settings)]
 AppSecretBox = Annotated[SecretBox, Depends(app_secret_box)]
 AppStripeGateway = Annotated[StripeGateway, Depends(app_stripe_gateway)]
+# answers kept in memory while the database generation holds (db.changes)
+AppReadCache = Annotated[GenerationCache, Depends(app_read_cache)]
 
 
 def from_settings(build: Callable[[Settings], T]) -> Callable[[Request], Awaitable[T]]:

@@ -50,7 +50,7 @@ def _member_read(member: ProjectMember, email: str) -> MemberRead:
     )
 
 
-def _secrets(
+async def _secrets(
     session: DbSession, secret_box: AppSecretBox, settings: AppSettings
 ) -> EndUserSecretService:
     overlap = timedelta(seconds=settings.end_user_secret_overlap_seconds)

@@ -47,7 +47,7 @@ def webhook_url(settings: Settings, project_id: uuid.UUID, mode: Mode) -> str:
     return f"{settings.public_url}{STRIPE_WEBHOOK_PREFIX}{project_id}/{mode.value}"
 
 
-def _service(session: DbSession, secret_box: AppSecretBox) -> StripeConfigService:
+async def _service(session: DbSession, secret_box: AppSecretBox) -> StripeConfigService:
     return StripeConfigService(session, secret_box)
 
 

@@ -13,7 +13,7 @@ from billwarden.core.modes import Mode
 from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import error_responses
 from billwarden.kit.schemas import Page, Pages
-from billwarden.kit.state import AppSecretBox
+from billwarden.kit.state import AppReadCache, AppSecretBox
 from billwarden.projects.exceptions import ProjectNotFound
 from billwarden.projects.stripe_endpoints import STRIPE_WEBHOOK_PREFIX
 from billwarden.webhooks.exceptions import WebhookEventNotFound
@@ -48,6 +48,7 @@ async def receive_stripe_event(
     request: Request,
     session: DbSession,
     secret_box: AppSecretBox,
+    cache: AppReadCache,
     background: BackgroundTasks,
     stripe_signature: Annotated[str | None, Header(alias="Stripe-Signature")] = None,
 ) -> Received:
@@ -57,7 +58,7 @@ async def receive_stripe_event(
     STRIPE_SIGNATURE_INVALID; not an event: 400 NOT_A_STRIPE_EVENT."""
     payload = await request.body()
     stored = await InboxService(session).receive(
-        secret_box, project_id, mode, payload, stripe_signature
+        secret_box, project_id, mode, payload, stripe_signature, cache
     )
     if stored:
         background.add_task(_wake_worker, request.app)  # after the commit and the answer

@@ -21,6 +21,7 @@ from billwarden.config import Settings
 from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox
 from billwarden.db.base import utcnow
+from billwarden.db.changes import GenerationCache
 from billwarden.projects.exceptions import StripeNotConfigured
 from billwarden.projects.stripe_config import StripeConfigService
 from billwarden.stripe_gateway import StripeGateway, verify_webhook_signature
@@ -127,22 +128,30 @@ class InboxService:
         mode: str,
         payload: bytes,
         signature: str | None,
+        cache: GenerationCache | None = None,
     ) -> bool:
         """Verify and store one delivery; whether the event was new (a duplicate changes
-        nothing). The caller acknowledges only after this unit of work commits."""
+        nothing). The caller acknowledges only after this unit of work commits. The signing
+        secrets come from `cache` while no Stripe configuration has changed (db.changes)."""
         if not signature:
             raise MissingSignature("Missing Stripe-Signature header.")
         project, endpoint_mode = endpoint_of(project_id, mode)
-        try:
-            credentials = await StripeConfigService(self.session, secret_box).get_credentials(
-                project, endpoint_mode
-            )
-        except StripeNotConfigured as exc:
-            raise WebhookEndpointUnknown(
-                f"No {endpoint_mode.value}-mode Stripe configuration for this project, so no "
-                "webhook endpoint here.",
-            ) from exc
-        verify_webhook_signature(payload, signature, credentials.webhook_secrets)
+        lookup = ("webhook_secrets", project, endpoint_mode)
+        generation, secrets = cache.get(lookup) if cache is not None else (None, None)
+        if not isinstance(secrets, tuple):
+            try:
+                credentials = await StripeConfigService(self.session, secret_box).get_credentials(
+                    project, endpoint_mode
+                )
+            except StripeNotConfigured as exc:
+                raise WebhookEndpointUnknown(
+                    f"No {endpoint_mode.value}-mode Stripe configuration for this project, so no "
+                    "webhook endpoint here.",
+                ) from exc
+            secrets = credentials.webhook_secrets
+            if cache is not None:
+                cache.put(lookup, generation, secrets)
+        verify_webhook_signature(payload, signature, secrets)
         event = parse_event(payload)
         stripe_object = event["data"]["object"]
         object_id = stripe_object.get("id")

@@ -1,0 +1,142 @@
+"""Whether cached reads may still be trusted: a generation that moves whenever what the read
+caches hold changes in the database, whichever process changed it.
+
+Triggers (migration 0006) do the work: on PostgreSQL they `NOTIFY billwarden_cache` (sent at
+commit, so never before the change is visible), and each process LISTENs on a connection of its
+own; on SQLite they increment the one row of `cache_generations`, which each process reads
+through a plain sqlite3 connection (microseconds: no thread hop, and a WAL reader never waits).
+`generation()` is None whenever the watch cannot vouch for the cache (not started, or the
+PostgreSQL listener lost): callers then read the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Integer, Table
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from billwarden.db.base import Base
+
+logger = logging.getLogger("billwarden.db")
+CHANNEL = "billwarden_cache"
+RECONNECT_SECONDS = 1.0
+
+cache_generations = Table(
+    "cache_generations",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("generation", BigInteger, nullable=False),
+)
+
+
+class ChangeWatch:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sqlite: sqlite3.Connection | None = None
+        self._notified = 0
+        self._listening = False
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite":
+            database = url.database
+            if database and database != ":memory:":
+                self._sqlite = sqlite3.connect(database, check_same_thread=False)
+            return
+        self._task = asyncio.create_task(self._listen(), name="billwarden-cache-watch")
+
+    def generation(self) -> int | None:
+        if self._sqlite is not None:
+            try:
+                row = self._sqlite.execute(
+                    "SELECT generation FROM cache_generations WHERE id = 1"
+                ).fetchone()
+            except sqlite3.Error:
+                return None
+            return int(row[0]) if row is not None else None
+        return self._notified if self._listening else None
+
+    async def _listen(self) -> None:
+        """Hold a LISTEN connection; on loss, distrust the caches until it is back."""
+        import asyncpg  # type: ignore[import-untyped]  # the driver, there with PostgreSQL
+
+        dsn = (
+            make_url(self.engine.url)
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=False)
+        )
+        while not self._stopping.is_set():
+            connection: Any = None
+            try:
+                connection = await asyncpg.connect(dsn)
+                lost = asyncio.Event()
+                connection.add_termination_listener(lambda _, lost=lost: lost.set())
+                await connection.add_listener(CHANNEL, self._changed)
+                self._notified += 1  # anything may have changed while nobody listened
+                self._listening = True
+                stop = asyncio.ensure_future(self._stopping.wait())
+                gone = asyncio.ensure_future(lost.wait())
+                await asyncio.wait({stop, gone}, return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                gone.cancel()
+            except Exception:  # the database is away: try again shortly
+                logger.warning("the read-cache watch lost PostgreSQL; reading through")
+            finally:
+                self._listening = False
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await connection.close()
+            if not self._stopping.is_set():
+                await asyncio.sleep(RECONNECT_SECONDS)
+
+    def _changed(self, *_: object) -> None:
+        self._notified += 1
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
+
+
+class GenerationCache:
+    """Answers kept per key with the generation they were read at; a different generation (or
+    none) is a miss. Bounded: past `max_entries` it starts over."""
+
+    def __init__(self, watch: ChangeWatch, max_entries: int = 100_000) -> None:
+        self.watch = watch
+        self.max_entries = max_entries
+        self._entries: dict[object, tuple[int, Any]] = {}
+
+    def get(self, key: object) -> tuple[int | None, Any]:
+        """(the generation now, the cached value or None)."""
+        generation = self.watch.generation()
+        if generation is None:
+            return None, None
+        found = self._entries.get(key)
+        if found is None or found[0] != generation:
+            return generation, None
+        return generation, found[1]
+
+    def put(self, key: object, generation: int | None, value: Any) -> None:
+        """Keep `value`, read at `generation`, unless a change has been seen since."""
+        if generation is None or self.watch.generation() != generation:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (generation, value)
+
+    def forget(self, key: object) -> None:
+        self._entries.pop(key, None)

@@ -1,0 +1,127 @@
+"""The read cache of a served billwarden: answers from memory while nothing they hold changed,
+and never a stale one once a change is committed (by any process)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from billwarden.app import create_app
+from billwarden.core.subjects import Subject, SubjectType
+from billwarden.entitlements.models import Entitlement
+from billwarden.entitlements.service import EntitlementService
+from billwarden.identity.models import ApiKey
+from billwarden_emulator.testing import serving
+from tests.conftest import Scratch
+from tests.factories import Factories
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+    """PostgreSQL tells other processes of a commit by NOTIFY: a few milliseconds later."""
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+
+
+class TestReadCache:
+    async def test_reads_come_from_memory_until_a_change_is_committed(
+        self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        async def build(made: Factories) -> tuple[Any, str]:
+            owner = await made.people.user()
+            project = await made.tenants.project(owner)
+            await made.snapshots.granted(project.id, Subject(SubjectType.USER, "ada"))
+            return project, await made.people.api_key(project, owner)
+
+        project, key = await scratch.setup(build)
+        views = 0
+        original = EntitlementService.view
+
+        async def counted(self: EntitlementService, *args: Any) -> Any:
+            nonlocal views
+            views += 1
+            return await original(self, *args)
+
+        monkeypatch.setattr(EntitlementService, "view", counted)
+        headers = {"Authorization": f"Bearer {key}"}
+        with serving(create_app(scratch.settings, configure_logs=False)) as url:
+            async with httpx.AsyncClient(base_url=url) as http:
+
+                async def read() -> dict[str, Any]:
+                    answer = await http.get("/api/v1/entitlements/user/ada", headers=headers)
+                    assert answer.status_code == 200, answer.text
+                    result: dict[str, Any] = answer.json()
+                    return result
+
+                first = await read()
+                for _ in range(5):
+                    assert await read() == first
+                assert views == 1  # five answers from memory
+                check = await http.post(
+                    "/api/v1/entitlements/check",
+                    json={"feature": "export", "subjectId": "ada"},
+                    headers=headers,
+                )
+                assert check.json()["allowed"] is True and views == 1
+
+                # another process changes the snapshot: the next reads see it
+                async with scratch.session() as session:
+                    await session.execute(
+                        update(Entitlement)
+                        .where(Entitlement.project_id == project.id)
+                        .values(features=["premium"], granted=False, status="CANCELED")
+                    )
+                    await session.commit()
+
+                async def changed() -> bool:
+                    return (await read())["entitlement"]["status"] == "CANCELED"
+
+                await eventually(changed)
+                assert (await read())["hasPremiumAccess"] is False
+
+                # a deactivated key is refused from the next request on
+                async with scratch.session() as session:
+                    await session.execute(update(ApiKey).values(is_active=False))
+                    await session.commit()
+
+                async def refused() -> bool:
+                    answer = await http.get("/api/v1/entitlements/user/ada", headers=headers)
+                    return answer.status_code == 401
+
+                await eventually(refused)
+
+    async def test_without_the_cache_every_read_asks_the_database(
+        self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        async def build(made: Factories) -> str:
+            owner = await made.people.user()
+            project = await made.tenants.project(owner)
+            return await made.people.api_key(project, owner)
+
+        key = await scratch.setup(build)
+        views = 0
+        original = EntitlementService.view
+
+        async def counted(self: EntitlementService, *args: Any) -> Any:
+            nonlocal views
+            views += 1
+            return await original(self, *args)
+
+        monkeypatch.setattr(EntitlementService, "view", counted)
+        settings = scratch.settings.model_copy(update={"read_cache": False})
+        with serving(create_app(settings, configure_logs=False)) as url:
+            async with httpx.AsyncClient(base_url=url) as http:
+                for _ in range(3):
+                    answer = await http.get(
+                        "/api/v1/entitlements/user/nobody",
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                    assert answer.status_code == 200
+        assert views == 3
