@@ -23,6 +23,7 @@ from billwarden.crypto import SecretBox
 from billwarden.db.changes import ChangeWatch, GenerationCache
 from billwarden.db.engine import create_sessionmaker, engine_from_settings
 from billwarden.db.unit_of_work import unit_of_work
+from billwarden.entitlements.endpoints import CachedEntitlementReads
 from billwarden.entitlements.service import EntitlementService
 from billwarden.errors import install_error_handlers
 from billwarden.kit.state import build_secret_box
@@ -123,6 +124,8 @@ def create_app(
     # built now so a handler registered for an unknown event type stops the start, worker or not
     app.state.event_handlers = HandlerRegistry(domains.event_handlers())
 
+    # innermost: cached entitlement reads skip routing, every other layer still applies
+    app.add_middleware(CachedEntitlementReads, cache=app.state.read_cache, secret_box=secret_box)
     app.add_middleware(
         RequestGuard,
         max_body_bytes=settings.max_body_bytes,

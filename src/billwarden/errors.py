@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
@@ -189,7 +189,32 @@ async def _handle_http_exception(request: Request, exc: Exception) -> OrjsonResp
     return _envelope(exc.status_code, code, message, headers=headers)
 
 
+# SQLSTATE classes and codes that mean "the database is away or busy", not "the request is bad":
+# connection exceptions, insufficient resources, operator intervention (a restart, a cancelled
+# statement), and contention that a retry resolves
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+_UNAVAILABLE_CODES = frozenset({"40001", "40P01", "55P03"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database is unreachable or busy (answered 503, retried by
+    callers such as Stripe), whatever the driver: SQLite's OperationalError, and asyncpg's
+    errors, which SQLAlchemy raises as plain DBAPIError with the server's SQLSTATE."""
+    if isinstance(exc, OperationalError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if isinstance(state, str):
+            return state[:2] in _UNAVAILABLE_CLASSES or state in _UNAVAILABLE_CODES
+        return isinstance(exc.orig, OSError) or "connection" in type(exc.orig).__name__.lower()
+    return isinstance(exc, ConnectionError | TimeoutError)
+
+
 async def _handle_unexpected(request: Request, exc: Exception) -> OrjsonResponse:
+    if database_unavailable(exc):
+        return await _handle_database_unavailable(request, exc)
     # this handler runs outside the request-id middleware, whose contextvar is reset by now
     request_id = current_request_id() or getattr(request.state, "request_id", None)
     logger.error(

@@ -60,10 +60,27 @@ class TestReadCache:
                     result: dict[str, Any] = answer.json()
                     return result
 
-                first = await read()
+                routed = await http.get("/api/v1/entitlements/user/ada", headers=headers)
+                first = routed.json()
+                remembered = await http.get("/api/v1/entitlements/user/ada", headers=headers)
+                # answered from memory, before routing: the same answer, and every layer of the
+                # stack around it still applies
+                assert remembered.content == routed.content
+                assert remembered.headers["content-type"] == "application/json"
+                for header in ("x-request-id", "x-content-type-options", "cache-control"):
+                    assert header in remembered.headers, header
                 for _ in range(5):
                     assert await read() == first
-                assert views == 1  # five answers from memory
+                assert views == 1  # the rest from memory
+                metrics = (await http.get("/metrics")).text
+                assert (
+                    'route="/api/v1/entitlements/{subject_type}/{subject_id}",status="200"'
+                    in metrics
+                )
+                other = await http.get(
+                    "/api/v1/entitlements/user/ada", headers={"Authorization": "Bearer bw_test_x"}
+                )
+                assert other.status_code == 401  # an unknown key is never answered from memory
                 check = await http.post(
                     "/api/v1/entitlements/check",
                     json={"feature": "export", "subjectId": "ada"},

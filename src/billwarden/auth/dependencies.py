@@ -146,12 +146,26 @@ class _KnownKey:
     recorded_until: float
 
 
+def _key_lookup(secret_box: SecretBox, plaintext: str) -> tuple[str, str]:
+    return ("api_key", secret_box.keyed_hash(plaintext))
+
+
+def remembered_key(
+    cache: GenerationCache, secret_box: SecretBox, plaintext: str
+) -> ProjectKeyPrincipal | None:
+    """The key's principal when the cache holds it and may be trusted, else None (no I/O)."""
+    _, known = cache.get(_key_lookup(secret_box, plaintext))
+    if isinstance(known, _KnownKey) and known.recorded_until > time.monotonic():
+        return known.principal
+    return None
+
+
 async def authenticated_key(
     session: AsyncSession, secret_box: SecretBox, cache: GenerationCache, plaintext: str
 ) -> ProjectKeyPrincipal:
     """The key's principal: from memory while no key has been deactivated since it was read
     (and its last use was recorded within the minute), else from the database."""
-    lookup = ("api_key", secret_box.keyed_hash(plaintext))
+    lookup = _key_lookup(secret_box, plaintext)
     generation, known = cache.get(lookup)
     if isinstance(known, _KnownKey) and known.recorded_until > time.monotonic():
         return known.principal
