@@ -5,17 +5,23 @@ succeeds and rolls back when it raises, except for errors marked `keeps_changes`
 is counted, then refused): their writes are committed before the error goes on. On SQLite a writer
 begins IMMEDIATE, taking the single write lock up front, so concurrent writers queue (up to the
 busy timeout) instead of failing when a transaction that read first tries to write; repositories
-that lock rows (`FOR UPDATE` on PostgreSQL) rely on that on SQLite.
+that lock rows (`FOR UPDATE` on PostgreSQL) rely on that on SQLite. Writers of one process also
+queue in memory first (an asyncio lock per engine), so they take turns without SQLite's busy
+handler, which sleeps in growing steps; other processes still meet the busy timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Protocol
 
 import anyio
 from fastapi import Depends, Request
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billwarden.db.engine import SQLITE_BEGIN_OPTION
@@ -53,16 +59,35 @@ async def finish(unit: _Ending, error: BaseException | None) -> None:
             await unit.rollback()
 
 
+_writers: weakref.WeakKeyDictionary[Engine, dict[asyncio.AbstractEventLoop, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _writer_lock(session: AsyncSession) -> asyncio.Lock | None:
+    """This process's queue for SQLite's one writer (None on PostgreSQL, or in a savepoint)."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite" or not isinstance(bind, Engine):
+        return None
+    locks = _writers.setdefault(bind, {})
+    loop = asyncio.get_running_loop()
+    if loop not in locks:
+        locks[loop] = asyncio.Lock()
+    return locks[loop]
+
+
 @asynccontextmanager
 async def transaction(session: AsyncSession, *, write: bool) -> AsyncIterator[AsyncSession]:
     """Run the block in one transaction of `session`, committed or rolled back as above."""
-    await begin(session, write=write)
-    try:
-        yield session
-    except BaseException as exc:
-        await finish(session, exc)
-        raise
-    await finish(session, None)
+    lock = _writer_lock(session) if write else None
+    async with lock if lock is not None else contextlib.nullcontext():
+        await begin(session, write=write)
+        try:
+            yield session
+        except BaseException as exc:
+            await finish(session, exc)
+            raise
+        await finish(session, None)
 
 
 @asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,15 +21,10 @@ class WebhookEventRepository(RepositoryBase[WebhookEvent]):
     async def insert_if_new(self, values: dict[str, Any]) -> bool:
         """Store the event unless (project, mode, event id) is there already; whether it was
         new. One statement, so concurrent deliveries of one event store it once."""
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = (
-            insert(WebhookEvent)
-            .values(id=uuid.uuid4(), **values)
-            .on_conflict_do_nothing(index_elements=["project_id", "mode", "event_id"])
-            .returning(WebhookEvent.id)
-        )
-        inserted = (await self.session.execute(statement)).scalar_one_or_none()
+        statement = _insert_if_new(self.session.get_bind().dialect.name)
+        inserted = (
+            await self.session.execute(statement, {"id": uuid.uuid4(), **values})
+        ).scalar_one_or_none()
         return inserted is not None
 
     async def claim_due(
@@ -112,3 +108,15 @@ class WebhookEventRepository(RepositoryBase[WebhookEvent]):
             .offset(offset)
         )
         return items, int(total or 0)
+
+
+@functools.cache
+def _insert_if_new(dialect: str) -> Any:
+    """One statement per dialect, its values bound at execution: built and compiled once, not
+    for every delivery (the intake's hot path)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(WebhookEvent)
+        .on_conflict_do_nothing(index_elements=["project_id", "mode", "event_id"])
+        .returning(WebhookEvent.id)
+    )
