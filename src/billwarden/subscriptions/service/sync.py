@@ -110,8 +110,11 @@ class SubscriptionSync:
         stripe_id = obj.get("id")
         if not isinstance(stripe_id, str) or not stripe_id:
             raise ValueError("the event's customer has no id")
+        customers = self.mirror.customers
+        if await customers.by_stripe_id(self.project_id, self.mode, stripe_id) is None:
+            return None  # not a subject's customer: nothing to lock, fetch or apply
         await lock_name(self.session, f"stripe-customer:{self.project_id}:{self.mode}:{stripe_id}")
-        row = await self.mirror.customers.by_stripe_id(self.project_id, self.mode, stripe_id)
+        row = await customers.by_stripe_id(self.project_id, self.mode, stripe_id)
         if row is None or stamp.is_older_than(row.last_event_created):
             return None
         current = await self.fetch(f"/v1/customers/{stripe_id}")

@@ -222,7 +222,8 @@ class InboxService:
         row = await self.events.lock(event_row_id)
         if row is None or row.status is not InboxStatus.PENDING or row.claim_token != token:
             return None
-        row.claimed_until = utcnow() + lease  # this event's own lease, whatever the batch took
+        # the row stays locked while the handler runs: a worker whose claim query meets it skips
+        # it (PostgreSQL) or waits (SQLite), so an expired lease never lets two apply it
         handler = registry.handler_for(row.event_type)
         if handler is not None:
             event = orjson.loads(row.payload)
