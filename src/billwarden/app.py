@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -14,7 +14,7 @@ from billwarden import __version__, domains
 from billwarden.catalog.service import bootstrap_catalog
 from billwarden.config import Settings, get_settings
 from billwarden.core.logging import configure_logging
-from billwarden.core.metrics import MetricsMiddleware
+from billwarden.core.metrics import InFlight, MetricsMiddleware
 from billwarden.core.openapi import install_docs, install_openapi
 from billwarden.core.request_guard import RequestGuard
 from billwarden.core.request_id import RequestIdMiddleware
@@ -43,14 +43,18 @@ def build_inbox_worker(
     settings: Settings,
     gateway: StripeGateway,
     secret_box: SecretBox,
+    *,
+    busy: Callable[[], bool] | None = None,
 ) -> InboxWorker:
-    """The webhook inbox's worker, with every domain's event handlers."""
+    """The webhook inbox's worker, with every domain's event handlers; `busy` (embedded in
+    `serve`): whether requests are in flight, which the worker gives way to."""
     return InboxWorker(
         sessionmaker,
         HandlerRegistry(domains.event_handlers()),
         InboxPolicy.from_settings(settings),
         StripeAccess(gateway, secret_box),
         poll_seconds=settings.worker_poll_seconds,
+        busy=busy,
     )
 
 
@@ -87,7 +91,11 @@ def create_app(
         worker_task = None
         if settings.embedded_worker:
             worker = app.state.inbox_worker = build_inbox_worker(
-                app.state.sessionmaker, settings, stripe_gateway, secret_box
+                app.state.sessionmaker,
+                settings,
+                stripe_gateway,
+                secret_box,
+                busy=lambda: in_flight.count > 0,
             )
             worker_task = asyncio.create_task(worker.run_forever(), name="billwarden-inbox")
         try:
@@ -132,6 +140,8 @@ def create_app(
         raw_body_prefixes=domains.raw_body_prefixes(),
     )
     app.add_middleware(SecurityHeadersMiddleware)
+    in_flight = app.state.in_flight = InFlight.counter()
+    app.add_middleware(InFlight, tally=in_flight)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)

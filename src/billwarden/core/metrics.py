@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
@@ -50,6 +51,33 @@ class MetricsMiddleware:
             method = scope["method"]
             REQUESTS.labels(method, template, str(status)).inc()
             LATENCY.labels(method, template).observe(time.perf_counter() - started)
+
+
+@dataclass
+class Tally:
+    count: int = 0
+
+
+class InFlight:
+    """Counts the HTTP requests being answered (the embedded worker gives way to them)."""
+
+    def __init__(self, app: ASGIApp, *, tally: Tally) -> None:
+        self.app = app
+        self.tally = tally
+
+    @staticmethod
+    def counter() -> Tally:
+        return Tally()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.tally.count += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.tally.count -= 1
 
 
 async def metrics_endpoint(request: Request) -> Response:

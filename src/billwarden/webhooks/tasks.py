@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,6 +23,8 @@ from billwarden.webhooks.service import InboxPolicy, InboxService, StripeAccess
 from billwarden.webhooks.service.registry import HandlerRegistry
 
 logger = logging.getLogger("billwarden.webhooks")
+GIVE_WAY_SECONDS = 0.05
+GIVE_WAY_STEP_SECONDS = 0.005
 
 
 class InboxWorker:
@@ -33,11 +36,14 @@ class InboxWorker:
         stripe: StripeAccess,
         *,
         poll_seconds: float = 1.0,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.registry = registry
         self.policy = policy
         self.stripe = stripe
+        # embedded in `serve`: whether requests are in flight; the worker then gives way
+        self.busy = busy
         self.poll_seconds = poll_seconds
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
@@ -54,8 +60,19 @@ class InboxWorker:
             if self.stopping.is_set():
                 await self._release(claimed[position:], token)
                 break
+            await self._give_way()
             await self.apply_one(event_row_id, token)
         return len(claimed)
+
+    async def _give_way(self) -> None:
+        """In `serve`, answering requests (acknowledging Stripe first of all) comes before
+        applying: while requests are in flight, wait for a gap, at most GIVE_WAY_SECONDS."""
+        if self.busy is None:
+            return
+        waited = 0.0
+        while self.busy() and waited < GIVE_WAY_SECONDS and not self.stopping.is_set():
+            await asyncio.sleep(GIVE_WAY_STEP_SECONDS)
+            waited += GIVE_WAY_STEP_SECONDS
 
     async def apply_one(self, event_row_id: uuid.UUID, token: uuid.UUID) -> InboxStatus | None:
         try:
