@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -30,6 +31,24 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) 
         await asyncio.sleep(0.01)
 
 
+@dataclass
+class Views:
+    count: int = 0
+
+
+def count_views(monkeypatch: pytest.MonkeyPatch) -> Views:
+    """How often entitlements are read from the database (not from memory)."""
+    views = Views()
+    original = EntitlementService.view
+
+    async def counted(self: EntitlementService, *args: Any) -> Any:
+        views.count += 1
+        return await original(self, *args)
+
+    monkeypatch.setattr(EntitlementService, "view", counted)
+    return views
+
+
 class TestReadCache:
     async def test_reads_come_from_memory_until_a_change_is_committed(
         self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch
@@ -41,15 +60,7 @@ class TestReadCache:
             return project, await made.people.api_key(project, owner)
 
         project, key = await scratch.setup(build)
-        views = 0
-        original = EntitlementService.view
-
-        async def counted(self: EntitlementService, *args: Any) -> Any:
-            nonlocal views
-            views += 1
-            return await original(self, *args)
-
-        monkeypatch.setattr(EntitlementService, "view", counted)
+        views = count_views(monkeypatch)
         headers = {"Authorization": f"Bearer {key}"}
         with serving(create_app(scratch.settings, configure_logs=False)) as url:
             async with httpx.AsyncClient(base_url=url) as http:
@@ -71,7 +82,7 @@ class TestReadCache:
                     assert header in remembered.headers, header
                 for _ in range(5):
                     assert await read() == first
-                assert views == 1  # the rest from memory
+                assert views.count == 1  # the rest from memory
                 metrics = (await http.get("/metrics")).text
                 assert (
                     'route="/api/v1/entitlements/{subject_type}/{subject_id}",status="200"'
@@ -86,7 +97,7 @@ class TestReadCache:
                     json={"feature": "export", "subjectId": "ada"},
                     headers=headers,
                 )
-                assert check.json()["allowed"] is True and views == 1
+                assert check.json()["allowed"] is True and views.count == 1
 
                 # another process changes the snapshot: the next reads see it
                 async with scratch.session() as session:
@@ -123,15 +134,7 @@ class TestReadCache:
             return await made.people.api_key(project, owner)
 
         key = await scratch.setup(build)
-        views = 0
-        original = EntitlementService.view
-
-        async def counted(self: EntitlementService, *args: Any) -> Any:
-            nonlocal views
-            views += 1
-            return await original(self, *args)
-
-        monkeypatch.setattr(EntitlementService, "view", counted)
+        views = count_views(monkeypatch)
         settings = scratch.settings.model_copy(update={"read_cache": False})
         with serving(create_app(settings, configure_logs=False)) as url:
             async with httpx.AsyncClient(base_url=url) as http:
@@ -141,4 +144,4 @@ class TestReadCache:
                         headers={"Authorization": f"Bearer {key}"},
                     )
                     assert answer.status_code == 200
-        assert views == 3
+        assert views.count == 3

@@ -34,10 +34,9 @@ from billwarden.core.subjects import Subject, SubjectType
 from billwarden.crypto import SecretBox
 from billwarden.db.base import utcnow
 from billwarden.db.locks import lock_name
-from billwarden.entitlements.service import EntitlementService, EntitlementView
+from billwarden.entitlements.service import EntitlementView
 from billwarden.projects.exceptions import StripeNotConfigured as ProjectStripeNotConfigured
 from billwarden.projects.repository import ProjectRepository
-from billwarden.projects.stripe_config import StripeConfigService
 from billwarden.stripe_gateway import StripeGateway
 from billwarden.subscriptions.service import (
     META_MODE,
@@ -46,7 +45,6 @@ from billwarden.subscriptions.service import (
     META_SUBJECT_ID,
     META_SUBJECT_TYPE,
     EventStamp,
-    MirrorService,
     customer_id_of,
     subject_from_metadata,
 )
@@ -97,36 +95,27 @@ class CheckoutService:
     ) -> None:
         self.session = session
         self.gateway = gateway
-        self.secret_box = secret_box
         self.project_id = project_id
         self.mode = mode
-        self.mirror = MirrorService(session)
+        # what applies a session's subscription is what applies the webhooks' (and its key)
+        self._sync = SubscriptionSync(session, gateway, secret_box, project_id, mode)
+        self.mirror = self._sync.mirror
+        self.entitlements = self._sync.entitlements
         self.sessions = CheckoutSessionRepository(session)
-        self.entitlements = EntitlementService(session)
-        self._secret_key: str | None = None
 
     async def secret_key(self) -> str:
         """The project's key for this mode; 409 STRIPE_NOT_CONFIGURED without one."""
-        if self._secret_key is None:
-            try:
-                credentials = await StripeConfigService(
-                    self.session, self.secret_box
-                ).get_credentials(self.project_id, self.mode)
-            except ProjectStripeNotConfigured as exc:
-                raise StripeNotConfigured(
-                    f"The project has no {self.mode.value}-mode Stripe configuration: set it "
-                    "with PUT /api/v1/payments/stripe/projects/{id}/config first.",
-                    details={"mode": self.mode.value},
-                ) from exc
-            self._secret_key = credentials.secret_key
-        return self._secret_key
+        try:
+            return await self._sync.secret_key()
+        except ProjectStripeNotConfigured as exc:
+            raise StripeNotConfigured(
+                f"The project has no {self.mode.value}-mode Stripe configuration: set it "
+                "with PUT /api/v1/payments/stripe/projects/{id}/config first.",
+                details={"mode": self.mode.value},
+            ) from exc
 
     def sync(self) -> SubscriptionSync:
-        sync = SubscriptionSync(
-            self.session, self.gateway, self.secret_box, self.project_id, self.mode
-        )
-        sync._secret_key = self._secret_key
-        return sync
+        return self._sync
 
     # --- customers ---------------------------------------------------------------------------
 
