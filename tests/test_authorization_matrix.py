@@ -52,6 +52,8 @@ EXPECTED_CODES = {
         "API_KEY_NOT_FOUND",
         "WEBHOOK_EVENT_NOT_FOUND",
         "CHECKOUT_SESSION_NOT_FOUND",
+        "SUBSCRIPTION_NOT_FOUND",
+        "NO_CUSTOMER",
     },
 }
 

@@ -16,6 +16,7 @@ from billwarden.cli import cli
 from billwarden.config import Settings
 from billwarden.entitlements.service import STATUSES
 from billwarden.errors import BillwardenError
+from billwarden.subscriptions import exceptions as subscription_errors
 
 ROOT = Path(__file__).parents[1]
 
@@ -104,3 +105,16 @@ class TestLoopDocs:
             not in doc
         )
         assert not routes, f"entitlement routes missing from docs/entitlements.md: {routes}"
+
+    def test_self_service_doc_names_every_error_code_and_route(self) -> None:
+        doc = _doc("self-service.md")
+        codes = {
+            error.code
+            for _, error in inspect.getmembers(subscription_errors, inspect.isclass)
+            if issubclass(error, BillwardenError)
+            and error.__module__ == subscription_errors.__name__
+        }
+        missing = sorted(code for code in codes if f"`{code}`" not in doc)
+        assert not missing, f"self-service codes missing from docs/self-service.md: {missing}"
+        routes = sorted(path for path in _routes("subscriptions") if path not in doc)
+        assert not routes, f"self-service routes missing from docs/self-service.md: {routes}"

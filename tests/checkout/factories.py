@@ -50,6 +50,18 @@ def catalog_document(prices: dict[str, str]) -> dict[str, Any]:
                 "prices": {"test": prices["api_pro"]},
                 "quotas": {"api_calls": {"limit": 50000, "period": "day"}},
             },
+            **(
+                {
+                    "premium_plus": {
+                        "family": "membership",
+                        "entitlement": "CUSTOM",
+                        "features": ["premium", "export", "priority"],
+                        "prices": {"test": prices["premium_plus"]},
+                    }
+                }
+                if "premium_plus" in prices
+                else {}
+            ),
             "enterprise": {
                 "family": "membership",
                 "entitlement": "CUSTOM",
@@ -66,6 +78,7 @@ def make_prices(client: stripe.StripeClient) -> dict[str, str]:
         "premium_monthly": (MONTHLY, "month"),
         "premium_yearly": (9000, "year"),
         "api_pro": (4900, "month"),
+        "premium_plus": (1900, "month"),
         "enterprise": (99000, "month"),
     }
     return {

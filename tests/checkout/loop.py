@@ -19,6 +19,8 @@ import stripe
 from billwarden.app import create_app
 from billwarden.config import Settings
 from billwarden.core.modes import Mode
+from billwarden.db.engine import create_sessionmaker
+from billwarden.db.unit_of_work import unit_of_work
 from billwarden.projects.stripe_config import StripeConfigService
 from billwarden_emulator.testing import serving
 from tests.catalog.factories import Catalogs
@@ -136,11 +138,11 @@ async def billing_loop(scratch: Scratch, emulator_url: str, **settings: Any) -> 
             }
         )
         assert endpoint.secret is not None
-        async with scratch.session() as session:
+        # the served app writes too now (its worker): a writer's transaction, as billwarden's own
+        async with unit_of_work(create_sessionmaker(scratch.engine)) as session:
             await StripeConfigService(session, scratch.secret_box).set_stripe_config(
                 project.project, Mode.TEST, secret_key=key, webhook_secrets=[endpoint.secret]
             )
-            await session.commit()
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             yield Loop(
                 scratch,

@@ -321,6 +321,67 @@ class StripeGateway:
             raise map_stripe_error(exc) from exc
         return session.to_dict()
 
+    async def change_subscription(
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        secret_key: str,
+        subscription_id: str,
+        action: str,
+        params: dict[str, Any],
+        *,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        """Change a subscription and answer Stripe's new state of it, raw. `action`: `update`
+        (`POST /v1/subscriptions/{id}` with `params`), `cancel` (`DELETE`, now) or `resume`
+        (`POST .../resume`, a paused one). One idempotency key per intended change: a retried
+        request is applied once."""
+        options: stripe.RequestOptions = {"idempotency_key": idempotency_key}
+        try:
+            async with self.lease(project_id, mode, secret_key) as client:
+                subscriptions = client.v1.subscriptions
+                if action == "update":
+                    typed = cast("stripe.params.SubscriptionUpdateParams", params)
+                    result = await self._with_rate_limit_retries(
+                        lambda: subscriptions.update_async(subscription_id, typed, options)
+                    )
+                elif action == "cancel":
+                    result = await self._with_rate_limit_retries(
+                        lambda: subscriptions.cancel_async(subscription_id, {}, options)
+                    )
+                elif action == "resume":
+                    result = await self._with_rate_limit_retries(
+                        lambda: subscriptions.resume_async(subscription_id, {}, options)
+                    )
+                else:
+                    raise ValueError(f"unknown subscription action {action!r}")
+        except stripe.StripeError as exc:
+            raise map_stripe_error(exc) from exc
+        return result.to_dict()
+
+    async def create_portal_session(
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        secret_key: str,
+        *,
+        customer: str,
+        return_url: str,
+    ) -> str:
+        """A billing-portal session for the customer; its (short-lived) URL."""
+        params: stripe.params.billing_portal.SessionCreateParams = {
+            "customer": customer,
+            "return_url": return_url,
+        }
+        try:
+            async with self.lease(project_id, mode, secret_key) as client:
+                session = await self._with_rate_limit_retries(
+                    lambda: client.v1.billing_portal.sessions.create_async(params)
+                )
+        except stripe.StripeError as exc:
+            raise map_stripe_error(exc) from exc
+        return str(session.url)
+
     async def _with_rate_limit_retries(self, call: Callable[[], Awaitable[T]]) -> T:
         """The SDK retries connection errors, 409 and 5xx itself; Stripe's 429s are retried
         here, with exponential backoff. Callers of POSTs pass an explicit idempotency key so a
