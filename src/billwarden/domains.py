@@ -25,6 +25,7 @@ DOMAINS: tuple[str, ...] = (
     "webhooks",
     "checkout",
     "subscriptions",
+    "payments",
     "identity",
     "projects",
     "catalog",

@@ -26,7 +26,7 @@ class TestWorkerProcess:
             project = await made.tenants.project(await made.people.user())
             for number in range(3):
                 await Events(made.people.session).stored(
-                    project.id, f"evt_process{number}", "invoice.created"
+                    project.id, f"evt_process{number}", "product.created"
                 )
 
         await scratch.setup(build)

@@ -1,7 +1,8 @@
 """Stripe events that move subscriptions and customers, applied from the webhook inbox.
 
-Subscription events, and invoice events of a subscription, re-fetch the subscription from
-Stripe and apply that (`SubscriptionSync`), so the order and number of deliveries never matter.
+Subscription events re-fetch the subscription from Stripe and apply that (`SubscriptionSync`), so
+the order and number of deliveries never matter; invoice events (the payments domain) re-fetch
+the invoice's subscription the same way.
 """
 
 from __future__ import annotations
@@ -24,19 +25,6 @@ def _object(context: EventContext) -> dict[str, Any]:
     return obj
 
 
-def invoice_subscription_id(invoice: dict[str, Any]) -> str | None:
-    """The subscription an invoice belongs to: `parent.subscription_details.subscription`
-    since API version 2025-03-31 (top-level `subscription` before)."""
-    parent = invoice.get("parent")
-    details = parent.get("subscription_details") if isinstance(parent, dict) else None
-    subscription = details.get("subscription") if isinstance(details, dict) else None
-    if subscription is None:
-        subscription = invoice.get("subscription")
-    if isinstance(subscription, dict):
-        subscription = subscription.get("id")
-    return subscription if isinstance(subscription, str) and subscription else None
-
-
 async def subscription_changed(context: EventContext) -> None:
     obj = _object(context)
     subscription_id = obj.get("id")
@@ -45,13 +33,6 @@ async def subscription_changed(context: EventContext) -> None:
     await _sync(context).sync_subscription(
         subscription_id, stamp=EventStamp.of(context.event), payload=obj
     )
-
-
-async def invoice_changed(context: EventContext) -> None:
-    subscription_id = invoice_subscription_id(_object(context))
-    if subscription_id is None:
-        return  # a one-time invoice moves no subscription
-    await _sync(context).sync_subscription(subscription_id, stamp=EventStamp.of(context.event))
 
 
 async def customer_changed(context: EventContext) -> None:
@@ -65,9 +46,6 @@ HANDLERS: dict[str, Handler] = {
     "customer.subscription.paused": subscription_changed,
     "customer.subscription.resumed": subscription_changed,
     "customer.subscription.trial_will_end": subscription_changed,
-    "invoice.paid": invoice_changed,
-    "invoice.payment_succeeded": invoice_changed,
-    "invoice.payment_failed": invoice_changed,
     "customer.updated": customer_changed,
     "customer.deleted": customer_changed,
 }

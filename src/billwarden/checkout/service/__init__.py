@@ -35,6 +35,7 @@ from billwarden.crypto import SecretBox
 from billwarden.db.base import utcnow
 from billwarden.db.locks import lock_name
 from billwarden.entitlements.service import EntitlementView
+from billwarden.payments.service import PaymentsService
 from billwarden.projects.exceptions import StripeNotConfigured as ProjectStripeNotConfigured
 from billwarden.projects.repository import ProjectRepository
 from billwarden.stripe_gateway import StripeGateway
@@ -466,6 +467,11 @@ class CheckoutService:
             await self.sync().sync_subscription(
                 row.stripe_subscription_id, stamp=stamp, subject_hint=owner
             )
+        intent = obj.get("payment_intent")
+        if isinstance(intent, dict):
+            intent = intent.get("id")
+        if isinstance(intent, str) and intent:  # a one-time payment: into the payments mirror
+            await PaymentsService(self._sync).apply_payment_intent(intent, stamp)
         if owner is not None:
             await self.entitlements.recompute(
                 self.project_id, self.mode, owner, event_id=stamp.id if stamp else None

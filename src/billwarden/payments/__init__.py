@@ -1,0 +1,1 @@
+"""The payments domain: invoices and one-time payments mirrored per subject."""

@@ -1,0 +1,82 @@
+"""The payments mirror end to end: invoices of a subscription as the emulator bills it, read back
+newest first with a cursor."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from tests.checkout.loop import Loop, billing_loop
+from tests.conftest import Scratch
+
+DAY = 86400
+URL = "/api/v1/payments/stripe/my-payments"
+
+
+def active(answer: dict[str, Any]) -> bool:
+    return bool(answer["hasPremiumAccess"]) and answer["entitlement"]["status"] == "ACTIVE"
+
+
+async def payments(loop: Loop, token: str, **params: Any) -> dict[str, Any]:
+    answer = await loop.http.get(URL, params=params, headers=loop.bearer(token))
+    assert answer.status_code == 200, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+async def eventually_payments(
+    loop: Loop, token: str, count: int, *, within: float = 10.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    while True:
+        found = await payments(loop, token, limit=100)
+        statuses = [payment["status"] for payment in found["data"]]
+        if len(found["data"]) >= count and "pending" not in statuses:
+            return found
+        assert time.monotonic() < deadline, found
+        await asyncio.sleep(0.05)
+
+
+class TestMyPayments:
+    async def test_a_subscription_s_invoices_paid_then_failed_newest_first(
+        self, scratch: Scratch, emulator_url: str
+    ) -> None:
+        async with billing_loop(scratch, emulator_url) as loop:
+            token = loop.token("ada")
+            assert await payments(loop, token) == {"data": [], "hasMore": False}
+            session_id = await loop.checkout(token, purchaseKey="premium_monthly")
+            clock = loop.clock()
+            customer = await loop.customer_of(session_id)
+            await loop.emulator(f"/_emulator/customers/{customer}/test_clock", test_clock=clock)
+            await loop.pay(session_id)
+            await loop.eventually(token, active)
+            first = await eventually_payments(loop, token, 1)
+            await loop.emulator(f"/_emulator/customers/{customer}/card", outcome="declined")
+            await loop.advance(clock, 31 * DAY)
+            both = await eventually_payments(loop, token, 2)
+            page = await payments(loop, token, limit=1)
+            rest = await payments(loop, token, limit=1, startingAfter=page["data"][0]["id"])
+            other = await payments(loop, loop.token("bob"))
+        (paid,) = first["data"]
+        assert paid["kind"] == "invoice" and paid["status"] == "succeeded"
+        assert (paid["amount"], paid["currency"]) == (900, "usd")
+        assert paid["subscriptionId"].startswith("sub_")
+        assert paid["paidAt"] is not None and paid["hostedInvoiceUrl"]
+        renewal, original = both["data"]
+        assert original["id"] == paid["id"]
+        assert renewal["status"] == "failed" and renewal["paidAt"] is None
+        assert renewal["amount"] == 900
+        assert page["hasMore"] is True and page["data"] == [renewal]
+        assert rest == {"data": [original], "hasMore": False}
+        assert other == {"data": [], "hasMore": False}
+
+    async def test_a_bad_cursor_or_limit_is_refused_or_empty(
+        self, scratch: Scratch, emulator_url: str
+    ) -> None:
+        async with billing_loop(scratch, emulator_url) as loop:
+            token = loop.token("cy")
+            big = await loop.http.get(URL, params={"limit": 101}, headers=loop.bearer(token))
+            unknown = await payments(loop, token, startingAfter="in_unknown")
+        assert (big.status_code, big.json()["code"]) == (400, "VALIDATION_ERROR")
+        assert unknown == {"data": [], "hasMore": False}
