@@ -27,6 +27,8 @@ from billwarden.entitlements.endpoints import CachedEntitlementReads
 from billwarden.entitlements.service import EntitlementService
 from billwarden.errors import install_error_handlers
 from billwarden.kit.state import build_secret_box
+from billwarden.notifications.service import DeliveryPolicy
+from billwarden.notifications.tasks import NotificationWorker
 from billwarden.projects.single_tenant import bootstrap_single_tenant
 from billwarden.routers import api_routers
 from billwarden.stripe_gateway import StripeGateway
@@ -55,6 +57,18 @@ def build_inbox_worker(
         StripeAccess(gateway, secret_box),
         poll_seconds=settings.worker_poll_seconds,
         busy=busy,
+    )
+
+
+def build_notification_worker(
+    sessionmaker: async_sessionmaker[AsyncSession], settings: Settings, secret_box: SecretBox
+) -> NotificationWorker:
+    """The worker that sends the outbox's notifications to the tenant apps' endpoints."""
+    return NotificationWorker(
+        sessionmaker,
+        secret_box,
+        DeliveryPolicy.from_settings(settings),
+        poll_seconds=settings.worker_poll_seconds,
     )
 
 
@@ -88,7 +102,7 @@ def create_app(
         if changed is not None:
             async with unit_of_work(app.state.sessionmaker) as session:
                 await EntitlementService(session).recompute_project(changed)
-        worker_task = None
+        worker_task = notifier_task = None
         if settings.embedded_worker:
             worker = app.state.inbox_worker = build_inbox_worker(
                 app.state.sessionmaker,
@@ -98,6 +112,12 @@ def create_app(
                 busy=lambda: in_flight.count > 0,
             )
             worker_task = asyncio.create_task(worker.run_forever(), name="billwarden-inbox")
+            notifier = app.state.notification_worker = build_notification_worker(
+                app.state.sessionmaker, settings, secret_box
+            )
+            notifier_task = asyncio.create_task(
+                notifier.run_forever(), name="billwarden-notifications"
+            )
         try:
             yield
         finally:
@@ -108,6 +128,12 @@ def create_app(
                     await asyncio.wait_for(worker_task, WORKER_STOP_SECONDS)
                 except TimeoutError:
                     logger.warning("the inbox worker did not stop in time; its leases expire")
+            if notifier_task is not None:
+                app.state.notification_worker.stopping.set()
+                try:
+                    await asyncio.wait_for(notifier_task, WORKER_STOP_SECONDS)
+                except TimeoutError:
+                    logger.warning("the notification worker did not stop in time")
             await stripe_gateway.close()
             await change_watch.stop()
             if owns_engine:

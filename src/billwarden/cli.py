@@ -27,7 +27,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden import __version__, domains
-from billwarden.app import build_inbox_worker, create_app
+from billwarden.app import build_inbox_worker, build_notification_worker, create_app
 from billwarden.catalog.exceptions import InvalidCatalog
 from billwarden.catalog.service import CatalogPricing, CatalogService, read_catalog_file
 from billwarden.catalog.service.document import CatalogDocument
@@ -165,8 +165,8 @@ def serve(
 
 @cli.command()
 def worker() -> None:
-    """Apply stored Stripe events (the webhook inbox) until stopped; run as many as you like
-    against one PostgreSQL."""
+    """Apply stored Stripe events (the webhook inbox) and send notifications (the outbox) until
+    stopped; run as many as you like against one PostgreSQL."""
     settings = load_settings()
     engine = engine_from_settings(settings)
 
@@ -175,15 +175,21 @@ def worker() -> None:
             api_base=settings.stripe_api_base,
             max_network_retries=settings.stripe_max_network_retries,
         )
-        inbox = build_inbox_worker(
-            create_sessionmaker(engine), settings, gateway, build_secret_box(settings)
-        )
+        sessionmaker = create_sessionmaker(engine)
+        secret_box = build_secret_box(settings)
+        inbox = build_inbox_worker(sessionmaker, settings, gateway, secret_box)
+        notifier = build_notification_worker(sessionmaker, settings, secret_box)
+
+        def stop_both() -> None:
+            inbox.stopping.set()
+            notifier.stopping.set()
+
         loop = asyncio.get_running_loop()
         for stop in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(stop, inbox.stopping.set)
-        typer.echo("Applying stored Stripe events; stop with Ctrl-C.")
+            loop.add_signal_handler(stop, stop_both)
+        typer.echo("Applying stored Stripe events and sending notifications; stop with Ctrl-C.")
         try:
-            await inbox.run_forever()
+            await asyncio.gather(inbox.run_forever(), notifier.run_forever())
         finally:
             await gateway.close()
             await engine.dispose()

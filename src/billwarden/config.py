@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     worker_batch_size: int = Field(default=20, ge=1, le=1000)
     worker_lease_seconds: int = Field(default=300, ge=1)
+    # notifications to the tenant app: sending and retrying (the workers above send them)
+    notification_max_attempts: int = Field(default=8, ge=1, le=100)
+    notification_retry_base_seconds: float = Field(default=5.0, gt=0)
+    notification_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    notification_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
     # identity: console sessions, developer tokens, login throttling, end-user secret rotation
     session_idle_timeout_seconds: int = Field(default=3600, ge=60)

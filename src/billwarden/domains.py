@@ -29,6 +29,7 @@ DOMAINS: tuple[str, ...] = (
     "identity",
     "projects",
     "catalog",
+    "notifications",
 )
 
 

@@ -30,6 +30,8 @@ from billwarden.db.base import utcnow
 from billwarden.db.locks import lock_name
 from billwarden.entitlements.models import Entitlement
 from billwarden.entitlements.repository import EntitlementRepository
+from billwarden.notifications.models import ENTITLEMENT_UPDATED
+from billwarden.notifications.service import Outbox
 from billwarden.projects.repository import ProjectRepository
 from billwarden.subscriptions.models import Subscription
 from billwarden.subscriptions.repository import CustomerRepository, SubscriptionRepository
@@ -217,6 +219,7 @@ class EntitlementService:
         two changes to different subscriptions of one subject take turns, so the later one
         reads the earlier's committed state and no stale snapshot is written last."""
         snapshot = await self._locked_snapshot(project_id, mode, subject)
+        before = _notice(snapshot)
         subscriptions = await SubscriptionRepository(self.session).for_subject(
             project_id, mode, subject
         )
@@ -244,6 +247,9 @@ class EntitlementService:
         if event_id is not None:
             snapshot.last_event_id = event_id
         await self.session.flush()
+        after = _notice(snapshot)
+        if _content(after) != _content(before):  # the tenant app hears of changes only
+            await Outbox(self.session).emit(project_id, mode, ENTITLEMENT_UPDATED, after)
         return snapshot
 
     async def begin_checkout(
@@ -344,6 +350,45 @@ def check_feature(view: EntitlementView, feature: str) -> tuple[bool, str]:
 
 
 _SUBJECT_COLUMNS = ["project_id", "mode", "subject_type", "subject_id"]
+# what a change of which sends `entitlement.updated` (ids and email ride along, unchanged)
+_NOTIFIED = (
+    "plan",
+    "status",
+    "features",
+    "quotas",
+    "role",
+    "plans",
+    "currentPeriodStart",
+    "currentPeriodEnd",
+    "cancelAtPeriodEnd",
+    "hasPremiumAccess",
+)
+
+
+def _notice(snapshot: Entitlement) -> dict[str, Any]:
+    """The snapshot's public fields, as `entitlement.updated` carries them."""
+    return {
+        "subjectType": snapshot.subject_type,
+        "subjectId": snapshot.subject_id,
+        "userEmail": snapshot.user_email,
+        "plan": snapshot.plan,
+        "status": snapshot.status,
+        "hasPremiumAccess": snapshot.granted,
+        "features": list(snapshot.features),
+        "quotas": dict(snapshot.quotas),
+        "role": snapshot.role,
+        "plans": list(snapshot.plans),
+        "stripeCustomerId": snapshot.stripe_customer_id,
+        "stripeSubscriptionId": snapshot.stripe_subscription_id,
+        "stripePriceId": snapshot.stripe_price_id,
+        "currentPeriodStart": snapshot.current_period_start,
+        "currentPeriodEnd": snapshot.current_period_end,
+        "cancelAtPeriodEnd": snapshot.cancel_at_period_end,
+    }
+
+
+def _content(notice: dict[str, Any]) -> list[Any]:
+    return [notice[name] for name in _NOTIFIED]
 
 
 def _lock(project_id: uuid.UUID, mode: Mode, subject: Subject) -> str:

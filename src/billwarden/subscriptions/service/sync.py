@@ -19,8 +19,11 @@ from billwarden.core.subjects import Subject
 from billwarden.crypto import SecretBox
 from billwarden.db.locks import lock_name
 from billwarden.entitlements.service import EntitlementService
+from billwarden.notifications.models import SUBSCRIPTION_UPDATED
+from billwarden.notifications.service import Outbox
 from billwarden.projects.stripe_config import StripeConfigService
 from billwarden.stripe_gateway import StripeGateway
+from billwarden.subscriptions.models import Subscription
 from billwarden.subscriptions.service import EventStamp, MirrorService
 
 ENDED = frozenset({"canceled", "incomplete_expired"})
@@ -89,6 +92,7 @@ class SubscriptionSync:
             if loaded is not None
             else {}
         )
+        before = _state(row) if row is not None else None
         applied = await self.mirror.apply_subscription(
             self.project_id,
             self.mode,
@@ -97,6 +101,10 @@ class SubscriptionSync:
             price_map=price_map,
             subject_hint=subject_hint,
         )
+        if applied.row is not None and applied.applied and _state(applied.row) != before:
+            await Outbox(self.session).emit(
+                self.project_id, self.mode, SUBSCRIPTION_UPDATED, _notice(applied.row)
+            )
         for subject in sorted(applied.subjects, key=lambda subject: subject.key):
             await self.entitlements.recompute(
                 self.project_id, self.mode, subject, event_id=stamp.id if stamp else None
@@ -128,3 +136,40 @@ class SubscriptionSync:
                 self.project_id, self.mode, subject, event_id=stamp.id
             )
         return subject
+
+
+def _state(row: Subscription) -> tuple[Any, ...]:
+    """What a change of which sends `subscription.updated`."""
+    return (
+        row.status,
+        list(row.price_ids),
+        row.current_period_start,
+        row.current_period_end,
+        row.cancel_at_period_end,
+        row.cancel_at,
+        row.canceled_at,
+        row.pause_behavior,
+        row.pause_resumes_at,
+    )
+
+
+def _notice(row: Subscription) -> dict[str, Any]:
+    """The mirror row's public fields, as `subscription.updated` carries them."""
+    return {
+        "id": row.stripe_subscription_id,
+        "customer": row.stripe_customer_id,
+        "subjectType": row.subject_type,
+        "subjectId": row.subject_id,
+        "status": row.status,
+        "priceIds": list(row.price_ids),
+        "purchaseKeys": list(row.purchase_keys),
+        "currentPeriodStart": row.current_period_start,
+        "currentPeriodEnd": row.current_period_end,
+        "cancelAtPeriodEnd": row.cancel_at_period_end,
+        "cancelAt": row.cancel_at,
+        "canceledAt": row.canceled_at,
+        "endedAt": row.ended_at,
+        "trialEnd": row.trial_end,
+        "pauseBehavior": row.pause_behavior,
+        "pauseResumesAt": row.pause_resumes_at,
+    }

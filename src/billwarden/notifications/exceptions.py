@@ -1,0 +1,13 @@
+"""The notifications' errors, each with its stable code."""
+
+from __future__ import annotations
+
+from billwarden.errors import NotFound
+
+
+class NotificationEndpointNotFound(NotFound):
+    code = "NOTIFICATION_ENDPOINT_NOT_FOUND"
+
+
+class NotificationDeliveryNotFound(NotFound):
+    code = "NOTIFICATION_DELIVERY_NOT_FOUND"

@@ -1,0 +1,134 @@
+"""The notification worker: claims due deliveries and sends each, signed, to its endpoint.
+
+It runs where the inbox worker runs: embedded in `serve` (unless BILLWARDEN_EMBEDDED_WORKER=false)
+and in `billwarden worker`. A delivery is claimed under a token and a lease (PostgreSQL: `FOR
+UPDATE SKIP LOCKED`), prepared in one short transaction, sent with no transaction open, and its
+outcome recorded in another. A worker killed mid-delivery loses nothing: the delivery stays
+pending and, once its lease ends, another run sends it (receivers dedupe on `webhook-id`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billwarden.crypto import SecretBox
+from billwarden.db.base import utcnow
+from billwarden.db.unit_of_work import unit_of_work
+from billwarden.notifications.models import DeliveryStatus
+from billwarden.notifications.repository import DeliveryRepository
+from billwarden.notifications.service import (
+    RESPONSE_SNIPPET_CHARS,
+    DeliveryPolicy,
+    DeliveryService,
+    Outcome,
+    Outgoing,
+)
+
+logger = logging.getLogger("billwarden.notifications")
+
+
+class NotificationWorker:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        secret_box: SecretBox,
+        policy: DeliveryPolicy,
+        *,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.secret_box = secret_box
+        self.policy = policy
+        self.poll_seconds = poll_seconds
+        self.wake = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.http: httpx.AsyncClient | None = None
+
+    async def run_once(self) -> int:
+        """Claim one batch of due deliveries and send them one by one; how many were claimed.
+        When stopping, the claims not started yet are given back at once."""
+        token = uuid.uuid4()
+        async with unit_of_work(self.sessionmaker) as session:
+            claimed = await DeliveryRepository(session).claim_due(
+                utcnow(), self.policy.batch_size, self.policy.lease, token
+            )
+        for position, delivery_id in enumerate(claimed):
+            if self.stopping.is_set():
+                await self._release(claimed[position:], token)
+                break
+            await self.deliver_one(delivery_id, token)
+        return len(claimed)
+
+    async def deliver_one(self, delivery_id: uuid.UUID, token: uuid.UUID) -> DeliveryStatus | None:
+        try:
+            async with unit_of_work(self.sessionmaker) as session:
+                outgoing = await DeliveryService(session, self.secret_box).prepare(
+                    delivery_id, token
+                )
+            if outgoing is None:
+                return None
+            outcome = await self._send(outgoing)
+            async with unit_of_work(self.sessionmaker) as session:
+                return await DeliveryService(session, self.secret_box).record(
+                    delivery_id, token, outcome, self.policy
+                )
+        except Exception:  # the database away: the claim's lease brings the delivery back
+            logger.exception("could not deliver notification %s", delivery_id)
+            return None
+
+    async def _send(self, outgoing: Outgoing) -> Outcome:
+        try:
+            if self.http is not None:
+                answer = await self.http.post(
+                    outgoing.url, content=outgoing.body, headers=outgoing.headers
+                )
+            else:
+                async with self._client() as http:
+                    answer = await http.post(
+                        outgoing.url, content=outgoing.body, headers=outgoing.headers
+                    )
+        except httpx.HTTPError as exc:
+            return Outcome(None, None, f"{type(exc).__name__}: {exc}"[:RESPONSE_SNIPPET_CHARS])
+        return Outcome(answer.status_code, answer.text[:RESPONSE_SNIPPET_CHARS], None)
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=self.policy.timeout_seconds, follow_redirects=False)
+
+    async def _release(self, ids: list[uuid.UUID], token: uuid.UUID) -> None:
+        try:
+            async with unit_of_work(self.sessionmaker) as session:
+                await DeliveryRepository(session).release(ids, token)
+        except Exception:  # their leases bring them back anyway
+            logger.exception("could not give back %d claimed notifications", len(ids))
+
+    async def run_forever(self) -> None:
+        """Send due deliveries until `stopping` is set; sleep between batches until woken."""
+        async with self._client() as http:
+            self.http = http
+            try:
+                await self._loop()
+            finally:
+                self.http = None
+
+    async def _loop(self) -> None:
+        while not self.stopping.is_set():
+            self.wake.clear()
+            try:
+                claimed = await self.run_once()
+            except Exception:  # the database away for a moment: try again after the poll
+                logger.exception("the notification worker could not claim deliveries")
+                claimed = 0
+            if claimed:
+                continue
+            sleep = asyncio.ensure_future(self.wake.wait())
+            stop = asyncio.ensure_future(self.stopping.wait())
+            _, pending = await asyncio.wait(
+                {sleep, stop}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
