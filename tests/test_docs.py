@@ -16,6 +16,8 @@ from billwarden.cli import cli
 from billwarden.config import Settings
 from billwarden.entitlements.service import STATUSES
 from billwarden.errors import BillwardenError
+from billwarden.notifications import exceptions as notification_errors
+from billwarden.notifications import models as notification_models
 from billwarden.subscriptions import exceptions as subscription_errors
 
 ROOT = Path(__file__).parents[1]
@@ -118,3 +120,18 @@ class TestLoopDocs:
         assert not missing, f"self-service codes missing from docs/self-service.md: {missing}"
         routes = sorted(path for path in _routes("subscriptions") if path not in doc)
         assert not routes, f"self-service routes missing from docs/self-service.md: {routes}"
+
+    def test_notifications_doc_names_every_event_type_error_code_and_route(self) -> None:
+        doc = _doc("notifications.md")
+        types = sorted(name for name in notification_models.EVENT_TYPES if f"`{name}`" not in doc)
+        assert not types, f"event types missing from docs/notifications.md: {types}"
+        codes = {
+            error.code
+            for _, error in inspect.getmembers(notification_errors, inspect.isclass)
+            if issubclass(error, BillwardenError)
+            and error.__module__ == notification_errors.__name__
+        }
+        missing = sorted(code for code in codes if f"`{code}`" not in doc)
+        assert not missing, f"notification codes missing from docs/notifications.md: {missing}"
+        routes = sorted(path for path in _routes("notifications") if path not in doc)
+        assert not routes, f"notification routes missing from docs/notifications.md: {routes}"
