@@ -7,8 +7,11 @@ import asyncio
 import time
 from typing import Any
 
+from billwarden.db.engine import create_sessionmaker
+from billwarden.db.unit_of_work import unit_of_work
 from tests.checkout.loop import Loop, billing_loop
 from tests.conftest import Scratch
+from tests.notifications.factories import Endpoints, Receiver, receiving
 
 DAY = 86400
 URL = "/api/v1/payments/stripe/my-payments"
@@ -80,3 +83,35 @@ class TestMyPayments:
             unknown = await payments(loop, token, startingAfter="in_unknown")
         assert (big.status_code, big.json()["code"]) == (400, "VALIDATION_ERROR")
         assert unknown == {"data": [], "hasMore": False}
+
+
+class TestPaymentNotifications:
+    async def test_a_paid_then_a_failed_invoice_notify_once_each(
+        self, scratch: Scratch, emulator_url: str
+    ) -> None:
+        with receiving(Receiver()) as receiver:
+            async with billing_loop(scratch, emulator_url) as loop:
+                async with unit_of_work(create_sessionmaker(scratch.engine)) as session:
+                    _, secret = await Endpoints(session, scratch.secret_box).endpoint(
+                        loop.project.id, receiver.url, ["payment.succeeded", "payment.failed"]
+                    )
+                token = loop.token("dee")
+                session_id = await loop.checkout(token, purchaseKey="premium_monthly")
+                clock = loop.clock()
+                customer = await loop.customer_of(session_id)
+                await loop.emulator(f"/_emulator/customers/{customer}/test_clock", test_clock=clock)
+                await loop.pay(session_id)
+                await eventually_payments(loop, token, 1)
+                await loop.emulator(f"/_emulator/customers/{customer}/card", outcome="declined")
+                await loop.advance(clock, 31 * DAY)
+                await eventually_payments(loop, token, 2)
+                deadline = time.monotonic() + 15
+                while len(receiver.requests) < 2:
+                    assert time.monotonic() < deadline, receiver.requests
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.5)  # nothing more arrives
+        events = receiver.verified(secret)
+        assert [event["type"] for event in events] == ["payment.succeeded", "payment.failed"]
+        paid, failed = (event["data"] for event in events)
+        assert (paid["subjectId"], paid["kind"], paid["amount"]) == ("dee", "invoice", 900)
+        assert failed["status"] == "failed" and failed["subscriptionId"] == paid["subscriptionId"]

@@ -15,6 +15,7 @@ from billwarden.core.modes import Mode
 from billwarden.core.subjects import Subject
 from billwarden.db.base import utcnow
 from billwarden.db.locks import lock_name
+from billwarden.notifications.service import Outbox
 from billwarden.payments.models import Payment
 from billwarden.payments.repository import PaymentRepository
 from billwarden.subscriptions.service import (
@@ -110,6 +111,29 @@ class PaymentsService:
             owner = subject_of_row(row) if row is not None else None
         return owner
 
+    async def _notify(self, row: Payment, previous: str | None) -> None:
+        """payment.succeeded / payment.failed to the tenant app, once per change of status."""
+        if row.status == previous or row.status not in ("succeeded", "failed"):
+            return
+        event_type = "payment.succeeded" if row.status == "succeeded" else "payment.failed"
+        await Outbox(self.session).emit(
+            self.project_id,
+            self.mode,
+            event_type,
+            {
+                "id": row.stripe_id,
+                "kind": row.kind,
+                "subjectType": row.subject_type,
+                "subjectId": row.subject_id,
+                "amount": row.amount,
+                "currency": row.currency,
+                "status": row.status,
+                "paidAt": row.paid_at.isoformat() if row.paid_at else None,
+                "subscriptionId": row.stripe_subscription_id,
+                "customerId": row.stripe_customer_id,
+            },
+        )
+
     def _stamp(self, row: Payment, stamp: EventStamp | None) -> None:
         if stamp is not None and not stamp.is_older_than(row.last_event_created):
             row.last_event_created = stamp.created
@@ -142,6 +166,7 @@ class PaymentsService:
         if obj is None:
             return row
         subscription_id = invoice_subscription_id(obj)
+        previous = row.status if row is not None else None
         row = await self._row(INVOICE, invoice_id, obj, row)
         owner = await self._subject(obj, subscription_id)
         row.subject_type = owner.type.value if owner is not None else row.subject_type
@@ -162,6 +187,7 @@ class PaymentsService:
         row.raw = obj
         self._stamp(row, stamp)
         await self.session.flush()
+        await self._notify(row, previous)
         return row
 
     async def apply_payment_intent(
@@ -178,6 +204,7 @@ class PaymentsService:
         owner = subject_from_metadata(obj.get("metadata"), self.project_id, self.mode)
         if owner is None and row is None:
             return None
+        previous = row.status if row is not None else None
         row = await self._row(ONE_TIME, intent_id, obj, row)
         if owner is not None:
             row.subject_type, row.subject_id = owner.type.value, owner.id
@@ -193,6 +220,7 @@ class PaymentsService:
         row.raw = obj
         self._stamp(row, stamp)
         await self.session.flush()
+        await self._notify(row, previous)
         return row
 
     async def _refunded(self, intent: dict[str, Any]) -> int:
