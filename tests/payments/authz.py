@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.authz import PRINCIPALS, Declaration, Routes, policy
+from tests.authz import PRINCIPALS, PROJECT_MEMBER, Declaration, Routes, policy, project_path
 
 BILLING_CALLER = policy(
     **{
@@ -15,6 +15,12 @@ BILLING_CALLER = policy(
 )
 
 ROUTES: Routes = {
+    ("GET", "/api/v1/payments/stripe/projects/{project_id}/subscriptions"): Declaration(
+        PROJECT_MEMBER, path=project_path
+    ),
+    ("GET", "/api/v1/payments/stripe/projects/{project_id}/payments"): Declaration(
+        PROJECT_MEMBER, path=project_path
+    ),
     ("GET", "/api/v1/payments/stripe/my-payments"): Declaration(
         BILLING_CALLER, query=lambda w: {"subjectId": "end-user-1"}
     ),
