@@ -10,6 +10,7 @@
     GET /_emulator/deliveries   the webhook delivery log
     GET|POST|DELETE /_emulator/faults   read, configure (JSON body), reset the fault knobs
     GET /_emulator/checkout/{id}, /_emulator/portal/{id}   minimal hosted pages (no key needed)
+    GET /_emulator/invoices/{id}[/pdf], /_emulator/receipts/{id}   invoice and receipt pages
 
 Bodies may be JSON or form-encoded; answers use Stripe's error envelope.
 """
@@ -26,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from billwarden_emulator import pages
 from billwarden_emulator.billing.lifecycle import ENDED
 from billwarden_emulator.errors import (
     StripeError,
@@ -250,6 +252,7 @@ def routes(emulator: Emulator) -> list[Route]:
         Route("/_emulator/checkout/{id}", hosted_checkout, methods=["GET"]),
         Route("/_emulator/checkout/{id}/pay", hosted_checkout_pay, methods=["POST"]),
         Route("/_emulator/portal/{id}", hosted_portal, methods=["GET"]),
+        *pages.routes(emulator),
     ]
 
 

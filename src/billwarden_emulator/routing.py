@@ -37,6 +37,7 @@ def build_router() -> Router:
         customers,
         invoices,
         platform,
+        refunds,
         subscriptions,
     )
 

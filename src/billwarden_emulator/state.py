@@ -29,6 +29,7 @@ PREFIXES: dict[str, tuple[str, str]] = {
     "inpay": ("invoice_payments", "invoice_payment"),
     "pi": ("payment_intents", "payment_intent"),
     "ch": ("charges", "charge"),
+    "re": ("refunds", "refund"),
     "evt": ("events", "event"),
     "we": ("webhook_endpoints", "webhook_endpoint"),
     "clock": ("test_clocks", "test_clock"),

@@ -60,6 +60,7 @@ SDK_CLASSES: dict[str, type[Any]] = {
     "payment_intent": stripe.PaymentIntent,
     "price": stripe.Price,
     "product": stripe.Product,
+    "refund": stripe.Refund,
     "subscription": stripe.Subscription,
     "subscription_item": stripe.SubscriptionItem,
     "test_helpers.test_clock": stripe.test_helpers.TestClock,
@@ -183,6 +184,8 @@ def served(raw: httpx.Client) -> dict[str, dict[str, Any]]:
     objects["line_item"] = _ok(raw.get(f"/v1/invoices/{invoice['id']}/lines"))["data"][0]
     objects["invoice_payment"] = payment
     objects["payment_intent"] = intent
+    refund = _ok(raw.post("/v1/refunds", data={"charge": intent["latest_charge"], "amount": "100"}))
+    objects["refund"] = _ok(raw.get(f"/v1/refunds/{refund['id']}"))
     objects["charge"] = _ok(raw.get(f"/v1/charges/{intent['latest_charge']}"))
     objects["billing_portal.session"] = _ok(
         raw.post(
@@ -225,7 +228,7 @@ class TestShapeContract:
             if (found := shape_problems(resource, obj))
         }
         assert problems == {}
-        assert len(served) == 23
+        assert len(served) == 24
 
     def test_created_webhook_endpoint_adds_only_the_secret(self, raw: httpx.Client) -> None:
         created = _ok(

@@ -149,8 +149,11 @@ def finalize_invoice(ctx: Ctx, invoice: JSON, now: int) -> None:
     ctx.emit("invoice.finalized", invoice, created=now)
 
 
-def mark_paid(ctx: Ctx, invoice: JSON, now: int, *, attempted: bool) -> None:
-    """Record full payment and emit `invoice.paid` then `invoice.payment_succeeded`."""
+def mark_paid(
+    ctx: Ctx, invoice: JSON, now: int, *, attempted: bool, out_of_band: bool = False
+) -> None:
+    """Record full payment and emit `invoice.paid` then `invoice.payment_succeeded` (not for a
+    payment made outside Stripe: no payment succeeded)."""
     invoice["status"] = "paid"
     invoice["amount_paid"] = invoice["amount_due"]
     invoice["amount_remaining"] = 0
@@ -159,7 +162,8 @@ def mark_paid(ctx: Ctx, invoice: JSON, now: int, *, attempted: bool) -> None:
         invoice["attempted"] = True
     invoice["status_transitions"] = {**invoice["status_transitions"], "paid_at": now}
     ctx.emit("invoice.paid", invoice, created=now)
-    ctx.emit("invoice.payment_succeeded", invoice, created=now)
+    if not out_of_band:
+        ctx.emit("invoice.payment_succeeded", invoice, created=now)
 
 
 PaymentMode = Literal["charge", "processing"]
@@ -171,18 +175,22 @@ def charge_customer(
     customer: JSON | None,
     amount: int,
     currency: str,
-    description: str | None,
     now: int,
     decline_code: str | None,
+    description: str | None = None,
     mode: PaymentMode = "charge",
+    intent_fields: JSON | None = None,
 ) -> JSON:
     """Create a payment intent and its charge; succeeds unless `decline_code` is given.
 
     `mode="processing"` leaves the payment intent `processing` (a delayed payment method) with no
-    charge yet; `settle_processing` finishes it later.
+    charge yet; `settle_intent` finishes it later. `intent_fields` sets more of the intent's
+    fields (a checkout session's `payment_intent_data`: `metadata`, `receipt_email`...).
     """
     account = ctx.account
     intent_id = new_id("pi")
+    fields: JSON = {"description": description}
+    fields.update((key, value) for key, value in (intent_fields or {}).items() if value is not None)
     intent = shapes.payment_intent(
         id=intent_id,
         livemode=account.livemode,
@@ -190,12 +198,12 @@ def charge_customer(
         amount=amount,
         currency=currency,
         customer=None if customer is None else customer["id"],
-        description=description,
         client_secret=f"{intent_id}_secret_{random_part(25)}",
         payment_method=_payment_method_id(customer),
         status="processing" if mode == "processing" else "requires_payment_method",
         automatic_payment_methods={"allow_redirects": "always", "enabled": True},
         processing={"type": "card", "card": None} if mode == "processing" else None,
+        **fields,
     )
     account.put("payment_intents", intent)
     ctx.emit("payment_intent.created", intent, created=now)
@@ -219,6 +227,10 @@ def settle_intent(ctx: Ctx, intent: JSON, now: int, *, decline_code: str | None)
         currency=intent["currency"],
         customer=intent["customer"],
         description=intent["description"],
+        metadata=dict(intent["metadata"]),
+        receipt_email=intent["receipt_email"],
+        statement_descriptor=intent["statement_descriptor"],
+        statement_descriptor_suffix=intent["statement_descriptor_suffix"],
         payment_intent=intent["id"],
         payment_method=intent["payment_method"],
         paid=succeeded,
@@ -351,7 +363,7 @@ def apply_intent_result(ctx: Ctx, invoice: JSON, intent: JSON, now: int) -> bool
     if intent["status"] == "succeeded":
         mark_paid(ctx, invoice, now, attempted=True)
         return True
-    if invoice["billing_reason"] == "subscription_create":
+    if invoice["billing_reason"] == "subscription_create" or invoice["status"] != "open":
         invoice["next_payment_attempt"] = None
     elif invoice["attempt_count"] <= len(RETRY_DAYS):
         invoice["next_payment_attempt"] = now + RETRY_DAYS[invoice["attempt_count"] - 1] * DAY
@@ -370,11 +382,30 @@ def _intent_description(billing_reason: str) -> str:
 
 
 def void_invoice(ctx: Ctx, invoice: JSON, now: int) -> None:
+    """Void an invoice and cancel the payment intents still waiting to collect it."""
     invoice["status"] = "void"
     invoice["amount_remaining"] = 0
     invoice["next_payment_attempt"] = None
     invoice["status_transitions"] = {**invoice["status_transitions"], "voided_at": now}
     ctx.emit("invoice.voided", invoice, created=now)
+    for payment in ctx.account.collection("invoice_payments").values():
+        if payment["invoice"] != invoice["id"] or payment["status"] != "open":
+            continue
+        intent = ctx.account.collection("payment_intents").get(
+            payment["payment"].get("payment_intent") or ""
+        )
+        if intent is None or intent["status"] not in _CANCELABLE:
+            continue
+        intent["status"] = "canceled"
+        intent["canceled_at"] = now
+        intent["cancellation_reason"] = "void_invoice"
+        payment["status"] = "canceled"
+        payment["status_transitions"] = {**payment["status_transitions"], "canceled_at": now}
+        ctx.emit("payment_intent.canceled", intent, created=now)
+
+
+# a processing payment can no longer be canceled
+_CANCELABLE = ("requires_payment_method", "requires_confirmation", "requires_action")
 
 
 def mark_uncollectible(ctx: Ctx, invoice: JSON, now: int) -> None:

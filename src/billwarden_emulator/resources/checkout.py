@@ -186,6 +186,7 @@ def create_session(ctx: Ctx, params: Params) -> JSON:
             "pending_invoice_item_interval",
         )
         subscription_data.finish()
+    intent_data = _payment_intent_data(params, mode)
     now = int(time.time())
     session_id = new_id("cs_live_" if account.livemode else "cs_test_")
     total = sum(
@@ -267,9 +268,41 @@ def create_session(ctx: Ctx, params: Params) -> JSON:
     account.internal["checkout_lines"][session_id] = {
         "lines": lines,
         "subscription_data": stored_subscription_data,
+        "payment_intent_data": intent_data,
     }
     account.put("checkout_sessions", session)
     return session
+
+
+def _payment_intent_data(params: Params, mode: str | None) -> JSON:
+    """What `payment_intent_data` sets on the payment intent a `payment` session creates."""
+    data = params.nested("payment_intent_data")
+    if data is None:
+        return {}
+    if mode != "payment":
+        raise invalid_request(
+            "You can only specify `payment_intent_data` in `payment` mode.",
+            param="payment_intent_data",
+        )
+    fields: JSON = {
+        "metadata": data.metadata() or {},
+        "description": data.str("description"),
+        "receipt_email": data.str("receipt_email"),
+        "setup_future_usage": data.str("setup_future_usage", choices=("off_session", "on_session")),
+        "statement_descriptor": data.str("statement_descriptor"),
+        "statement_descriptor_suffix": data.str("statement_descriptor_suffix"),
+    }
+    # money movement between accounts (Connect) and manual capture are not emulated
+    data.accept(
+        "application_fee_amount",
+        "capture_method",
+        "on_behalf_of",
+        "shipping",
+        "transfer_data",
+        "transfer_group",
+    )
+    data.finish()
+    return fields
 
 
 def _session_line_items(account: Account, session: JSON) -> list[JSON]:
@@ -406,17 +439,19 @@ def complete_session(ctx: Ctx, session: JSON, outcome: str, *, email: str | None
     prices = [account.collection("prices")[line["price"]] for line in stored["lines"]]
     # a customer on a test clock pays and starts its subscription at the clock's time
     now = account.now_for(session["customer"])
+    intent_data = stored.get("payment_intent_data") or {}
     if outcome == "card_declined":
         if session["mode"] == "payment":
-            payments.charge_customer(
+            intent = payments.charge_customer(
                 ctx,
                 customer=account.collection("customers").get(session["customer"] or ""),
                 amount=session["amount_total"] or 0,
                 currency=session["currency"] or "usd",
-                description=None,
                 now=now,
                 decline_code="generic_decline",
+                intent_fields=intent_data,
             )
+            raise card_declined("generic_decline", charge=intent["latest_charge"])
         raise card_declined("generic_decline")
     pending = outcome == "async_pending"
     customer = account.collection("customers").get(session["customer"] or "")
@@ -464,10 +499,10 @@ def complete_session(ctx: Ctx, session: JSON, outcome: str, *, email: str | None
             customer=customer,
             amount=session["amount_total"] or 0,
             currency=session["currency"] or "usd",
-            description=None,
             now=now,
             decline_code=None,
             mode="processing" if pending else "charge",
+            intent_fields=intent_data,
         )
         session["payment_intent"] = intent["id"]
     session["status"] = "complete"

@@ -1,4 +1,5 @@
-"""Invoices (retrieve, list, lines, pay, void), invoice payments, payment intents and charges."""
+"""Invoices (retrieve, list, lines, pay, void, mark_uncollectible), invoice payments, payment
+intents and charges."""
 
 from __future__ import annotations
 
@@ -73,14 +74,14 @@ def pay_invoice(ctx: Ctx, params: Params, id: str) -> JSON:
     now = ctx.account.now_for(invoice["customer"])
     if invoice["status"] == "draft":
         payments.finalize_invoice(ctx, invoice, now)
-    if invoice["status"] != "open":
+    if invoice["status"] not in ("open", "uncollectible"):
         raise invalid_request(
             "Invoice is already paid."
             if invoice["status"] == "paid"
             else f"You cannot pay an invoice with status {invoice['status']}."
         )
     if paid_out_of_band:
-        payments.mark_paid(ctx, invoice, now, attempted=False)
+        payments.mark_paid(ctx, invoice, now, attempted=False, out_of_band=True)
         lifecycle.after_invoice_result(ctx, invoice, paid=True, now=now)
         return invoice
     paid = payments.attempt_invoice(ctx, invoice, now)
@@ -105,11 +106,23 @@ def _latest_intent(ctx: Ctx, invoice: JSON) -> str | None:
 
 @post("/v1/invoices/{id}/void")
 def void_invoice(ctx: Ctx, params: Params, id: str) -> JSON:
+    """Void an open or uncollectible invoice (`invoice.voided`); a paid or void one is refused."""
+    invoice = ctx.account.get("invoices", id)
+    params.finish()
+    if invoice["status"] not in ("open", "uncollectible"):
+        raise invalid_request("You can only void open invoices.")
+    payments.void_invoice(ctx, invoice, ctx.account.now_for(invoice["customer"]))
+    return invoice
+
+
+@post("/v1/invoices/{id}/mark_uncollectible")
+def mark_invoice_uncollectible(ctx: Ctx, params: Params, id: str) -> JSON:
+    """Stop collecting an open invoice (`invoice.marked_uncollectible`); it can still be paid."""
     invoice = ctx.account.get("invoices", id)
     params.finish()
     if invoice["status"] != "open":
-        raise invalid_request(f"You can only void open invoices; this one is {invoice['status']}.")
-    payments.void_invoice(ctx, invoice, ctx.account.now_for(invoice["customer"]))
+        raise invalid_request("You can only mark open invoices as uncollectible.")
+    payments.mark_uncollectible(ctx, invoice, ctx.account.now_for(invoice["customer"]))
     return invoice
 
 

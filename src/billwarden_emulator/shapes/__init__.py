@@ -10,6 +10,7 @@ from billwarden_emulator.shapes.billing import (
     invoice_line,
     invoice_payment,
     payment_intent,
+    refund,
 )
 from billwarden_emulator.shapes.checkout import (
     checkout_line_item,
@@ -45,6 +46,7 @@ __all__ = [
     "portal_session",
     "price",
     "product",
+    "refund",
     "subscription",
     "subscription_item",
     "test_clock",

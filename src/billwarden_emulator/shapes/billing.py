@@ -1,4 +1,4 @@
-"""Invoices, invoice payments, payment intents and charges."""
+"""Invoices, invoice payments, payment intents, charges and refunds."""
 
 from __future__ import annotations
 
@@ -256,6 +256,32 @@ def charge(**fields: Any) -> JSON:
             "transfer_data": None,
             "transfer_group": None,
             "source": None,
+        },
+        fields,
+    )
+
+
+def refund(**fields: Any) -> JSON:
+    return _apply(
+        {
+            "amount": 0,
+            "balance_transaction": None,
+            "charge": None,
+            "created": 0,
+            "currency": "usd",
+            "destination_details": None,
+            "id": "",
+            "metadata": {},
+            "object": "refund",
+            "payment_intent": None,
+            "reason": None,
+            "receipt_number": None,
+            "source_transfer_reversal": None,
+            "status": "succeeded",
+            "transfer_reversal": None,
+            "customer": None,
+            "customer_account": None,
+            "payment_method": None,
         },
         fields,
     )
