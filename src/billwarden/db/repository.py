@@ -29,11 +29,17 @@ class RepositoryBase(Generic[ModelT]):
     async def get(self, id: uuid.UUID) -> ModelT | None:
         return await self.session.get(self.model, id)
 
-    async def one_or_none(self, statement: Select[ModelT]) -> ModelT | None:
+    async def one_or_none(self, statement: Select[ModelT], *, fresh: bool = False) -> ModelT | None:
+        """`fresh`: refresh rows this session loaded before (what a lock just taken waited
+        for must be seen, not the objects read before it); their unflushed changes are lost."""
+        if fresh:
+            statement = statement.execution_options(populate_existing=True)
         result = await self.session.execute(statement)
         return result.scalars().one_or_none()
 
-    async def all(self, statement: Select[ModelT]) -> list[ModelT]:
+    async def all(self, statement: Select[ModelT], *, fresh: bool = False) -> list[ModelT]:
+        if fresh:
+            statement = statement.execution_options(populate_existing=True)
         result = await self.session.execute(statement)
         return list(result.scalars().all())
 

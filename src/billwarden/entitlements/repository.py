@@ -19,7 +19,7 @@ class EntitlementRepository(RepositoryBase[Entitlement]):
         super().__init__(session)
 
     async def for_subject(
-        self, project_id: uuid.UUID, mode: Mode, subject: Subject
+        self, project_id: uuid.UUID, mode: Mode, subject: Subject, *, fresh: bool = False
     ) -> Entitlement | None:
         return await self.one_or_none(
             self.select().where(
@@ -27,7 +27,8 @@ class EntitlementRepository(RepositoryBase[Entitlement]):
                 Entitlement.mode == mode,
                 Entitlement.subject_type == subject.type.value,
                 Entitlement.subject_id == subject.id,
-            )
+            ),
+            fresh=fresh,
         )
 
     async def with_status(self, project_id: uuid.UUID, status: str) -> list[Entitlement]:

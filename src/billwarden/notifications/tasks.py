@@ -82,19 +82,35 @@ class NotificationWorker:
             return None
 
     async def _send(self, outgoing: Outgoing) -> Outcome:
+        """POST the notification; the whole exchange is bounded (a receiver trickling its
+        answer cannot hold the worker), and only the answer's first bytes are read."""
+        try:
+            return await asyncio.wait_for(
+                self._exchange(outgoing), timeout=self.policy.timeout_seconds * 2
+            )
+        except TimeoutError:
+            return Outcome(None, None, "TimeoutError: the receiver did not answer in time")
+
+    async def _exchange(self, outgoing: Outgoing) -> Outcome:
         try:
             if self.http is not None:
-                answer = await self.http.post(
-                    outgoing.url, content=outgoing.body, headers=outgoing.headers
-                )
-            else:
-                async with self._client() as http:
-                    answer = await http.post(
-                        outgoing.url, content=outgoing.body, headers=outgoing.headers
-                    )
+                return await self._post(self.http, outgoing)
+            async with self._client() as http:
+                return await self._post(http, outgoing)
         except httpx.HTTPError as exc:
             return Outcome(None, None, f"{type(exc).__name__}: {exc}"[:RESPONSE_SNIPPET_CHARS])
-        return Outcome(answer.status_code, answer.text[:RESPONSE_SNIPPET_CHARS], None)
+
+    async def _post(self, http: httpx.AsyncClient, outgoing: Outgoing) -> Outcome:
+        async with http.stream(
+            "POST", outgoing.url, content=outgoing.body, headers=outgoing.headers
+        ) as answer:
+            head = b""
+            async for chunk in answer.aiter_bytes():
+                head += chunk
+                if len(head) >= RESPONSE_SNIPPET_CHARS:
+                    break
+        snippet = head[:RESPONSE_SNIPPET_CHARS].decode("utf-8", errors="replace")
+        return Outcome(answer.status_code, snippet, None)
 
     def _client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(timeout=self.policy.timeout_seconds, follow_redirects=False)

@@ -20,14 +20,15 @@ class PaymentRepository(RepositoryBase[Payment]):
     model = Payment
 
     async def by_stripe_id(
-        self, project_id: uuid.UUID, mode: Mode, stripe_id: str
+        self, project_id: uuid.UUID, mode: Mode, stripe_id: str, *, fresh: bool = False
     ) -> Payment | None:
         return await self.one_or_none(
             self.select().where(
                 Payment.project_id == project_id,
                 Payment.mode == mode,
                 Payment.stripe_id == stripe_id,
-            )
+            ),
+            fresh=fresh,
         )
 
     async def for_subject(

@@ -94,7 +94,7 @@ class PaymentsService:
     ) -> tuple[bool, Payment | None]:
         """(whether to apply, the row if any), under the payment's lock."""
         await lock_name(self.session, f"payment:{self.project_id}:{self.mode}:{stripe_id}")
-        row = await self.payments.by_stripe_id(self.project_id, self.mode, stripe_id)
+        row = await self.payments.by_stripe_id(self.project_id, self.mode, stripe_id, fresh=True)
         if row is not None and stamp is not None and stamp.is_older_than(row.last_event_created):
             return False, row
         return True, row
@@ -166,9 +166,11 @@ class PaymentsService:
         if obj is None:
             return row
         subscription_id = invoice_subscription_id(obj)
+        owner = await self._subject(obj, subscription_id)
+        if owner is None and row is None:
+            return None  # not a customer of this project's subjects (another app's invoice)
         previous = row.status if row is not None else None
         row = await self._row(INVOICE, invoice_id, obj, row)
-        owner = await self._subject(obj, subscription_id)
         row.subject_type = owner.type.value if owner is not None else row.subject_type
         row.subject_id = owner.id if owner is not None else row.subject_id
         row.stripe_customer_id = customer_id_of(obj)

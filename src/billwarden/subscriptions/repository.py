@@ -29,32 +29,41 @@ class CustomerRepository(RepositoryBase[Customer]):
         )
 
     async def by_stripe_id(
-        self, project_id: uuid.UUID, mode: Mode, stripe_customer_id: str, *, lock: bool = False
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        stripe_customer_id: str,
+        *,
+        lock: bool = False,
+        fresh: bool = False,
     ) -> Customer | None:
         statement = self.select().where(
             Customer.project_id == project_id,
             Customer.mode == mode,
             Customer.stripe_customer_id == stripe_customer_id,
         )
-        return await self.one_or_none(statement.with_for_update() if lock else statement)
+        return await self.one_or_none(
+            statement.with_for_update() if lock else statement, fresh=fresh or lock
+        )
 
 
 class SubscriptionRepository(RepositoryBase[Subscription]):
     model = Subscription
 
     async def by_stripe_id(
-        self, project_id: uuid.UUID, mode: Mode, stripe_subscription_id: str
+        self, project_id: uuid.UUID, mode: Mode, stripe_subscription_id: str, *, fresh: bool = False
     ) -> Subscription | None:
         return await self.one_or_none(
             self.select().where(
                 Subscription.project_id == project_id,
                 Subscription.mode == mode,
                 Subscription.stripe_subscription_id == stripe_subscription_id,
-            )
+            ),
+            fresh=fresh,
         )
 
     async def for_subject(
-        self, project_id: uuid.UUID, mode: Mode, subject: Subject
+        self, project_id: uuid.UUID, mode: Mode, subject: Subject, *, fresh: bool = False
     ) -> list[Subscription]:
         return await self.all(
             self.select()
@@ -64,7 +73,8 @@ class SubscriptionRepository(RepositoryBase[Subscription]):
                 Subscription.subject_type == subject.type.value,
                 Subscription.subject_id == subject.id,
             )
-            .order_by(Subscription.created_at, Subscription.stripe_subscription_id)
+            .order_by(Subscription.created_at, Subscription.stripe_subscription_id),
+            fresh=fresh,
         )
 
     async def for_subjects(

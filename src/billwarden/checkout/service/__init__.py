@@ -408,7 +408,7 @@ class CheckoutService:
         if not isinstance(session_id, str) or not session_id:
             raise ValueError("the checkout session has no id")
         await lock_name(self.session, f"checkout:{self.project_id}:{self.mode}:{session_id}")
-        row = await self.sessions.by_stripe_id(self.project_id, self.mode, session_id)
+        row = await self.sessions.by_stripe_id(self.project_id, self.mode, session_id, fresh=True)
         owner = subject_from_metadata(obj.get("metadata"), self.project_id, self.mode)
         if row is None:
             row = await self.sessions.add(

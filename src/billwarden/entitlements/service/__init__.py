@@ -220,8 +220,10 @@ class EntitlementService:
         reads the earlier's committed state and no stale snapshot is written last."""
         snapshot = await self._locked_snapshot(project_id, mode, subject)
         before = _notice(snapshot)
+        # under the subject's lock: its subscriptions as committed, never objects this session
+        # read before the lock (a self-service change reads them first)
         subscriptions = await SubscriptionRepository(self.session).for_subject(
-            project_id, mode, subject
+            project_id, mode, subject, fresh=True
         )
         catalogs = CatalogService(self.session)
         loaded = await catalogs.current(project_id)
@@ -277,7 +279,7 @@ class EntitlementService:
     ) -> Entitlement:
         """The subject's snapshot row (made, free, when it has none), under the subject's lock."""
         await lock_name(self.session, _lock(project_id, mode, subject))
-        snapshot = await self.snapshots.for_subject(project_id, mode, subject)
+        snapshot = await self.snapshots.for_subject(project_id, mode, subject, fresh=True)
         if snapshot is None:
             await self.snapshots.insert_ignoring_conflict(
                 _new_snapshot(project_id, mode, subject), _SUBJECT_COLUMNS

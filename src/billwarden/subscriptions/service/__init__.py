@@ -179,9 +179,11 @@ class MirrorService:
     # --- subscriptions -----------------------------------------------------------------------
 
     async def subscription(
-        self, project_id: uuid.UUID, mode: Mode, stripe_subscription_id: str
+        self, project_id: uuid.UUID, mode: Mode, stripe_subscription_id: str, *, fresh: bool = False
     ) -> Subscription | None:
-        return await self.subscriptions.by_stripe_id(project_id, mode, stripe_subscription_id)
+        return await self.subscriptions.by_stripe_id(
+            project_id, mode, stripe_subscription_id, fresh=fresh
+        )
 
     async def subscriptions_of(
         self, project_id: uuid.UUID, mode: Mode, subject: Subject
@@ -206,7 +208,9 @@ class MirrorService:
         status = _text(obj.get("status"), 32)
         if stripe_id is None or customer_id is None or status is None:
             raise ValueError("a subscription needs an id, a customer and a status")
-        row = await self.subscriptions.by_stripe_id(project_id, mode, stripe_id)
+        # under the subscription's lock: what was committed while waiting for it, not an
+        # object this session read before
+        row = await self.subscriptions.by_stripe_id(project_id, mode, stripe_id, fresh=True)
         if row is not None and stamp is not None and stamp.is_older_than(row.last_event_created):
             return AppliedSubscription(row, applied=False)
         previous = subject_of_row(row) if row is not None else None

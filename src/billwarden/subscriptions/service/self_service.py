@@ -272,6 +272,7 @@ class SelfService:
             self.mode.value,
             row.stripe_subscription_id,
             what,
+            sorted(params.items(), key=lambda item: item[0]),  # every parameter sent
             row.synced_at.isoformat(),
             row.last_event_id,
         )

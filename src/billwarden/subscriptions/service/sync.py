@@ -75,7 +75,9 @@ class SubscriptionSync:
         await lock_name(
             self.session, f"subscription:{self.project_id}:{self.mode}:{subscription_id}"
         )
-        row = await self.mirror.subscription(self.project_id, self.mode, subscription_id)
+        row = await self.mirror.subscription(
+            self.project_id, self.mode, subscription_id, fresh=True
+        )
         if row is not None and stamp is not None and stamp.is_older_than(row.last_event_created):
             return set()
         current = await self.fetch(f"/v1/subscriptions/{subscription_id}")
@@ -122,7 +124,7 @@ class SubscriptionSync:
         if await customers.by_stripe_id(self.project_id, self.mode, stripe_id) is None:
             return None  # not a subject's customer: nothing to lock, fetch or apply
         await lock_name(self.session, f"stripe-customer:{self.project_id}:{self.mode}:{stripe_id}")
-        row = await customers.by_stripe_id(self.project_id, self.mode, stripe_id)
+        row = await customers.by_stripe_id(self.project_id, self.mode, stripe_id, fresh=True)
         if row is None or stamp.is_older_than(row.last_event_created):
             return None
         current = await self.fetch(f"/v1/customers/{stripe_id}")
@@ -150,6 +152,10 @@ def _state(row: Subscription) -> tuple[Any, ...]:
         row.canceled_at,
         row.pause_behavior,
         row.pause_resumes_at,
+        row.trial_end,
+        row.ended_at,
+        row.subject_type,
+        row.subject_id,
     )
 
 
