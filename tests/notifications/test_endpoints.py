@@ -69,6 +69,34 @@ class TestEndpoints:
             answer = await client.post(url(project.id), json=body, headers=people.bearer(owner))
             assert answer.status_code == 400, (body, answer.text)
 
+    async def test_an_internal_address_is_refused(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants
+    ) -> None:
+        owner = await people.user()
+        project = await tenants.project(owner)
+        for target in (
+            "http://127.0.0.1:8000/hooks",
+            "http://localhost/hooks",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://10.0.0.7/hooks",
+            "http://[::1]/hooks",
+            "https://billing.internal/hooks",
+        ):
+            answer = await client.post(
+                url(project.id),
+                json={"url": target, "events": ["*"]},
+                headers=people.bearer(owner),
+            )
+            assert (answer.status_code, answer.json()["code"]) == (400, "UNSAFE_ENDPOINT_URL"), (
+                target
+            )
+        public = await client.post(
+            url(project.id),
+            json={"url": "https://93.184.216.34/hooks", "events": ["*"]},
+            headers=people.bearer(owner),
+        )
+        assert public.status_code == 201, public.text
+
     async def test_other_projects_endpoint_is_not_found(
         self,
         client: httpx.AsyncClient,

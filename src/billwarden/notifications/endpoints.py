@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Response
 
@@ -12,6 +14,7 @@ from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import error_responses
 from billwarden.kit.schemas import Page, Pages
 from billwarden.kit.state import AppSecretBox
+from billwarden.notifications.exceptions import UnsafeEndpointUrl
 from billwarden.notifications.schemas import (
     DeliveryRead,
     EndpointCreate,
@@ -31,6 +34,32 @@ async def _service(session: DbSession, secret_box: AppSecretBox) -> EndpointServ
 Endpoints = Annotated[EndpointService, Depends(_service)]
 
 
+def refuse_internal_url(url: str) -> None:
+    """A tenant's endpoint must be on the internet: not billwarden's own host or network
+    (loopback, private, link-local such as cloud metadata at 169.254.169.254, reserved)."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    internal = host == "localhost" or host.endswith((".localhost", ".internal", ".local"))
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    if address is not None and (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_multicast
+        or address.is_unspecified
+    ):
+        internal = True
+    if internal:
+        raise UnsafeEndpointUrl(
+            "A notification endpoint must be a public address, not a loopback, private, "
+            "link-local or reserved one.",
+            details={"field": "url"},
+        )
+
+
 @router.post(
     "/{project_id}/webhook-endpoints",
     status_code=201,
@@ -41,6 +70,7 @@ Endpoints = Annotated[EndpointService, Depends(_service)]
 async def create_endpoint(
     body: EndpointCreate, access: ProjectAdminAccess, endpoints: Endpoints
 ) -> EndpointCreated:
+    refuse_internal_url(str(body.url))
     row, secret = await endpoints.create(
         access.project.id, body.mode, str(body.url), list(body.events)
     )

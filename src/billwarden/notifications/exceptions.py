@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billwarden.errors import NotFound
+from billwarden.errors import InvalidInput, NotFound
 
 
 class NotificationEndpointNotFound(NotFound):
@@ -11,3 +11,7 @@ class NotificationEndpointNotFound(NotFound):
 
 class NotificationDeliveryNotFound(NotFound):
     code = "NOTIFICATION_DELIVERY_NOT_FOUND"
+
+
+class UnsafeEndpointUrl(InvalidInput):
+    code = "UNSAFE_ENDPOINT_URL"
