@@ -43,7 +43,3 @@ class PriceNotResolved(Conflict):
 
 class CheckoutSessionNotFound(NotFound):
     code = "CHECKOUT_SESSION_NOT_FOUND"
-
-
-class StripeNotConfigured(Conflict):
-    code = "STRIPE_NOT_CONFIGURED"

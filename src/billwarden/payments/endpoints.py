@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from billwarden.auth import BillingCaller, ProjectMemberAccess
 from billwarden.core.modes import Mode
@@ -13,7 +13,7 @@ from billwarden.core.subjects import SubjectType
 from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import error_responses
 from billwarden.kit.subjects import SubjectId
-from billwarden.payments.repository import ProjectLists
+from billwarden.payments.repository import ListFilters, ProjectLists
 from billwarden.payments.schemas import (
     PaymentList,
     PaymentRead,
@@ -78,14 +78,7 @@ async def my_payments(
     )
 
 
-@projects.get(
-    "/subscriptions",
-    response_model=ProjectSubscriptions,
-    summary="The project's subscriptions, newest first (members)",
-)
-async def project_subscriptions(
-    access: ProjectMemberAccess,
-    session: DbSession,
+async def list_filters(
     limit: Limit = 20,
     starting_after: StartingAfter = None,
     test_mode: TestMode = True,
@@ -93,10 +86,10 @@ async def project_subscriptions(
     subject_id: SubjectFilter = None,
     since: Since = None,
     until: Until = None,
-) -> ProjectSubscriptions:
-    rows = await ProjectLists(session).subscriptions(
-        access.project.id,
-        Mode.TEST if test_mode else Mode.LIVE,
+) -> ListFilters:
+    """The lists' query: one more than `limit` is read, to tell whether more follow."""
+    return ListFilters(
+        mode=Mode.TEST if test_mode else Mode.LIVE,
         status=status,
         subject_id=subject_id,
         since=_aware(since),
@@ -104,8 +97,23 @@ async def project_subscriptions(
         starting_after=starting_after,
         limit=limit + 1,
     )
+
+
+Filters = Annotated[ListFilters, Depends(list_filters)]
+
+
+@projects.get(
+    "/subscriptions",
+    response_model=ProjectSubscriptions,
+    summary="The project's subscriptions, newest first (members)",
+)
+async def project_subscriptions(
+    access: ProjectMemberAccess, session: DbSession, filters: Filters
+) -> ProjectSubscriptions:
+    rows = await ProjectLists(session).subscriptions(access.project.id, filters)
+    shown = filters.limit - 1
     return ProjectSubscriptions(
-        data=[ProjectSubscription.of(row) for row in rows[:limit]], has_more=len(rows) > limit
+        data=[ProjectSubscription.of(row) for row in rows[:shown]], has_more=len(rows) > shown
     )
 
 
@@ -115,26 +123,10 @@ async def project_subscriptions(
     summary="The project's invoices and one-time payments, newest first (members)",
 )
 async def project_payments(
-    access: ProjectMemberAccess,
-    session: DbSession,
-    limit: Limit = 20,
-    starting_after: StartingAfter = None,
-    test_mode: TestMode = True,
-    status: Status = None,
-    subject_id: SubjectFilter = None,
-    since: Since = None,
-    until: Until = None,
+    access: ProjectMemberAccess, session: DbSession, filters: Filters
 ) -> ProjectPayments:
-    rows = await ProjectLists(session).payments(
-        access.project.id,
-        Mode.TEST if test_mode else Mode.LIVE,
-        status=status,
-        subject_id=subject_id,
-        since=_aware(since),
-        until=_aware(until),
-        starting_after=starting_after,
-        limit=limit + 1,
-    )
+    rows = await ProjectLists(session).payments(access.project.id, filters)
+    shown = filters.limit - 1
     return ProjectPayments(
-        data=[ProjectPayment.of_row(row) for row in rows[:limit]], has_more=len(rows) > limit
+        data=[ProjectPayment.of_row(row) for row in rows[:shown]], has_more=len(rows) > shown
     )

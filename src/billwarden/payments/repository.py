@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +71,19 @@ def newest_first_after(
     return statement.order_by(created.desc(), stripe_id.desc())
 
 
+@dataclass(frozen=True)
+class ListFilters:
+    """What a project's lists are filtered and paged by."""
+
+    mode: Mode
+    status: str | None
+    subject_id: str | None
+    since: datetime | None  # created at or after
+    until: datetime | None  # created before
+    starting_after: str | None  # the last Stripe id of the previous page
+    limit: int
+
+
 class ProjectLists:
     """A project's subscriptions and payments in one mode, filtered, newest first."""
 
@@ -77,66 +91,36 @@ class ProjectLists:
         self.session = session
 
     async def subscriptions(
-        self,
-        project_id: uuid.UUID,
-        mode: Mode,
-        *,
-        status: str | None,
-        subject_id: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        starting_after: str | None,
-        limit: int,
+        self, project_id: uuid.UUID, filters: ListFilters
     ) -> list[Subscription]:
-        table = Subscription
-        statement = select(table).where(table.project_id == project_id, table.mode == mode)
-        cursor = None
-        if starting_after is not None:
-            anchor = await self.session.scalar(
-                statement.where(table.stripe_subscription_id == starting_after)
-            )
-            if anchor is None:
-                return []
-            cursor = (anchor.created_at, anchor.stripe_subscription_id)
-        if status is not None:
-            statement = statement.where(table.status == status)
-        if subject_id is not None:
-            statement = statement.where(table.subject_id == subject_id)
-        if since is not None:
-            statement = statement.where(table.created_at >= since)
-        if until is not None:
-            statement = statement.where(table.created_at < until)
-        statement = newest_first_after(
-            statement, table.created_at, table.stripe_subscription_id, cursor
+        return await self._page(
+            Subscription,
+            Subscription.created_at,
+            Subscription.stripe_subscription_id,
+            project_id,
+            filters,
         )
-        return list((await self.session.scalars(statement.limit(limit))).all())
 
-    async def payments(
-        self,
-        project_id: uuid.UUID,
-        mode: Mode,
-        *,
-        status: str | None,
-        subject_id: str | None,
-        since: datetime | None,
-        until: datetime | None,
-        starting_after: str | None,
-        limit: int,
-    ) -> list[Payment]:
-        statement = select(Payment).where(Payment.project_id == project_id, Payment.mode == mode)
+    async def payments(self, project_id: uuid.UUID, filters: ListFilters) -> list[Payment]:
+        return await self._page(Payment, Payment.created, Payment.stripe_id, project_id, filters)
+
+    async def _page(
+        self, model: Any, created: Any, stripe_id: Any, project_id: uuid.UUID, filters: ListFilters
+    ) -> list[Any]:
+        statement = select(model).where(model.project_id == project_id, model.mode == filters.mode)
         cursor = None
-        if starting_after is not None:
-            anchor = await self.session.scalar(statement.where(Payment.stripe_id == starting_after))
+        if filters.starting_after is not None:
+            anchor = await self.session.scalar(statement.where(stripe_id == filters.starting_after))
             if anchor is None:
                 return []
-            cursor = (anchor.created, anchor.stripe_id)
-        if status is not None:
-            statement = statement.where(Payment.status == status)
-        if subject_id is not None:
-            statement = statement.where(Payment.subject_id == subject_id)
-        if since is not None:
-            statement = statement.where(Payment.created >= since)
-        if until is not None:
-            statement = statement.where(Payment.created < until)
-        statement = newest_first_after(statement, Payment.created, Payment.stripe_id, cursor)
-        return list((await self.session.scalars(statement.limit(limit))).all())
+            cursor = (getattr(anchor, created.key), getattr(anchor, stripe_id.key))
+        if filters.status is not None:
+            statement = statement.where(model.status == filters.status)
+        if filters.subject_id is not None:
+            statement = statement.where(model.subject_id == filters.subject_id)
+        if filters.since is not None:
+            statement = statement.where(created >= filters.since)
+        if filters.until is not None:
+            statement = statement.where(created < filters.until)
+        statement = newest_first_after(statement, created, stripe_id, cursor)
+        return list((await self.session.scalars(statement.limit(filters.limit))).all())

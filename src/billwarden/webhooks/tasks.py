@@ -78,7 +78,7 @@ class InboxWorker:
         try:
             async with unit_of_work(self.sessionmaker) as session:
                 return await InboxService(session).apply(
-                    event_row_id, token, self.registry, self.policy.lease, self.stripe
+                    event_row_id, token, self.registry, self.stripe
                 )
         except Exception as exc:  # any handler failure is recorded, never fatal to the worker
             logger.warning("webhook event %s failed: %s", event_row_id, type(exc).__name__)

@@ -23,7 +23,6 @@ from billwarden.checkout.exceptions import (
     NotSelfServe,
     PriceNotAllowed,
     PriceNotResolved,
-    StripeNotConfigured,
     UnknownPurchaseKey,
 )
 from billwarden.checkout.models import CheckoutSession
@@ -36,7 +35,6 @@ from billwarden.db.base import utcnow
 from billwarden.db.locks import lock_name
 from billwarden.entitlements.service import EntitlementView
 from billwarden.payments.service import PaymentsService
-from billwarden.projects.exceptions import StripeNotConfigured as ProjectStripeNotConfigured
 from billwarden.projects.repository import ProjectRepository
 from billwarden.stripe_gateway import StripeGateway
 from billwarden.subscriptions.service import (
@@ -106,14 +104,7 @@ class CheckoutService:
 
     async def secret_key(self) -> str:
         """The project's key for this mode; 409 STRIPE_NOT_CONFIGURED without one."""
-        try:
-            return await self._sync.secret_key()
-        except ProjectStripeNotConfigured as exc:
-            raise StripeNotConfigured(
-                f"The project has no {self.mode.value}-mode Stripe configuration: set it "
-                "with PUT /api/v1/payments/stripe/projects/{id}/config first.",
-                details={"mode": self.mode.value},
-            ) from exc
+        return await self._sync.secret_key()
 
     def sync(self) -> SubscriptionSync:
         return self._sync

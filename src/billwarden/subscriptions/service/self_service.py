@@ -22,7 +22,6 @@ from billwarden.catalog.service.document import CatalogDocument
 from billwarden.core.modes import Mode
 from billwarden.core.subjects import Subject
 from billwarden.crypto import SecretBox
-from billwarden.projects.exceptions import StripeNotConfigured as ProjectStripeNotConfigured
 from billwarden.stripe_gateway import StripeGateway
 from billwarden.subscriptions.exceptions import (
     AlreadyOnPlan,
@@ -33,7 +32,6 @@ from billwarden.subscriptions.exceptions import (
     NotResumable,
     NotSelfServe,
     PriceNotResolved,
-    StripeNotConfigured,
     SubscriptionEnded,
     SubscriptionNotFound,
     SubscriptionRequired,
@@ -103,13 +101,7 @@ class SelfService:
         return sorted(rows, key=lambda row: row.created_at, reverse=True)
 
     async def secret_key(self) -> str:
-        try:
-            return await self.sync.secret_key()
-        except ProjectStripeNotConfigured as exc:
-            raise StripeNotConfigured(
-                f"The project has no {self.mode.value}-mode Stripe configuration.",
-                details={"mode": self.mode.value},
-            ) from exc
+        return await self.sync.secret_key()
 
     # --- finding the subscription ------------------------------------------------------------
 

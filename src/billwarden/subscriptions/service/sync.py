@@ -21,8 +21,10 @@ from billwarden.db.locks import lock_name
 from billwarden.entitlements.service import EntitlementService
 from billwarden.notifications.models import SUBSCRIPTION_UPDATED
 from billwarden.notifications.service import Outbox
+from billwarden.projects.exceptions import StripeNotConfigured as ProjectStripeNotConfigured
 from billwarden.projects.stripe_config import StripeConfigService
 from billwarden.stripe_gateway import StripeGateway
+from billwarden.subscriptions.exceptions import StripeNotConfigured
 from billwarden.subscriptions.models import Subscription
 from billwarden.subscriptions.service import EventStamp, MirrorService
 
@@ -48,10 +50,18 @@ class SubscriptionSync:
         self._secret_key: str | None = None
 
     async def secret_key(self) -> str:
+        """The project's key for this mode; 409 STRIPE_NOT_CONFIGURED without one."""
         if self._secret_key is None:
-            credentials = await StripeConfigService(self.session, self.secret_box).get_credentials(
-                self.project_id, self.mode
-            )
+            try:
+                credentials = await StripeConfigService(
+                    self.session, self.secret_box
+                ).get_credentials(self.project_id, self.mode)
+            except ProjectStripeNotConfigured as exc:
+                raise StripeNotConfigured(
+                    f"The project has no {self.mode.value}-mode Stripe configuration: set it "
+                    "with PUT /api/v1/payments/stripe/projects/{id}/config first.",
+                    details={"mode": self.mode.value},
+                ) from exc
             self._secret_key = credentials.secret_key
         return self._secret_key
 

@@ -212,7 +212,6 @@ class InboxService:
         event_row_id: uuid.UUID,
         token: uuid.UUID,
         registry: HandlerRegistry,
-        lease: timedelta,
         stripe: StripeAccess,
     ) -> InboxStatus | None:
         """Run the event's handler in this unit of work and mark the outcome with it, if the
