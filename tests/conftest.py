@@ -27,7 +27,7 @@ from billwarden.config import Environment, Settings
 from billwarden.crypto import SecretBox
 from billwarden.db import migrate
 from billwarden.db.engine import create_engine, create_sessionmaker
-from billwarden.db.unit_of_work import finish, get_db_session
+from billwarden.db.unit_of_work import finish, get_db_session, transaction
 from billwarden.identity import passwords
 from billwarden_emulator.config import EmulatorConfig
 from billwarden_emulator.testing import running_emulator
@@ -222,10 +222,10 @@ class Scratch:
     async def setup(self, build: Callable[[Factories], Awaitable[T]]) -> T:
         """Run `build` with every domain's factories on a session of this database, then
         commit."""
-        async with self.session() as session:
-            result = await build(Factories.on(session, self.secret_box, self.settings))
-            await session.commit()
-            return result
+        async with self.session() as session, transaction(session, write=True):
+            # a writer, as in production: on SQLite it takes the write lock before reading, so
+            # a served app's worker writing meanwhile makes it wait, not fail as "locked"
+            return await build(Factories.on(session, self.secret_box, self.settings))
 
 
 @pytest.fixture

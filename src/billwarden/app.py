@@ -32,6 +32,7 @@ from billwarden.notifications.tasks import NotificationWorker
 from billwarden.projects.single_tenant import bootstrap_single_tenant
 from billwarden.routers import api_routers
 from billwarden.stripe_gateway import StripeGateway
+from billwarden.webhooks.endpoints import StripeIntake, wake_inbox_worker
 from billwarden.webhooks.service import InboxPolicy, StripeAccess
 from billwarden.webhooks.service.registry import HandlerRegistry
 from billwarden.webhooks.tasks import InboxWorker
@@ -158,7 +159,14 @@ def create_app(
     # built now so a handler registered for an unknown event type stops the start, worker or not
     app.state.event_handlers = HandlerRegistry(domains.event_handlers())
 
-    # innermost: cached entitlement reads skip routing, every other layer still applies
+    # innermost: cached entitlement reads and Stripe's deliveries skip routing, every other
+    # layer still applies
+    app.add_middleware(
+        StripeIntake,
+        cache=app.state.read_cache,
+        sessionmaker=app.state.sessionmaker,
+        stored=lambda: wake_inbox_worker(app),
+    )
     app.add_middleware(CachedEntitlementReads, cache=app.state.read_cache, secret_box=secret_box)
     app.add_middleware(
         RequestGuard,

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, BackgroundTasks, FastAPI, Header, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billwarden.auth import CurrentConsoleUser, admin_access
 from billwarden.core.modes import Mode
-from billwarden.db.unit_of_work import DbSession
+from billwarden.db.changes import GenerationCache
+from billwarden.db.unit_of_work import DbSession, unit_of_work
 from billwarden.errors import error_responses
 from billwarden.kit.schemas import Page, Pages
 from billwarden.kit.state import AppReadCache, AppSecretBox
@@ -18,12 +24,20 @@ from billwarden.projects.exceptions import ProjectNotFound
 from billwarden.projects.stripe_endpoints import STRIPE_WEBHOOK_PREFIX
 from billwarden.webhooks.exceptions import WebhookEventNotFound
 from billwarden.webhooks.models import InboxStatus, WebhookEvent
+from billwarden.webhooks.repository import WebhookEventRepository
 from billwarden.webhooks.schemas import Received, WebhookEventRead
-from billwarden.webhooks.service import InboxService
+from billwarden.webhooks.service import (
+    InboxService,
+    cached_secrets,
+    endpoint_of,
+    inbox_row,
+    verified_event,
+)
 
 # Stripe's body is verified byte for byte: the request guard leaves it as sent
 RAW_BODY_PREFIXES = (STRIPE_WEBHOOK_PREFIX,)
 
+logger = logging.getLogger("billwarden.webhooks")
 router = APIRouter(tags=["webhooks"])
 admin_router = APIRouter(prefix="/api/v1/admin/webhook-events", tags=["webhooks"])
 routers = [router, admin_router]
@@ -31,13 +45,21 @@ routers = [router, admin_router]
 
 async def _wake_worker(app: FastAPI) -> None:
     # async: runs on the event loop, where the worker's Event lives
+    wake_inbox_worker(app)
+
+
+def wake_inbox_worker(app: Any) -> None:
+    """Tell the embedded worker (if any) that an event was stored."""
     worker = getattr(app.state, "inbox_worker", None)
     if worker is not None:
         worker.wake.set()
 
 
+STRIPE_EVENTS_PATH = STRIPE_WEBHOOK_PREFIX + "{project_id}/{mode}"
+
+
 @router.post(
-    STRIPE_WEBHOOK_PREFIX + "{project_id}/{mode}",
+    STRIPE_EVENTS_PATH,
     response_model=Received,
     responses=error_responses(400, 404, 503),
     summary="Stripe's events for a project and mode: stored durably, then acknowledged",
@@ -132,3 +154,118 @@ async def replay_webhook_event(
     row = await service.replay(event_row_id)
     background.add_task(_wake_worker, request.app)
     return _read(row)
+
+
+_EVENTS_PATH = re.compile(re.escape(STRIPE_WEBHOOK_PREFIX) + r"([^/]+)/([^/]+)")
+_RECEIVED = orjson.dumps({"received": True})
+
+
+class _Template:
+    path = STRIPE_EVENTS_PATH  # what the metrics label the request with, as for a routed one
+
+
+class StripeIntake:
+    """Stripe's deliveries on their hot path. A delivery whose endpoint's signing secrets are in
+    the read cache (db.changes), whose signature holds and whose body is an event is stored in a
+    unit of work of its own and acknowledged here, without routing or dependencies, and the
+    verification runs before the unit of work, so SQLite's writer is held only to insert and
+    commit. Everything else (a cache miss, every refusal, a storage error) goes on to the route
+    with the body replayed: it answers in the error envelope, and a duplicate is still stored
+    once. Innermost: the request guard, security headers, metrics and request id wrap it."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        cache: GenerationCache,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        stored: Callable[[], None],
+    ) -> None:
+        self.app = app
+        self.cache = cache
+        self.sessionmaker = sessionmaker
+        self.stored = stored  # wakes the embedded worker
+        self.template = _Template()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        match = _EVENTS_PATH.fullmatch(scope["path"])
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        payload, complete = await _read_body(receive)
+        if complete and await self._store(scope, match.group(1), match.group(2), payload):
+            scope["route"] = self.template
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(_RECEIVED)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": _RECEIVED})
+            self.stored()
+            return
+        await self.app(scope, _replay(payload, complete, receive), send)
+
+    async def _store(self, scope: Scope, project_id: str, mode: str, payload: bytes) -> bool:
+        """Whether the delivery is stored (or was already); False: the route decides."""
+        signature = _header(scope, b"stripe-signature")
+        if not signature:
+            return False
+        try:
+            project, endpoint_mode = endpoint_of(project_id, mode)
+            _, secrets = cached_secrets(self.cache, project, endpoint_mode)
+            if secrets is None:
+                return False
+            event = verified_event(payload, signature, secrets)
+        except Exception:  # every refusal is the route's to answer, in the envelope
+            return False
+        try:
+            async with unit_of_work(self.sessionmaker) as session:
+                await WebhookEventRepository(session).insert_if_new(
+                    inbox_row(project, endpoint_mode, event, payload)
+                )
+        except Exception:  # the route tries again, and answers 503 if storing still fails
+            logger.warning("storing a Stripe event failed; the route tries again", exc_info=True)
+            return False
+        return True
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """The request's body, and False when the client went away before sending all of it."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+
+
+def _replay(payload: bytes, complete: bool, receive: Receive) -> Receive:
+    """`receive` for the route: the body already read, then whatever comes next."""
+    pending = complete or bool(payload)
+
+    async def replayed() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": payload, "more_body": not complete}
+        return await receive()
+
+    return replayed
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None

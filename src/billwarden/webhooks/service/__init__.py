@@ -116,6 +116,49 @@ def parse_event(payload: bytes) -> dict[str, Any]:
     return dict(event)
 
 
+def _secrets_lookup(project: uuid.UUID, mode: Mode) -> tuple[object, ...]:
+    return ("webhook_secrets", project, mode)
+
+
+def cached_secrets(
+    cache: GenerationCache | None, project: uuid.UUID, mode: Mode
+) -> tuple[int | None, tuple[str, ...] | None]:
+    """The (project, mode)'s signing secrets as last read, while no Stripe configuration has
+    changed since (db.changes), with the generation to store a fresh read under; None: read
+    them."""
+    if cache is None:
+        return None, None
+    generation, secrets = cache.get(_secrets_lookup(project, mode))
+    return generation, secrets if isinstance(secrets, tuple) else None
+
+
+def verified_event(payload: bytes, signature: str, secrets: tuple[str, ...]) -> dict[str, Any]:
+    """The delivery's event, once its signature holds for one of `secrets`."""
+    verify_webhook_signature(payload, signature, secrets)
+    return parse_event(payload)
+
+
+def inbox_row(
+    project: uuid.UUID, mode: Mode, event: dict[str, Any], payload: bytes
+) -> dict[str, Any]:
+    """The inbox row of a verified event: pending, due now, the raw body kept as sent."""
+    object_id = event["data"]["object"].get("id")
+    now = utcnow()
+    return {
+        "project_id": project,
+        "mode": mode,
+        "event_id": event["id"],
+        "event_type": event["type"],
+        "object_id": object_id[:255] if isinstance(object_id, str) else None,
+        "event_created": datetime.fromtimestamp(event["created"], UTC),
+        "payload": payload.decode("utf-8"),
+        "received_at": now,
+        "status": InboxStatus.PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
+
+
 class InboxService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -136,9 +179,8 @@ class InboxService:
         if not signature:
             raise MissingSignature("Missing Stripe-Signature header.")
         project, endpoint_mode = endpoint_of(project_id, mode)
-        lookup = ("webhook_secrets", project, endpoint_mode)
-        generation, secrets = cache.get(lookup) if cache is not None else (None, None)
-        if not isinstance(secrets, tuple):
+        generation, secrets = cached_secrets(cache, project, endpoint_mode)
+        if secrets is None:
             try:
                 credentials = await StripeConfigService(self.session, secret_box).get_credentials(
                     project, endpoint_mode
@@ -150,26 +192,9 @@ class InboxService:
                 ) from exc
             secrets = credentials.webhook_secrets
             if cache is not None:
-                cache.put(lookup, generation, secrets)
-        verify_webhook_signature(payload, signature, secrets)
-        event = parse_event(payload)
-        stripe_object = event["data"]["object"]
-        object_id = stripe_object.get("id")
-        return await self.events.insert_if_new(
-            {
-                "project_id": project,
-                "mode": endpoint_mode,
-                "event_id": event["id"],
-                "event_type": event["type"],
-                "object_id": object_id[:255] if isinstance(object_id, str) else None,
-                "event_created": datetime.fromtimestamp(event["created"], UTC),
-                "payload": payload.decode("utf-8"),
-                "received_at": utcnow(),
-                "status": InboxStatus.PENDING,
-                "attempts": 0,
-                "next_attempt_at": utcnow(),
-            }
-        )
+                cache.put(_secrets_lookup(project, endpoint_mode), generation, secrets)
+        event = verified_event(payload, signature, secrets)
+        return await self.events.insert_if_new(inbox_row(project, endpoint_mode, event, payload))
 
     async def list_events(
         self,
