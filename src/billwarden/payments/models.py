@@ -16,6 +16,9 @@ class Payment(IdMixin, TenantMixin, Base):
     __table_args__ = (
         UniqueConstraint("project_id", "mode", "stripe_id"),
         Index("ix_payments_subject", "project_id", "mode", "subject_type", "subject_id", "created"),
+        # the stats' windows: revenue by when it was paid, failures by when they were created
+        Index("ix_payments_paid_at", "project_id", "mode", "paid_at"),
+        Index("ix_payments_created", "project_id", "mode", "created"),
     )
 
     kind: Mapped[str] = mapped_column(String(16))  # invoice | payment

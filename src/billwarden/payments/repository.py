@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.core.modes import Mode
 from billwarden.core.subjects import Subject
 from billwarden.db.repository import RepositoryBase
 from billwarden.payments.models import Payment
+from billwarden.projects.models import Project, StripeConfig
 from billwarden.subscriptions.models import Subscription
+from billwarden.webhooks.models import InboxStatus, WebhookEvent
+
+# a subscription that never started (its first payment never came) counts nowhere
+NEVER_STARTED = ("incomplete", "incomplete_expired")
+# statuses that bill: their yearly amount is the MRR's (a trial pays nothing yet)
+BILLING = ("active", "past_due")
+# payments whose money came in (refunds are taken off separately)
+PAID = ("succeeded", "refunded", "partially_refunded")
 
 
 class PaymentRepository(RepositoryBase[Payment]):
@@ -85,32 +95,44 @@ class ListFilters:
 
 
 class ProjectLists:
-    """A project's subscriptions and payments in one mode, filtered, newest first."""
+    """Subscriptions and payments of one project, or of several (the cross-project lists), in
+    one mode, filtered, newest first. `projects` None: every project (a superuser's lists)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def subscriptions(
-        self, project_id: uuid.UUID, filters: ListFilters
+        self, projects: Collection[uuid.UUID] | None, filters: ListFilters
     ) -> list[Subscription]:
         return await self._page(
             Subscription,
             Subscription.created_at,
             Subscription.stripe_subscription_id,
-            project_id,
+            projects,
             filters,
         )
 
-    async def payments(self, project_id: uuid.UUID, filters: ListFilters) -> list[Payment]:
-        return await self._page(Payment, Payment.created, Payment.stripe_id, project_id, filters)
+    async def payments(
+        self, projects: Collection[uuid.UUID] | None, filters: ListFilters
+    ) -> list[Payment]:
+        return await self._page(Payment, Payment.created, Payment.stripe_id, projects, filters)
 
     async def _page(
-        self, model: Any, created: Any, stripe_id: Any, project_id: uuid.UUID, filters: ListFilters
+        self,
+        model: Any,
+        created: Any,
+        stripe_id: Any,
+        projects: Collection[uuid.UUID] | None,
+        filters: ListFilters,
     ) -> list[Any]:
-        statement = select(model).where(model.project_id == project_id, model.mode == filters.mode)
+        statement = select(model).where(
+            model.mode == filters.mode, *_among(model.project_id, projects)
+        )
         cursor = None
         if filters.starting_after is not None:
-            anchor = await self.session.scalar(statement.where(stripe_id == filters.starting_after))
+            anchor = await self.session.scalar(
+                statement.where(stripe_id == filters.starting_after).limit(1)
+            )
             if anchor is None:
                 return []
             cursor = (getattr(anchor, created.key), getattr(anchor, stripe_id.key))
@@ -124,3 +146,193 @@ class ProjectLists:
             statement = statement.where(created < filters.until)
         statement = newest_first_after(statement, created, stripe_id, cursor)
         return list((await self.session.scalars(statement.limit(filters.limit))).all())
+
+
+def _among(column: Any, projects: Collection[uuid.UUID] | None) -> list[ColumnElement[bool]]:
+    return [] if projects is None else [column.in_(list(projects))]
+
+
+def _count(condition: ColumnElement[bool]) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _total(condition: ColumnElement[bool], value: Any) -> Any:
+    return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+
+
+@dataclass(frozen=True)
+class SubscriptionCounts:
+    """One project's subscriptions in one currency: counts now, and over the window."""
+
+    project_id: uuid.UUID
+    currency: str | None
+    active: int
+    trialing: int
+    past_due: int
+    annual_amount: float  # of the billing ones (active, past_due), minor units
+    new: int  # started in the window
+    churned: int  # ended in the window
+    live_at_start: int  # started before the window and not ended before it
+
+
+@dataclass(frozen=True)
+class PaymentTotals:
+    """One project's payments in one currency over the window."""
+
+    project_id: uuid.UUID
+    currency: str
+    paid_count: int
+    paid: int  # minor units paid in the window
+    refunded: int  # of those, refunded since
+    failed_count: int
+    failed: int  # minor units of the payments created in the window whose last state is failed
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """A project's Stripe set-up in one mode, as the payments overview shows it."""
+
+    project_id: uuid.UUID
+    mode: Mode
+    configured: bool
+    checked_at: datetime | None
+    check_valid: bool | None
+    last_event_at: datetime | None
+    failed_events: int
+
+
+class PaymentFigures:
+    """The numbers a team watches, computed in the database (one grouped query per table), per
+    project and currency."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def subscriptions(
+        self,
+        projects: Collection[uuid.UUID] | None,
+        mode: Mode,
+        since: datetime,
+        until: datetime,
+    ) -> list[SubscriptionCounts]:
+        row = Subscription
+        started = row.status.not_in(NEVER_STARTED)
+        statement = (
+            select(
+                row.project_id,
+                row.currency,
+                _count(row.status == "active"),
+                _count(row.status == "trialing"),
+                _count(row.status == "past_due"),
+                _total(row.status.in_(BILLING), func.coalesce(row.annual_amount, 0.0)),
+                _count(started & (row.started_at >= since) & (row.started_at < until)),
+                _count(started & (row.ended_at >= since) & (row.ended_at < until)),
+                _count(
+                    started
+                    & (row.started_at < since)
+                    & (row.ended_at.is_(None) | (row.ended_at >= since))
+                ),
+            )
+            .where(row.mode == mode, *_among(row.project_id, projects))
+            .group_by(row.project_id, row.currency)
+        )
+        return [
+            SubscriptionCounts(
+                project_id=found[0],
+                currency=found[1],
+                active=int(found[2]),
+                trialing=int(found[3]),
+                past_due=int(found[4]),
+                annual_amount=float(found[5]),
+                new=int(found[6]),
+                churned=int(found[7]),
+                live_at_start=int(found[8]),
+            )
+            for found in (await self.session.execute(statement)).all()
+        ]
+
+    async def payments(
+        self,
+        projects: Collection[uuid.UUID] | None,
+        mode: Mode,
+        since: datetime,
+        until: datetime,
+    ) -> list[PaymentTotals]:
+        row = Payment
+        paid_in = (row.paid_at >= since) & (row.paid_at < until)
+        created_in = (row.created >= since) & (row.created < until)
+        paid = paid_in & row.status.in_(PAID)
+        failed = created_in & (row.status == "failed")
+        statement = (
+            select(
+                row.project_id,
+                row.currency,
+                _count(paid),
+                _total(paid, row.amount),
+                _total(paid, row.amount_refunded),
+                _count(failed),
+                _total(failed, row.amount),
+            )
+            # each window on its own index (ix_payments_paid_at, ix_payments_created)
+            .where(row.mode == mode, *_among(row.project_id, projects), or_(paid_in, created_in))
+            .group_by(row.project_id, row.currency)
+        )
+        return [
+            PaymentTotals(
+                project_id=found[0],
+                currency=found[1],
+                paid_count=int(found[2]),
+                paid=int(found[3]),
+                refunded=int(found[4]),
+                failed_count=int(found[5]),
+                failed=int(found[6]),
+            )
+            for found in (await self.session.execute(statement)).all()
+        ]
+
+    async def projects(self, projects: Collection[uuid.UUID] | None) -> list[Project]:
+        statement = select(Project).where(*_among(Project.id, projects))
+        return list((await self.session.scalars(statement.order_by(Project.name))).all())
+
+    async def endpoints(self, projects: Collection[uuid.UUID] | None) -> list[EndpointState]:
+        """Per project and mode with a configuration or an event: the active configuration's
+        last check, the last event received and the events that failed for good."""
+        configs = (
+            await self.session.execute(
+                select(
+                    StripeConfig.project_id,
+                    StripeConfig.mode,
+                    StripeConfig.checked_at,
+                    StripeConfig.check_valid,
+                ).where(StripeConfig.is_active, *_among(StripeConfig.project_id, projects))
+            )
+        ).all()
+        events = (
+            await self.session.execute(
+                select(
+                    WebhookEvent.project_id,
+                    WebhookEvent.mode,
+                    func.max(WebhookEvent.received_at),
+                    _count(WebhookEvent.status == InboxStatus.FAILED),
+                )
+                .where(*_among(WebhookEvent.project_id, projects))
+                .group_by(WebhookEvent.project_id, WebhookEvent.mode)
+            )
+        ).all()
+        found: dict[tuple[uuid.UUID, Mode], EndpointState] = {}
+        for project_id, mode, checked_at, valid in configs:
+            found[(project_id, mode)] = EndpointState(
+                project_id, mode, True, checked_at, valid, None, 0
+            )
+        for project_id, mode, last_event_at, failed in events:
+            known = found.get((project_id, mode))
+            found[(project_id, mode)] = EndpointState(
+                project_id,
+                mode,
+                known is not None,
+                known.checked_at if known else None,
+                known.check_valid if known else None,
+                last_event_at,
+                int(failed),
+            )
+        return list(found.values())

@@ -7,6 +7,9 @@ order the events came in; an event strictly older than the one last applied chan
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +20,13 @@ from billwarden.db.base import utcnow
 from billwarden.db.locks import lock_name
 from billwarden.notifications.service import Outbox
 from billwarden.payments.models import Payment
-from billwarden.payments.repository import PaymentRepository
+from billwarden.payments.repository import (
+    PaymentFigures,
+    PaymentRepository,
+    PaymentTotals,
+    SubscriptionCounts,
+)
+from billwarden.projects.models import Project
 from billwarden.subscriptions.service import (
     EventStamp,
     MirrorService,
@@ -263,3 +272,101 @@ async def payments_of(
             return []
         after = (anchor.created, anchor.stripe_id)
     return await payments.for_subject(project_id, mode, subject, limit=limit, after=after)
+
+
+# --- the numbers a team watches (seed 002's stats) -----------------------------------------
+
+
+@dataclass
+class CurrencyFigures:
+    """Money in one currency: never added to another currency's."""
+
+    currency: str
+    annual_amount: float = 0.0  # what the billing subscriptions bill in a year (ARR)
+    paid_count: int = 0
+    paid: int = 0
+    refunded: int = 0
+    failed_count: int = 0
+    failed: int = 0
+
+    @property
+    def arr(self) -> float:
+        return round(self.annual_amount, 2)
+
+    @property
+    def mrr(self) -> float:
+        return round(self.annual_amount / 12, 2)
+
+    @property
+    def revenue(self) -> int:
+        return self.paid - self.refunded
+
+
+@dataclass
+class Figures:
+    """Subscription counts (whatever their currency) and money per currency."""
+
+    active: int = 0
+    trialing: int = 0
+    past_due: int = 0
+    new: int = 0
+    churned: int = 0
+    live_at_start: int = 0
+    currencies: dict[str, CurrencyFigures] = field(default_factory=dict)
+
+    @property
+    def churn_rate(self) -> float | None:
+        """Churned in the window over those live at its start; None when none was."""
+        return round(self.churned / self.live_at_start, 4) if self.live_at_start else None
+
+    def money(self, currency: str) -> CurrencyFigures:
+        return self.currencies.setdefault(currency, CurrencyFigures(currency))
+
+    def add_subscriptions(self, counts: SubscriptionCounts) -> None:
+        self.active += counts.active
+        self.trialing += counts.trialing
+        self.past_due += counts.past_due
+        self.new += counts.new
+        self.churned += counts.churned
+        self.live_at_start += counts.live_at_start
+        if counts.currency is not None:
+            self.money(counts.currency).annual_amount += counts.annual_amount
+
+    def add_payments(self, totals: PaymentTotals) -> None:
+        money = self.money(totals.currency)
+        money.paid_count += totals.paid_count
+        money.paid += totals.paid
+        money.refunded += totals.refunded
+        money.failed_count += totals.failed_count
+        money.failed += totals.failed
+
+
+@dataclass(frozen=True)
+class PaymentStats:
+    total: Figures
+    projects: list[tuple[Project, Figures]]  # every project asked for, by name
+
+
+async def payment_stats(
+    session: AsyncSession,
+    projects: Collection[uuid.UUID] | None,
+    mode: Mode,
+    since: datetime,
+    until: datetime,
+) -> PaymentStats:
+    """Counts and money of `projects` (None: every project) in one mode: subscriptions active,
+    trialing and past_due now, MRR and ARR of the billing ones (active and past_due), and over
+    [since, until): subscriptions started and ended, the churn rate, revenue (paid minus
+    refunded) and failed payments; per project, and in total per currency."""
+    figures = PaymentFigures(session)
+    per_project = {project.id: (project, Figures()) for project in await figures.projects(projects)}
+    total = Figures()
+    for counts in await figures.subscriptions(projects, mode, since, until):
+        if counts.project_id in per_project:
+            per_project[counts.project_id][1].add_subscriptions(counts)
+            total.add_subscriptions(counts)
+    for totals in await figures.payments(projects, mode, since, until):
+        if totals.project_id in per_project:
+            per_project[totals.project_id][1].add_payments(totals)
+            total.add_payments(totals)
+    return PaymentStats(total, list(per_project.values()))

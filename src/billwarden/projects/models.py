@@ -53,6 +53,9 @@ class StripeConfig(IdMixin, TimestampMixin, TenantMixin, Base):
     publishable_key: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(default=True)
     deactivated_at: Mapped[datetime | None]
+    # the last validate-credentials: when, and whether Stripe accepted the secret key
+    checked_at: Mapped[datetime | None]
+    check_valid: Mapped[bool | None]
 
     webhook_secrets: Mapped[list[StripeWebhookSecret]] = relationship(
         back_populates="config", cascade="all, delete-orphan", lazy="selectin"

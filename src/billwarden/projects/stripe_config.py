@@ -138,6 +138,15 @@ class StripeConfigService:
         await self.session.flush()
         return config
 
+    async def record_check(self, project_id: uuid.UUID, mode: Mode, *, valid: bool) -> None:
+        """Keep the outcome of a credentials check on the active configuration (the payments
+        overview shows it)."""
+        config = await self.configs.get_active(project_id, mode)
+        if config is not None:
+            config.checked_at = utcnow()
+            config.check_valid = valid
+            await self.session.flush()
+
     async def get_credentials(self, project_id: uuid.UUID, mode: Mode) -> StripeCredentials:
         config = await self.configs.get_active(project_id, mode)
         if config is None:

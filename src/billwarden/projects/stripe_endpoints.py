@@ -158,6 +158,7 @@ async def validate_credentials(
     mode = _mode(test_mode)
     credentials = await configs.get_credentials(access.project.id, mode)
     check = await gateway.check_credentials(access.project.id, mode, credentials.secret_key)
+    await configs.record_check(access.project.id, mode, valid=check.valid)
     return CredentialValidation(
         project_id=access.project.id,
         mode=mode,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Float, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billwarden.db.base import Base, IdMixin, TenantMixin, TimestampMixin, utcnow
@@ -57,6 +57,11 @@ class Subscription(IdMixin, TenantMixin, Base):
     canceled_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     trial_end: Mapped[datetime | None]
+    # for the money figures (payments' stats): what it bills in a year, in minor units of its
+    # currency (service.recurring_amount), and when Stripe started it
+    currency: Mapped[str | None] = mapped_column(String(3))
+    annual_amount: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[datetime | None]
     pause_behavior: Mapped[str | None] = mapped_column(String(32))
     pause_resumes_at: Mapped[datetime | None]
     # when it last became past_due (the start of the project's grace period)

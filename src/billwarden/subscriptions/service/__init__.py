@@ -238,6 +238,8 @@ class MirrorService:
         row.status = status
         row.price_ids = prices
         row.purchase_keys = [price_map[price] for price in prices if price in price_map]
+        row.currency, row.annual_amount = recurring_amount(obj)
+        row.started_at = timestamp(obj.get("start_date")) or timestamp(obj.get("created"))
         start, end = _period(obj)
         row.current_period_start = start
         row.current_period_end = end
@@ -275,6 +277,43 @@ def _price_ids(obj: dict[str, Any]) -> list[str]:
         if isinstance(price_id, str) and price_id not in prices:
             prices.append(price_id[:255])
     return prices
+
+
+# billing periods in a year, per price interval: MRR is a year's amount over 12
+PERIODS_PER_YEAR = {"day": 365, "week": 52, "month": 12, "year": 1}
+
+
+def recurring_amount(obj: dict[str, Any]) -> tuple[str | None, float | None]:
+    """A subscription's currency and what it bills in a year, in minor units: each licensed
+    item's unit amount times its quantity, times its billing periods in a year (a yearly price
+    once, a monthly one 12 times, a weekly one 52, a daily one 365, each over its
+    `interval_count`). Metered items and prices without a unit amount (tiered) add nothing;
+    discounts and taxes are not taken off. None when no item has a recurring price."""
+    currency = _text(obj.get("currency"), 3)
+    items = obj.get("items")
+    data = items.get("data") if isinstance(items, dict) else None
+    total: float | None = None
+    for item in data if isinstance(data, list) else []:
+        price = item.get("price") if isinstance(item, dict) else None
+        recurring = price.get("recurring") if isinstance(price, dict) else None
+        if not isinstance(price, dict) or not isinstance(recurring, dict):
+            continue
+        currency = currency or _text(price.get("currency"), 3)
+        per_year = PERIODS_PER_YEAR.get(str(recurring.get("interval")))
+        count = recurring.get("interval_count") or 1
+        unit = price.get("unit_amount")
+        quantity = item.get("quantity", 1)
+        total = total or 0.0
+        if (
+            per_year is None
+            or recurring.get("usage_type") == "metered"
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in (unit, quantity))
+            or not isinstance(count, int)
+            or count < 1
+        ):
+            continue
+        total += unit * quantity * per_year / count
+    return (currency.lower() if currency else None), total
 
 
 def _period(obj: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
