@@ -3,6 +3,8 @@ billwarden, whose worker applies them to the mirror and the entitlement snapshot
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +12,7 @@ import httpx
 from sqlalchemy import select
 
 from billwarden.webhooks.models import InboxStatus, WebhookEvent
+from tests.checkout.factories import MONTHLY
 from tests.checkout.loop import Loop, billing_loop
 from tests.conftest import Scratch
 
@@ -50,7 +53,21 @@ class TestTheLoop:
             assert pending["hasPremiumAccess"] is False
             await loop.pay(session_id)
             answer = await loop.eventually(token, active)
+            # the team's figures follow from the same webhooks: one new active subscription
+            # whose monthly price is the MRR, and its first invoice paid
+            deadline = time.monotonic() + 10
+            while True:
+                stats = (await loop.http.get("/api/v1/payments/stats", headers=loop.owner)).json()
+                if stats["total"]["currencies"] and stats["total"]["currencies"][0]["payments"]:
+                    break
+                assert time.monotonic() < deadline, stats
+                await asyncio.sleep(0.05)
 
+        assert stats["total"]["subscriptions"]["active"] == 1
+        assert stats["total"]["subscriptions"]["new"] == 1
+        (usd,) = stats["total"]["currencies"]
+        assert (usd["currency"], usd["mrr"], usd["arr"]) == ("usd", MONTHLY, MONTHLY * 12)
+        assert (usd["grossPaid"], usd["revenue"]) == (MONTHLY, MONTHLY)
         entitlement = answer["entitlement"]
         assert entitlement["plan"] == "PREMIUM_MONTHLY"
         assert entitlement["userExternalId"] == "ada"
