@@ -54,6 +54,7 @@ EXPECTED_CODES = {
         "CHECKOUT_SESSION_NOT_FOUND",
         "SUBSCRIPTION_NOT_FOUND",
         "NO_CUSTOMER",
+        "RUN_NOT_FOUND",
     },
 }
 

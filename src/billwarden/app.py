@@ -30,6 +30,8 @@ from billwarden.kit.state import build_secret_box
 from billwarden.notifications.service import DeliveryPolicy
 from billwarden.notifications.tasks import NotificationWorker
 from billwarden.projects.single_tenant import bootstrap_single_tenant
+from billwarden.reconciliation.service import RunPolicy, Runs
+from billwarden.reconciliation.tasks import ReconcileWorker
 from billwarden.routers import api_routers
 from billwarden.stripe_gateway import StripeGateway
 from billwarden.webhooks.endpoints import StripeIntake, wake_inbox_worker
@@ -73,6 +75,17 @@ def build_notification_worker(
     )
 
 
+def build_reconcile_worker(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    gateway: StripeGateway,
+    secret_box: SecretBox,
+) -> ReconcileWorker:
+    """The worker that runs queued reconciliation runs and the scheduled ones."""
+    runs = Runs(sessionmaker, gateway, secret_box, RunPolicy.from_settings(settings))
+    return ReconcileWorker(sessionmaker, runs, poll_seconds=max(settings.worker_poll_seconds, 5.0))
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -103,7 +116,7 @@ def create_app(
         if changed is not None:
             async with unit_of_work(app.state.sessionmaker) as session:
                 await EntitlementService(session).recompute_project(changed)
-        worker_task = notifier_task = None
+        worker_task = notifier_task = reconciler_task = None
         if settings.embedded_worker:
             worker = app.state.inbox_worker = build_inbox_worker(
                 app.state.sessionmaker,
@@ -118,6 +131,12 @@ def create_app(
             )
             notifier_task = asyncio.create_task(
                 notifier.run_forever(), name="billwarden-notifications"
+            )
+            reconciler = app.state.reconcile_worker = build_reconcile_worker(
+                app.state.sessionmaker, settings, stripe_gateway, secret_box
+            )
+            reconciler_task = asyncio.create_task(
+                reconciler.run_forever(), name="billwarden-reconciliation"
             )
         try:
             yield
@@ -135,6 +154,12 @@ def create_app(
                     await asyncio.wait_for(notifier_task, WORKER_STOP_SECONDS)
                 except TimeoutError:
                     logger.warning("the notification worker did not stop in time")
+            if reconciler_task is not None:
+                app.state.reconcile_worker.stopping.set()
+                try:
+                    await asyncio.wait_for(reconciler_task, WORKER_STOP_SECONDS)
+                except TimeoutError:
+                    logger.warning("the reconciliation worker did not stop in time")
             await stripe_gateway.close()
             await change_watch.stop()
             if owns_engine:

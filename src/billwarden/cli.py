@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import secrets
 import signal
 import sys
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,7 +29,12 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden import __version__, domains
-from billwarden.app import build_inbox_worker, build_notification_worker, create_app
+from billwarden.app import (
+    build_inbox_worker,
+    build_notification_worker,
+    build_reconcile_worker,
+    create_app,
+)
 from billwarden.catalog.exceptions import InvalidCatalog
 from billwarden.catalog.service import CatalogPricing, CatalogService, read_catalog_file
 from billwarden.catalog.service.document import CatalogDocument
@@ -37,7 +44,9 @@ from billwarden.core.subjects import SUBJECT_ID_MAX_LENGTH, SubjectType
 from billwarden.crypto import SecretBox, SecretKeyError
 from billwarden.db import migrate as migrations
 from billwarden.db.engine import create_sessionmaker, engine_from_settings
+from billwarden.db.unit_of_work import unit_of_work
 from billwarden.entitlements.service import EntitlementService
+from billwarden.errors import BillwardenError
 from billwarden.identity.exceptions import UserNotFound
 from billwarden.identity.service import ApiKeyService, IdentityPolicy, UserService
 from billwarden.kit.cli import fail, load_settings, run_in_unit_of_work
@@ -54,6 +63,7 @@ from billwarden.subscriptions.service import (
     META_SUBJECT_ID,
     META_SUBJECT_TYPE,
 )
+from billwarden.webhooks.service import StripeAccess, catch_up
 
 cli = typer.Typer(
     name="billwarden", help="A self-hosted billing control plane for Stripe.", no_args_is_help=True
@@ -165,8 +175,8 @@ def serve(
 
 @cli.command()
 def worker() -> None:
-    """Apply stored Stripe events (the webhook inbox) and send notifications (the outbox) until
-    stopped; run as many as you like against one PostgreSQL."""
+    """Apply stored Stripe events (the webhook inbox), send notifications (the outbox) and run
+    reconciliations until stopped; run as many as you like against one PostgreSQL."""
     settings = load_settings()
     engine = engine_from_settings(settings)
 
@@ -179,22 +189,96 @@ def worker() -> None:
         secret_box = build_secret_box(settings)
         inbox = build_inbox_worker(sessionmaker, settings, gateway, secret_box)
         notifier = build_notification_worker(sessionmaker, settings, secret_box)
+        reconciler = build_reconcile_worker(sessionmaker, settings, gateway, secret_box)
 
         def stop_both() -> None:
             inbox.stopping.set()
             notifier.stopping.set()
+            reconciler.stopping.set()
 
         loop = asyncio.get_running_loop()
         for stop in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(stop, stop_both)
         typer.echo("Applying stored Stripe events and sending notifications; stop with Ctrl-C.")
         try:
-            await asyncio.gather(inbox.run_forever(), notifier.run_forever())
+            await asyncio.gather(
+                inbox.run_forever(), notifier.run_forever(), reconciler.run_forever()
+            )
         finally:
             await gateway.close()
             await engine.dispose()
 
     asyncio.run(run())
+
+
+events_cli = typer.Typer(help="Stripe's events.", no_args_is_help=True)
+cli.add_typer(events_cli, name="events")
+_SINCE = re.compile(r"(\d+)([dhm])")
+
+
+def _since(text: str) -> datetime:
+    """`2d`, `12h`, `30m`, or an ISO time (UTC unless it says otherwise)."""
+    relative = _SINCE.fullmatch(text.strip())
+    if relative is not None:
+        amount, unit = int(relative.group(1)), relative.group(2)
+        span = {"d": timedelta(days=amount), "h": timedelta(hours=amount)}.get(
+            unit, timedelta(minutes=amount)
+        )
+        return datetime.now(UTC) - span
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise fail(f"--since takes 2d, 12h, 30m or an ISO time, not {text!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@events_cli.command("catch-up")
+def catch_up_events(
+    project: Annotated[str, typer.Option("--project", help="Project id or slug.")],
+    mode: Annotated[Mode, typer.Option(help="Stripe mode.")] = Mode.TEST,
+    since: Annotated[
+        str, typer.Option(help="How far back: 2d, 12h, 30m or an ISO time (Stripe keeps 30 days).")
+    ] = "2d",
+) -> None:
+    """Store every event Stripe kept that the inbox lacks (after the webhook endpoint was down),
+    then apply them through the normal path, as a worker does."""
+    start = _since(since)
+    settings = load_settings()
+    try:
+        secret_box = build_secret_box(settings)
+    except SecretKeyError as exc:
+        raise fail(str(exc)) from exc
+
+    async def run() -> tuple[int, int, int]:
+        engine = engine_from_settings(settings)
+        gateway = StripeGateway(
+            api_base=settings.stripe_api_base,
+            max_network_retries=settings.stripe_max_network_retries,
+        )
+        sessionmaker = create_sessionmaker(engine)
+        try:
+            async with unit_of_work(sessionmaker) as session:
+                found = await ProjectService(session).find_project(project)
+                caught = await catch_up(
+                    session, StripeAccess(gateway, secret_box), found.id, mode, start
+                )
+            inbox = build_inbox_worker(sessionmaker, settings, gateway, secret_box)
+            applied = 0
+            while claimed := await inbox.run_once():
+                applied += claimed
+            return caught.seen, caught.stored, applied
+        finally:
+            await gateway.close()
+            await engine.dispose()
+
+    try:
+        seen, stored, applied = asyncio.run(run())
+    except BillwardenError as exc:
+        raise fail(exc.message) from exc
+    typer.echo(
+        f"{seen} event(s) in Stripe since {start:%Y-%m-%d %H:%M} UTC; {stored} the inbox lacked, "
+        f"stored; {applied} pending event(s) applied."
+    )
 
 
 DEMO_PROJECT_SLUG = "demo"

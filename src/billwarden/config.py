@@ -11,6 +11,18 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./billwarden.db"
+# why a reconciliation record is out of sync (billwarden.reconciliation; docs/reconciliation.md)
+RECONCILE_REASONS = (
+    "status_mismatch",
+    "price_mismatch",
+    "period_mismatch",
+    "cancel_state_mismatch",
+    "customer_mismatch",
+    "missing_in_stripe",
+    "missing_locally",
+    "snapshot_drift",
+    "role_mismatch",
+)
 
 
 class Environment(StrEnum):
@@ -77,6 +89,11 @@ class Settings(BaseSettings):
     notification_retry_base_seconds: float = Field(default=5.0, gt=0)
     notification_retry_max_seconds: float = Field(default=3600.0, gt=0)
     notification_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # reconciliation with Stripe: scheduled runs (unset: on demand only), and the reasons a
+    # scheduled run repairs by itself (comma-separated; see docs/reconciliation.md)
+    reconcile_interval_seconds: int | None = Field(default=None, ge=60)
+    reconcile_auto_repair: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    reconcile_lease_seconds: int = Field(default=600, ge=10)
 
     # identity: console sessions, developer tokens, login throttling, end-user secret rotation
     session_idle_timeout_seconds: int = Field(default=3600, ge=60)
@@ -88,12 +105,25 @@ class Settings(BaseSettings):
     end_user_secret_overlap_seconds: int = Field(default=86400, ge=0)
 
     @field_validator(
-        "single_tenant_webhook_secrets", "single_tenant_allowed_price_ids", mode="before"
+        "single_tenant_webhook_secrets",
+        "single_tenant_allowed_price_ids",
+        "reconcile_auto_repair",
+        mode="before",
     )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("reconcile_auto_repair")
+    @classmethod
+    def _known_reasons(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(RECONCILE_REASONS))
+        if unknown:
+            raise ValueError(
+                f"unknown reasons {', '.join(unknown)}; known: {', '.join(RECONCILE_REASONS)}"
+            )
         return value
 
     @field_validator("database_url")

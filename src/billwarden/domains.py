@@ -30,6 +30,8 @@ DOMAINS: tuple[str, ...] = (
     "projects",
     "catalog",
     "notifications",
+    "reconciliation",
+    "audit",
 )
 
 

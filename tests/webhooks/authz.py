@@ -19,6 +19,9 @@ ROUTES: Routes = {
     ("GET", "/api/v1/admin/webhook-events"): Declaration(
         PROJECT_ADMIN, path=lambda w: {}, query=lambda w: {"projectId": str(w.project.id)}
     ),
+    ("POST", "/api/v1/admin/webhook-events/catch-up"): Declaration(
+        PROJECT_ADMIN, json=lambda w: {"projectId": str(w.project.id)}
+    ),
     ("POST", "/api/v1/admin/webhook-events/{event_row_id}/replay"): Declaration(
         PROJECT_ADMIN, path=lambda w: {"event_row_id": str(w.extra["inbox_event"])}
     ),

@@ -265,10 +265,35 @@ class StripeGateway:
         """`GET path` (`/v1/subscriptions/sub_...`) as Stripe's raw JSON, or None when Stripe
         has no such object (404). Raw, not the SDK's typed objects: the mirror keeps it as is,
         and building typed objects costs most of a read's time."""
+        return await self._raw_get(project_id, mode, secret_key, path, {})
+
+    async def list_page(
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        secret_key: str,
+        path: str,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
+        """One page of a Stripe list (`/v1/subscriptions` with `limit`, `starting_after`, ...)
+        as raw JSON: `{"data": [...], "has_more": ...}`. Raw for the reason `retrieve` is."""
+        page = await self._raw_get(project_id, mode, secret_key, path, params)
+        if page is None or not isinstance(page.get("data"), list):
+            raise StripeGatewayError(f"Stripe answered {path} with something other than a list.")
+        return page
+
+    async def _raw_get(
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        secret_key: str,
+        path: str,
+        params: dict[str, Any],
+    ) -> dict[str, Any] | None:
         try:
             async with self.lease(project_id, mode, secret_key) as client:
                 response = await self._with_rate_limit_retries(
-                    lambda: client.raw_request_async("get", path)
+                    lambda: client.raw_request_async("get", path, **params)
                 )
         except stripe.InvalidRequestError as exc:
             if exc.http_status == 404:

@@ -6,6 +6,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from datetime import UTC
 from typing import Annotated, Any
 
 import orjson
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billwarden.auth import CurrentConsoleUser, admin_access
 from billwarden.core.modes import Mode
+from billwarden.db.base import utcnow
 from billwarden.db.changes import GenerationCache
 from billwarden.db.unit_of_work import DbSession, unit_of_work
 from billwarden.errors import error_responses
@@ -25,10 +27,13 @@ from billwarden.projects.stripe_endpoints import STRIPE_WEBHOOK_PREFIX
 from billwarden.webhooks.exceptions import WebhookEventNotFound
 from billwarden.webhooks.models import InboxStatus, WebhookEvent
 from billwarden.webhooks.repository import WebhookEventRepository
-from billwarden.webhooks.schemas import Received, WebhookEventRead
+from billwarden.webhooks.schemas import CatchUpRequest, CaughtUpRead, Received, WebhookEventRead
 from billwarden.webhooks.service import (
+    STRIPE_EVENT_RETENTION,
     InboxService,
+    StripeAccess,
     cached_secrets,
+    catch_up,
     endpoint_of,
     inbox_row,
     verified_event,
@@ -127,6 +132,38 @@ async def list_webhook_events(
         access.project.id, mode=mode, status=status, event_type=event_type, **pages.window
     )
     return Page[WebhookEventRead].of(rows, total, pages, _read)
+
+
+@admin_router.post(
+    "/catch-up",
+    response_model=CaughtUpRead,
+    responses=error_responses(400, 401, 403, 404, 409, 502),
+    summary="Store the events Stripe kept that the inbox lacks (project admins)",
+)
+async def catch_up_events(
+    body: CatchUpRequest,
+    request: Request,
+    user: CurrentConsoleUser,
+    session: DbSession,
+    background: BackgroundTasks,
+) -> CaughtUpRead:
+    """After the webhook endpoint was down: pages Stripe's `/v1/events` (it keeps 30 days) and
+    stores each event the inbox lacks, which the worker then applies as if delivered."""
+    access = await admin_access(session, user, body.project_id)
+    since = body.since or utcnow() - STRIPE_EVENT_RETENTION
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    state = request.app.state
+    caught = await catch_up(
+        session,
+        StripeAccess(state.stripe_gateway, state.secret_box),
+        access.project.id,
+        body.mode,
+        since,
+    )
+    if caught.stored:
+        background.add_task(_wake_worker, request.app)
+    return CaughtUpRead(seen=caught.seen, stored=caught.stored)
 
 
 @admin_router.post(

@@ -32,3 +32,16 @@ class WebhookEventRead(CamelModel):
     processed_at: datetime | None
     last_error: str | None
     payload: dict[str, Any] = Field(description="The event as Stripe sent it.")
+
+
+class CatchUpRequest(CamelModel):
+    project_id: uuid.UUID
+    mode: Mode = Mode.TEST
+    since: datetime | None = Field(
+        default=None, description="Events created at or after; default and earliest: 30 days ago."
+    )
+
+
+class CaughtUpRead(CamelModel):
+    seen: int = Field(description="Stripe's events in the window.")
+    stored: int = Field(description="The ones the inbox lacked: stored now, applied by the worker.")

@@ -254,6 +254,25 @@ class EntitlementService:
             await Outbox(self.session).emit(project_id, mode, ENTITLEMENT_UPDATED, after)
         return snapshot
 
+    async def reset_to_free(
+        self, project_id: uuid.UUID, mode: Mode, subject: Subject
+    ) -> Entitlement:
+        """The snapshot back to the free tier with no subscription (a repair: the mirror and
+        Stripe are not touched, so the next recompute or run derives it again)."""
+        snapshot = await self._locked_snapshot(project_id, mode, subject)
+        before = _notice(snapshot)
+        catalog = await CatalogService(self.session).current(project_id)
+        free = Derived()
+        free.features, free.quotas = free_tier(catalog.document if catalog else None)
+        for name, value in vars(free).items():
+            setattr(snapshot, name, value)
+        snapshot.last_synced_at = utcnow()
+        await self.session.flush()
+        after = _notice(snapshot)
+        if _content(after) != _content(before):
+            await Outbox(self.session).emit(project_id, mode, ENTITLEMENT_UPDATED, after)
+        return snapshot
+
     async def begin_checkout(
         self, project_id: uuid.UUID, mode: Mode, subject: Subject, customer_id: str | None
     ) -> None:

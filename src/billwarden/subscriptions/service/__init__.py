@@ -230,7 +230,7 @@ class MirrorService:
                 raw=obj,
             )
             self.session.add(row)
-        prices = _price_ids(obj)
+        prices = price_ids_of(obj)
         old_status = row.status if row.id is not None else None
         row.stripe_customer_id = customer_id
         row.subject_type = subject.type.value if subject is not None else None
@@ -240,7 +240,7 @@ class MirrorService:
         row.purchase_keys = [price_map[price] for price in prices if price in price_map]
         row.currency, row.annual_amount = recurring_amount(obj)
         row.started_at = timestamp(obj.get("start_date")) or timestamp(obj.get("created"))
-        start, end = _period(obj)
+        start, end = period_of(obj)
         row.current_period_start = start
         row.current_period_end = end
         row.cancel_at_period_end = bool(obj.get("cancel_at_period_end"))
@@ -267,7 +267,7 @@ class MirrorService:
         return AppliedSubscription(row, applied=True, subjects=subjects)
 
 
-def _price_ids(obj: dict[str, Any]) -> list[str]:
+def price_ids_of(obj: dict[str, Any]) -> list[str]:
     items = obj.get("items")
     data = items.get("data") if isinstance(items, dict) else None
     prices: list[str] = []
@@ -316,7 +316,7 @@ def recurring_amount(obj: dict[str, Any]) -> tuple[str | None, float | None]:
     return (currency.lower() if currency else None), total
 
 
-def _period(obj: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+def period_of(obj: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
     """The current period, from the items (API version 2025-03-31 and later carry it there);
     the earliest start and latest end when items differ."""
     items = obj.get("items")

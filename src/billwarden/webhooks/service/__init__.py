@@ -159,6 +159,54 @@ def inbox_row(
     }
 
 
+# how far back Stripe keeps events for `GET /v1/events`
+STRIPE_EVENT_RETENTION = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class CaughtUp:
+    seen: int  # Stripe's events in the window
+    stored: int  # of those, the ones the inbox lacked (now pending, applied by the worker)
+
+
+async def catch_up(
+    session: AsyncSession,
+    stripe: StripeAccess,
+    project_id: uuid.UUID,
+    mode: Mode,
+    since: datetime,
+) -> CaughtUp:
+    """Store every event Stripe kept since `since` (at most 30 days back) that the inbox lacks,
+    as a delivery would: the worker then applies them through the normal path, and events
+    already stored are left as they are, so nothing is applied twice."""
+    earliest = utcnow() - STRIPE_EVENT_RETENTION
+    credentials = await StripeConfigService(session, stripe.secret_box).get_credentials(
+        project_id, mode
+    )
+    params: dict[str, Any] = {
+        "limit": 100,
+        "created": {"gte": int(max(since, earliest).timestamp())},
+    }
+    inbox = WebhookEventRepository(session)
+    seen = stored = 0
+    while True:
+        page = await stripe.gateway.list_page(
+            project_id, mode, credentials.secret_key, "/v1/events", params
+        )
+        events = [event for event in page["data"] if isinstance(event, dict)]
+        for event in events:
+            payload = orjson.dumps(event)
+            try:
+                parsed = parse_event(payload)
+            except NotAStripeEvent:
+                continue
+            seen += 1
+            stored += int(await inbox.insert_if_new(inbox_row(project_id, mode, parsed, payload)))
+        if not page.get("has_more") or not events:
+            return CaughtUp(seen, stored)
+        params = {**params, "starting_after": events[-1]["id"]}
+
+
 class InboxService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session

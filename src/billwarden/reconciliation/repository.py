@@ -1,0 +1,149 @@
+"""Queries for reconciliation runs and records."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+
+from billwarden.core.modes import Mode
+from billwarden.db.repository import RepositoryBase
+from billwarden.reconciliation.models import (
+    ACTIVE_RUN,
+    ReconcileRecord,
+    ReconcileRun,
+    RunStatus,
+)
+
+
+class RunRepository(RepositoryBase[ReconcileRun]):
+    model = ReconcileRun
+
+    async def active(self, project_id: uuid.UUID, mode: Mode) -> ReconcileRun | None:
+        return await self.one_or_none(
+            self.select().where(
+                ReconcileRun.project_id == project_id,
+                ReconcileRun.mode == mode,
+                ReconcileRun.status.in_(ACTIVE_RUN),
+            ),
+            fresh=True,
+        )
+
+    async def latest(
+        self, project_id: uuid.UUID, mode: Mode, *, finished: bool = False
+    ) -> ReconcileRun | None:
+        statement = self.select().where(
+            ReconcileRun.project_id == project_id, ReconcileRun.mode == mode
+        )
+        if finished:
+            statement = statement.where(ReconcileRun.status == RunStatus.FINISHED)
+        return await self.one_or_none(
+            statement.order_by(ReconcileRun.requested_at.desc(), ReconcileRun.id).limit(1)
+        )
+
+    async def latest_requested(self, project_id: uuid.UUID, mode: Mode) -> datetime | None:
+        value: datetime | None = await self.session.scalar(
+            select(func.max(ReconcileRun.requested_at)).where(
+                ReconcileRun.project_id == project_id, ReconcileRun.mode == mode
+            )
+        )
+        return value
+
+    async def claim(
+        self, run_id: uuid.UUID, token: uuid.UUID, now: datetime, lease: timedelta
+    ) -> bool:
+        """Take the run: queued, or running under a claim that has lapsed (its runner died)."""
+        result = await self.session.execute(
+            update(ReconcileRun)
+            .where(
+                ReconcileRun.id == run_id,
+                or_(
+                    ReconcileRun.status == RunStatus.QUEUED,
+                    and_(
+                        ReconcileRun.status == RunStatus.RUNNING,
+                        ReconcileRun.claimed_until < now,
+                    ),
+                ),
+            )
+            .values(
+                status=RunStatus.RUNNING,
+                started_at=now,
+                claimed_until=now + lease,
+                claim_token=token,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def due(self, now: datetime, limit: int) -> list[uuid.UUID]:
+        """Runs waiting for a runner: queued, or running under a lapsed claim."""
+        rows = await self.session.scalars(
+            select(ReconcileRun.id)
+            .where(
+                or_(
+                    ReconcileRun.status == RunStatus.QUEUED,
+                    and_(
+                        ReconcileRun.status == RunStatus.RUNNING,
+                        ReconcileRun.claimed_until < now,
+                    ),
+                )
+            )
+            .order_by(ReconcileRun.requested_at)
+            .limit(limit)
+        )
+        return list(rows.all())
+
+
+class RecordRepository(RepositoryBase[ReconcileRecord]):
+    model = ReconcileRecord
+
+    async def add_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        for start in range(0, len(rows), 1000):
+            await self.session.execute(insert(ReconcileRecord), list(rows[start : start + 1000]))
+
+    async def page(
+        self,
+        run_id: uuid.UUID,
+        *,
+        mismatched: bool | None,
+        reason: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[ReconcileRecord], int]:
+        conditions = [ReconcileRecord.run_id == run_id]
+        if mismatched is not None:
+            conditions.append(ReconcileRecord.in_sync.is_(not mismatched))
+        if reason is not None:
+            conditions.append(ReconcileRecord.reason_codes.contains(f",{reason},"))
+        total = await self.session.scalar(select(func.count(ReconcileRecord.id)).where(*conditions))
+        rows = await self.all(
+            self.select()
+            .where(*conditions)
+            .order_by(ReconcileRecord.in_sync, ReconcileRecord.subject_id, ReconcileRecord.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return rows, int(total or 0)
+
+    async def for_entitlement(
+        self, run_id: uuid.UUID, entitlement_id: uuid.UUID
+    ) -> ReconcileRecord | None:
+        return await self.one_or_none(
+            self.select().where(
+                ReconcileRecord.run_id == run_id,
+                ReconcileRecord.entitlement_id == entitlement_id,
+            )
+        )
+
+    async def for_subscription(
+        self, run_id: uuid.UUID, subscription_id: str
+    ) -> ReconcileRecord | None:
+        rows = await self.all(
+            self.select().where(
+                ReconcileRecord.run_id == run_id, ReconcileRecord.entitlement_id.is_(None)
+            )
+        )
+        return next((row for row in rows if subscription_id in row.subscription_ids), None)
