@@ -37,6 +37,7 @@ bench: install
 	$(PY) bench/emulator.py
 	$(PY) bench/webhooks.py
 	$(PY) bench/entitlements.py
+	$(PY) bench/stats.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.core.modes import Mode
@@ -207,6 +207,14 @@ class PaymentFigures:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def plan_for_each_window(self) -> None:
+        """PostgreSQL: plan these queries for the window they are sent with. A prepared
+        statement otherwise falls back, from its sixth run on a connection, to a plan for any
+        window, which reads a year of payments through the indexes at twice the time of a
+        parallel scan (bench/stats.py). For this transaction only."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
     async def subscriptions(
         self,

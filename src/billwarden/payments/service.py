@@ -359,6 +359,7 @@ async def payment_stats(
     [since, until): subscriptions started and ended, the churn rate, revenue (paid minus
     refunded) and failed payments; per project, and in total per currency."""
     figures = PaymentFigures(session)
+    await figures.plan_for_each_window()
     per_project = {project.id: (project, Figures()) for project in await figures.projects(projects)}
     total = Figures()
     for counts in await figures.subscriptions(projects, mode, since, until):
