@@ -565,6 +565,7 @@ def demo(
         typer.echo(
             "\nbillwarden demo is running. Open:\n"
             f"  console sign-in  {base}/login\n"
+            f"  console pages    {base}/admin\n"
             f"  API docs         {base}/docs\n"
             f"  health           {base}/healthz, {base}/readyz, {base}/metrics\n"
             f"  Stripe emulator  {emulator_url} (helpers under /_emulator/)\n"

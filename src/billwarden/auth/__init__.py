@@ -4,6 +4,7 @@
 |-----------------------|------------------------------------------------------------------------|
 | `CurrentConsoleUser`  | console user: session cookie (CSRF on unsafe methods) or developer JWT |
 | `ConsoleAuth`         | the same, with the session it came through                             |
+| `OptionalConsoleUser` | the same or None (the console's pages send others to sign in)          |
 | `ProjectMemberAccess` | console user who is a member of `{project_id}`, or a superuser         |
 | `ProjectAdminAccess`  | console user who is an owner or admin of `{project_id}`, or a superuser |
 | `ProjectKey`          | project API key `Bearer bw_test_...` / `bw_live_...`                   |
@@ -20,6 +21,7 @@ from billwarden.auth.dependencies import (
     DeveloperTokenIssuer,
     EndUser,
     IdentityRules,
+    OptionalConsoleUser,
     ProjectAdminAccess,
     ProjectKey,
     ProjectMemberAccess,
@@ -45,6 +47,7 @@ __all__ = [
     "EndUser",
     "EndUserPrincipal",
     "IdentityRules",
+    "OptionalConsoleUser",
     "ProjectAdminAccess",
     "ProjectKey",
     "ProjectKeyPrincipal",

@@ -101,6 +101,29 @@ async def current_console_user(principal: ConsoleAuth) -> User:
 CurrentConsoleUser = Annotated[User, Depends(current_console_user)]
 
 
+async def optional_console_user(
+    request: Request,
+    session: DbSession,
+    secret_box: AppSecretBox,
+    policy: IdentityRules,
+    tokens: DeveloperTokenIssuer,
+    session_token: Annotated[str | None, Depends(_session_cookie)],
+    bearer: Bearer,
+) -> User | None:
+    """The console user, or None for anyone else (the console's pages send them to sign in
+    rather than answer 401). Pages are read with GET only, so no CSRF check applies."""
+    try:
+        principal = await console_principal(
+            request, session, secret_box, policy, tokens, session_token, bearer
+        )
+    except Unauthenticated:
+        return None
+    return principal.user
+
+
+OptionalConsoleUser = Annotated[User | None, Depends(optional_console_user)]
+
+
 async def member_access(session: AsyncSession, user: User, project_id: uuid.UUID) -> ProjectAccess:
     """The user's access to a project; one they cannot see is reported as not existing."""
     return await MembershipService(session).access(user, project_id)

@@ -152,6 +152,11 @@ def _among(column: Any, projects: Collection[uuid.UUID] | None) -> list[ColumnEl
     return [] if projects is None else [column.in_(list(projects))]
 
 
+def _within(column: Any, start: datetime, end: datetime | None) -> ColumnElement[bool]:
+    within: ColumnElement[bool] = column >= start
+    return within & (column < end) if end is not None else within
+
+
 def _count(condition: ColumnElement[bool]) -> Any:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
@@ -186,6 +191,17 @@ class PaymentTotals:
     refunded: int  # of those, refunded since
     failed_count: int
     failed: int  # minor units of the payments created in the window whose last state is failed
+
+
+@dataclass(frozen=True)
+class MonthlyFigures:
+    """One currency's history, month by month (null currency: subscriptions of no price)."""
+
+    currency: str | None
+    months: list[datetime]
+    mrr: list[float]  # minor units, at each month's end
+    new: list[int]
+    churned: list[int]
 
 
 @dataclass(frozen=True)
@@ -297,6 +313,53 @@ class PaymentFigures:
             )
             for found in (await self.session.execute(statement)).all()
         ]
+
+    async def monthly(
+        self,
+        projects: Collection[uuid.UUID] | None,
+        mode: Mode,
+        months: list[datetime],
+        now: datetime,
+    ) -> list[MonthlyFigures]:
+        """Per currency and month (`months`: the first instant of each, oldest first): the MRR
+        at the month's end (or now) of the subscriptions live then (started, not ended, trial
+        over) at their current amount, and the subscriptions started and ended in the month.
+        One grouped query."""
+        row = Subscription
+        started = row.status.not_in(NEVER_STARTED)
+        ends = [*months[1:], None]
+        columns: list[Any] = [row.currency]
+        for start, end in zip(months, ends, strict=True):
+            moment = min(end, now) if end is not None else now
+            live = (
+                started
+                & (row.started_at <= moment)
+                & (row.ended_at.is_(None) | (row.ended_at > moment))
+                & (row.trial_end.is_(None) | (row.trial_end <= moment))
+            )
+            columns += [
+                _total(live, func.coalesce(row.annual_amount, 0.0)),
+                _count(started & _within(row.started_at, start, end)),
+                _count(started & _within(row.ended_at, start, end)),
+            ]
+        statement = (
+            select(*columns)
+            .where(row.mode == mode, *_among(row.project_id, projects))
+            .group_by(row.currency)
+        )
+        found = []
+        for values in (await self.session.execute(statement)).all():
+            currency, rest = values[0], values[1:]
+            found.append(
+                MonthlyFigures(
+                    currency=currency,
+                    months=list(months),
+                    mrr=[round(float(rest[i]) / 12, 2) for i in range(0, len(rest), 3)],
+                    new=[int(rest[i]) for i in range(1, len(rest), 3)],
+                    churned=[int(rest[i]) for i in range(2, len(rest), 3)],
+                )
+            )
+        return found
 
     async def projects(self, projects: Collection[uuid.UUID] | None) -> list[Project]:
         statement = select(Project).where(*_among(Project.id, projects))
