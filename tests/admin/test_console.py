@@ -192,8 +192,24 @@ class TestConsole:
             await expect(page.get_by_text("MRR USD").first).to_be_visible()
             await page.screenshot(path=shots / "payments.png", full_page=True)
             await page.get_by_role("link", name="Audit log").click()
-            await expect(page.locator("tbody tr").first).to_contain_text("ticket 42")
+            repair = page.locator("tbody tr", has_text="reconciliation.sync_from_stripe")
+            await expect(repair).to_contain_text("ticket 42")
+            await expect(
+                page.locator("tbody tr", has_text="webhooks.event_replayed")
+            ).to_have_count(1)
             await page.screenshot(path=shots / "audit.png", full_page=True)
+
+            await page.get_by_role("link", name="API keys").click()
+            await page.get_by_label("Name").fill("console key")
+            await page.get_by_role("button", name="Create an API key").click()
+            await expect(page.locator("#created-key")).to_contain_text("bw_test_")
+            await page.reload()
+            await expect(page.locator("#created-key")).to_have_count(0)  # shown once
+            await page.get_by_role("button", name="Deactivate console key").click()
+            row = page.locator("tr", has_text="console key")
+            await expect(row.locator(".badge")).to_have_text("deactivated")
+            await page.get_by_role("link", name="Stripe").click()
+            await expect(page.locator("tbody tr").first).to_contain_text("yes")
             await context.close()
 
             phone = await browser.new_context(viewport=PHONE)

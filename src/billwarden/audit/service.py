@@ -81,3 +81,29 @@ class AuditLog:
         return await self.entries.list_entries(
             project_id, action=action, target_id=target_id, limit=limit, offset=offset
         )
+
+
+async def audit(
+    session: AsyncSession,
+    user: User,
+    action: str,
+    *,
+    project_id: uuid.UUID | None,
+    target_type: str,
+    target_id: object,
+    mode: Mode | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """A console user's admin write, in the caller's transaction. `before` and `after` hold
+    what a reader needs to see the change, never a secret (hints and counts instead)."""
+    await AuditLog(session).record(
+        Actor.user(user),
+        action,
+        target_type=target_type,
+        target_id=str(target_id),
+        project_id=project_id,
+        mode=mode,
+        before=before,
+        after=after,
+    )

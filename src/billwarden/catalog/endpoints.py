@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body
 
+from billwarden.audit.service import audit
 from billwarden.auth import CurrentConsoleUser, ProjectAdminAccess, ProjectMemberAccess
 from billwarden.catalog.schemas import CatalogRead
 from billwarden.catalog.service import CatalogService, LoadedCatalog
@@ -61,6 +62,16 @@ async def put_catalog(
     service = CatalogService(session)
     before = await service.current(access.project.id)
     loaded = await service.load_raw(access.project.id, document, user.id)
+    await audit(
+        session,
+        user,
+        "catalog.updated",
+        project_id=access.project.id,
+        target_type="catalog",
+        target_id=access.project.id,
+        before={"version": before.version} if before is not None else None,
+        after={"version": loaded.version, "plans": sorted(loaded.document.plans)},
+    )
     if before is None or before.version != loaded.version:
         # plans, features and quotas may have changed: every entitlement follows at once
         await EntitlementService(session).recompute_project(access.project.id)

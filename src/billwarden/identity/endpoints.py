@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
+from billwarden.audit.service import audit
 from billwarden.auth import (
     ConsoleAuth,
     CurrentConsoleUser,
@@ -229,6 +230,16 @@ async def generate_key(
     created = await ApiKeyService(session, secret_box).create_key(
         access.project.id, body.mode, body.name, user
     )
+    await audit(
+        session,
+        user,
+        "api_key.created",
+        project_id=access.project.id,
+        target_type="api_key",
+        target_id=created.key.id,
+        mode=body.mode,
+        after={"name": created.key.name, "prefix": created.key.prefix},
+    )
     return ApiKeyCreated(
         **_key_read(created.key).model_dump(by_alias=False), api_key=created.plaintext
     )
@@ -266,4 +277,14 @@ async def deactivate_key(
 ) -> ApiKeyRead:
     viewer = await key_viewer(session, user)
     key = await ApiKeyService(session, secret_box).deactivate_key(viewer, body.key_id)
+    await audit(
+        session,
+        user,
+        "api_key.deactivated",
+        project_id=key.project_id,
+        target_type="api_key",
+        target_id=key.id,
+        mode=key.mode,
+        after={"name": key.name, "prefix": key.prefix},
+    )
     return _key_read(key)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Response
 
+from billwarden.audit.service import audit
 from billwarden.auth import ProjectAdminAccess
 from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import error_responses
@@ -74,6 +75,16 @@ async def create_endpoint(
     row, secret = await endpoints.create(
         access.project.id, body.mode, str(body.url), list(body.events)
     )
+    await audit(
+        endpoints.session,
+        access.user,
+        "notifications.endpoint_created",
+        project_id=access.project.id,
+        target_type="notification_endpoint",
+        target_id=row.id,
+        mode=body.mode,
+        after={"url": row.url, "events": list(row.events)},
+    )
     return EndpointCreated(**EndpointRead.of(row).model_dump(by_alias=False), secret=secret)
 
 
@@ -100,6 +111,14 @@ async def delete_endpoint(
     endpoint_id: uuid.UUID, access: ProjectAdminAccess, endpoints: Endpoints
 ) -> Response:
     await endpoints.delete(access.project.id, endpoint_id)
+    await audit(
+        endpoints.session,
+        access.user,
+        "notifications.endpoint_deleted",
+        project_id=access.project.id,
+        target_type="notification_endpoint",
+        target_id=endpoint_id,
+    )
     return Response(status_code=204)
 
 
@@ -129,4 +148,12 @@ async def retry_delivery(
     endpoints: Endpoints,
 ) -> DeliveryRead:
     row = await endpoints.retry(access.project.id, endpoint_id, delivery_id)
+    await audit(
+        endpoints.session,
+        access.user,
+        "notifications.delivery_retried",
+        project_id=access.project.id,
+        target_type="notification_delivery",
+        target_id=delivery_id,
+    )
     return DeliveryRead.of(row)

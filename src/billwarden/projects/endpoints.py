@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
+from billwarden.audit.service import audit
 from billwarden.auth import CurrentConsoleUser, ProjectAdminAccess, ProjectMemberAccess
 from billwarden.db.unit_of_work import DbSession
 from billwarden.entitlements.service import EntitlementService
@@ -60,6 +61,14 @@ async def _secrets(
 EndUserSecrets = Annotated[EndUserSecretService, Depends(_secrets)]
 
 
+def _settings_of(project: Project) -> dict[str, object]:
+    return {
+        "name": project.name,
+        "slug": project.slug,
+        "pastDueGraceDays": project.past_due_grace_days,
+    }
+
+
 @router.post(
     "",
     status_code=201,
@@ -72,6 +81,15 @@ async def create_project(
 ) -> ProjectCreated:
     project = await MembershipService(session).create_project(user, body.name, body.slug)
     secret, _ = await secrets.rotate(project)
+    await audit(
+        session,
+        user,
+        "project.created",
+        project_id=project.id,
+        target_type="project",
+        target_id=project.id,
+        after={"name": project.name, "slug": project.slug},
+    )
     read = _project_read(project, ProjectRole.OWNER)
     return ProjectCreated(**read.model_dump(by_alias=False), end_user_secret=secret)
 
@@ -103,8 +121,19 @@ async def get_project(access: ProjectMemberAccess) -> ProjectRead:
 async def update_project(
     body: ProjectUpdate, access: ProjectAdminAccess, session: DbSession
 ) -> ProjectRead:
+    before = _settings_of(access.project)
     project = await MembershipService(session).update_project(
         access, name=body.name, slug=body.slug, past_due_grace_days=body.past_due_grace_days
+    )
+    await audit(
+        session,
+        access.user,
+        "project.updated",
+        project_id=project.id,
+        target_type="project",
+        target_id=project.id,
+        before=before,
+        after=_settings_of(project),
     )
     if body.past_due_grace_days is not None:
         # access of past_due subjects follows the new grace at once
@@ -136,6 +165,15 @@ async def add_member(body: MemberAdd, access: ProjectAdminAccess, session: DbSes
     service = MembershipService(session)
     user = await service.find_user(email=body.email, user_id=body.user_id)
     member = await service.add_member(access, user, body.role)
+    await audit(
+        session,
+        access.user,
+        "project.member_added",
+        project_id=access.project.id,
+        target_type="user",
+        target_id=user.id,
+        after={"email": user.email, "role": member.role.value},
+    )
     return _member_read(member, user.email)
 
 
@@ -151,6 +189,15 @@ async def change_member_role(
     service = MembershipService(session)
     member = await service.change_role(access, user_id, body.role)
     user = await service.member_user(member)
+    await audit(
+        session,
+        access.user,
+        "project.member_role_changed",
+        project_id=access.project.id,
+        target_type="user",
+        target_id=user_id,
+        after={"email": user.email, "role": member.role.value},
+    )
     return _member_read(member, user.email)
 
 
@@ -164,6 +211,14 @@ async def remove_member(
     user_id: uuid.UUID, access: ProjectAdminAccess, session: DbSession
 ) -> Response:
     await MembershipService(session).remove_member(access, user_id)
+    await audit(
+        session,
+        access.user,
+        "project.member_removed",
+        project_id=access.project.id,
+        target_type="user",
+        target_id=user_id,
+    )
     return Response(status_code=204)
 
 
@@ -177,6 +232,19 @@ async def rotate_end_user_secret(
     access: ProjectAdminAccess, secrets: EndUserSecrets
 ) -> EndUserSecretRotated:
     secret, previous_expires_at = await secrets.rotate(access.project)
+    await audit(
+        secrets.session,
+        access.user,
+        "project.end_user_secret_rotated",
+        project_id=access.project.id,
+        target_type="project",
+        target_id=access.project.id,
+        after={
+            "previousSecretExpiresAt": previous_expires_at.isoformat()
+            if previous_expires_at
+            else None
+        },
+    )
     return EndUserSecretRotated(
         end_user_secret=secret, previous_secret_expires_at=previous_expires_at
     )

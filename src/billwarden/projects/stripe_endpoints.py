@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from billwarden.audit.service import audit
 from billwarden.auth import ProjectAdminAccess, ProjectMemberAccess
 from billwarden.config import Settings
 from billwarden.core.modes import Mode
@@ -90,6 +91,17 @@ async def get_stripe_config(
     return _view(settings, access.project.id, mode, config)
 
 
+def _audited(config: StripeConfig | None) -> dict[str, object] | None:
+    """What the audit log keeps of a configuration: hints and counts, never a secret."""
+    if config is None:
+        return None
+    return {
+        "secretKeyHint": config.secret_key_hint,
+        "publishableKey": config.publishable_key,
+        "activeWebhookSecrets": sum(1 for secret in config.webhook_secrets if secret.is_active),
+    }
+
+
 @router.put(
     "/config",
     response_model=StripeConfigView,
@@ -107,12 +119,24 @@ async def put_stripe_config(
     test mode, `sk_live_`/`rk_live_` in live mode, `pk_` for the publishable key); secrets are
     stored encrypted and never returned."""
     mode = _mode(test_mode)
+    before = _audited(await configs.get_active(access.project.id, mode))
     config = await configs.set_stripe_config(
         access.project,
         mode,
         secret_key=body.secret_key,
         publishable_key=body.publishable_key,
         webhook_secrets=body.webhook_secrets,
+    )
+    await audit(
+        configs.session,
+        access.user,
+        "stripe.config_updated",
+        project_id=access.project.id,
+        target_type="stripe_config",
+        target_id=config.id,
+        mode=mode,
+        before=before,
+        after=_audited(config),
     )
     return _view(settings, access.project.id, mode, config)
 
@@ -126,7 +150,17 @@ async def delete_stripe_config(
 ) -> StripeConfigView:
     """Deactivate the configuration; earlier versions stay in the history."""
     mode = _mode(test_mode)
-    await configs.deactivate(access.project.id, mode)
+    config = await configs.deactivate(access.project.id, mode)
+    await audit(
+        configs.session,
+        access.user,
+        "stripe.config_deactivated",
+        project_id=access.project.id,
+        target_type="stripe_config",
+        target_id=config.id,
+        mode=mode,
+        before=_audited(config),
+    )
     return _view(settings, access.project.id, mode, None)
 
 

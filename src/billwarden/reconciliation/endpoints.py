@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 
-from billwarden.audit.service import Actor
+from billwarden.audit.service import Actor, audit
 from billwarden.auth import CurrentConsoleUser, admin_access, member_access
 from billwarden.config import RECONCILE_REASONS
 from billwarden.core.modes import Mode
@@ -148,6 +148,15 @@ async def start_run(
     access = await admin_access(session, user, body.project_id)
     run, new = await Runs.request(session, access.project.id, body.mode, Actor.user(user), "api")
     if new:
+        await audit(
+            session,
+            user,
+            "reconciliation.run_requested",
+            project_id=access.project.id,
+            target_type="reconcile_run",
+            target_id=run.id,
+            mode=body.mode,
+        )
         background.add_task(_wake_worker, request.app)  # after the commit and the answer
     else:
         response.status_code = 200

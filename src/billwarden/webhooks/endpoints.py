@@ -14,6 +14,7 @@ from fastapi import APIRouter, BackgroundTasks, FastAPI, Header, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from billwarden.audit.service import audit
 from billwarden.auth import CurrentConsoleUser, admin_access
 from billwarden.core.modes import Mode
 from billwarden.db.base import utcnow
@@ -161,6 +162,16 @@ async def catch_up_events(
         body.mode,
         since,
     )
+    await audit(
+        session,
+        user,
+        "webhooks.caught_up",
+        project_id=access.project.id,
+        target_type="project",
+        target_id=access.project.id,
+        mode=body.mode,
+        after={"since": since.isoformat(), "seen": caught.seen, "stored": caught.stored},
+    )
     if caught.stored:
         background.add_task(_wake_worker, request.app)
     return CaughtUpRead(seen=caught.seen, stored=caught.stored)
@@ -188,7 +199,19 @@ async def replay_webhook_event(
         raise WebhookEventNotFound(
             "No such webhook event.", details={"id": str(event_row_id)}
         ) from exc
+    before = row.status.value
     row = await service.replay(event_row_id)
+    await audit(
+        session,
+        user,
+        "webhooks.event_replayed",
+        project_id=row.project_id,
+        target_type="webhook_event",
+        target_id=row.id,
+        mode=row.mode,
+        before={"eventId": row.event_id, "status": before},
+        after={"status": row.status.value},
+    )
     background.add_task(_wake_worker, request.app)
     return _read(row)
 
