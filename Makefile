@@ -38,6 +38,7 @@ bench: install
 	$(PY) bench/webhooks.py
 	$(PY) bench/entitlements.py
 	$(PY) bench/stats.py
+	$(PY) bench/reconcile.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from billwarden_emulator.errors import invalid_request, invalid_value
@@ -11,24 +13,50 @@ from billwarden_emulator.state import JSON, Account
 
 
 def page(params: Params, url: str, newest_first: Iterable[JSON], *, object_name: str) -> JSON:
-    """One page of `newest_first`, honouring `limit`, `starting_after` and `ending_before`."""
+    """One page of `newest_first`, honouring `limit`, `starting_after` and `ending_before`.
+    A page after a cursor (or the first page) reads the collection only up to the cursor and
+    then `limit + 1` matching objects, so paging through a large collection costs a page, not
+    the whole collection, each time."""
     limit = params.int("limit", minimum=1, maximum=100) or 10
     starting_after = params.str("starting_after")
     ending_before = params.str("ending_before")
-    items = list(newest_first)
-    if starting_after is not None:
-        index = _index_of(items, starting_after, "starting_after", object_name)
-        data = items[index + 1 : index + 1 + limit]
-        has_more = len(items) > index + 1 + limit
-    elif ending_before is not None:
+    if ending_before is not None and starting_after is None:
+        items = list(newest_first)
         index = _index_of(items, ending_before, "ending_before", object_name)
         start = max(0, index - limit)
-        data = items[start:index]
-        has_more = start > 0
+        return {
+            "object": "list",
+            "data": items[start:index],
+            "has_more": start > 0,
+            "url": url,
+        }
+    following = (
+        iter(newest_first)
+        if starting_after is None
+        else _after(newest_first, starting_after, object_name)
+    )
+    data = list(islice(following, limit + 1))
+    return {"object": "list", "data": data[:limit], "has_more": len(data) > limit, "url": url}
+
+
+def _after(items: Iterable[JSON], object_id: str, object_name: str) -> Iterator[JSON]:
+    """What follows the object `object_id` in `items`, which must hold it."""
+    if isinstance(items, NewestFirst):
+        # compare ids up to the cursor, and test the filter only on the cursor itself
+        objects = reversed(items.objects.values())
+        for obj in objects:
+            if obj["id"] == object_id:
+                if items.keep is None or items.keep(obj):
+                    return (o for o in objects if items.keep is None or items.keep(o))
+                break
     else:
-        data = items[:limit]
-        has_more = len(items) > limit
-    return {"object": "list", "data": data, "has_more": has_more, "url": url}
+        remaining = iter(items)
+        for obj in remaining:
+            if obj["id"] == object_id:
+                return remaining
+    raise invalid_request(
+        f"No such {object_name}: '{object_id}'", param="starting_after", code="resource_missing"
+    )
 
 
 def _index_of(items: list[JSON], object_id: str, param: str, object_name: str) -> int:
@@ -40,11 +68,22 @@ def _index_of(items: list[JSON], object_id: str, param: str, object_name: str) -
     )
 
 
+@dataclass(frozen=True)
+class NewestFirst:
+    """A collection's objects, newest first, those `keep` accepts; read lazily by `page`."""
+
+    objects: dict[str, JSON]
+    keep: Callable[[JSON], bool] | None = None
+
+    def __iter__(self) -> Iterator[JSON]:
+        keep = self.keep
+        return (obj for obj in reversed(self.objects.values()) if keep is None or keep(obj))
+
+
 def newest_first(
     objects: dict[str, JSON], keep: Callable[[JSON], bool] | None = None
-) -> list[JSON]:
-    values = reversed(objects.values())
-    return [obj for obj in values if keep is None or keep(obj)]
+) -> NewestFirst:
+    return NewestFirst(objects, keep)
 
 
 def range_filter(params: Params, name: str) -> Callable[[int], bool] | None:
