@@ -35,6 +35,7 @@ from billwarden.app import (
     build_reconcile_worker,
     create_app,
 )
+from billwarden.audit.service import Actor, AuditLog
 from billwarden.catalog.exceptions import InvalidCatalog
 from billwarden.catalog.service import CatalogPricing, CatalogService, read_catalog_file
 from billwarden.catalog.service.document import CatalogDocument
@@ -63,7 +64,7 @@ from billwarden.subscriptions.service import (
     META_SUBJECT_ID,
     META_SUBJECT_TYPE,
 )
-from billwarden.webhooks.service import StripeAccess, catch_up
+from billwarden.webhooks.service import StripeAccess, catch_up, store_in
 
 cli = typer.Typer(
     name="billwarden", help="A self-hosted billing control plane for Stripe.", no_args_is_help=True
@@ -257,10 +258,40 @@ def catch_up_events(
         )
         sessionmaker = create_sessionmaker(engine)
         try:
-            async with unit_of_work(sessionmaker) as session:
+            async with unit_of_work(sessionmaker, write=False) as session:
                 found = await ProjectService(session).find_project(project)
-                caught = await catch_up(
-                    session, StripeAccess(gateway, secret_box), found.id, mode, start
+                credentials = await StripeConfigService(session, secret_box).get_credentials(
+                    found.id, mode
+                )
+
+            async def store(
+                project_id: uuid.UUID, page_mode: Mode, events: list[tuple[dict[str, Any], bytes]]
+            ) -> int:
+                # a short transaction per page: the writer is never held while Stripe is read
+                async with unit_of_work(sessionmaker) as session:
+                    return await store_in(session)(project_id, page_mode, events)
+
+            caught = await catch_up(
+                StripeAccess(gateway, secret_box),
+                credentials.secret_key,
+                found.id,
+                mode,
+                start,
+                store,
+            )
+            async with unit_of_work(sessionmaker) as session:
+                await AuditLog(session).record(
+                    Actor.system("command line"),
+                    "webhooks.caught_up",
+                    target_type="project",
+                    target_id=str(found.id),
+                    project_id=found.id,
+                    mode=mode,
+                    after={
+                        "since": start.isoformat(),
+                        "seen": caught.seen,
+                        "stored": caught.stored,
+                    },
                 )
             inbox = build_inbox_worker(sessionmaker, settings, gateway, secret_box)
             applied = 0

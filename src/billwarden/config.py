@@ -124,6 +124,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"unknown reasons {', '.join(unknown)}; known: {', '.join(RECONCILE_REASONS)}"
             )
+        if "missing_in_stripe" in value:
+            # its repair removes mirror rows: a key switched to another Stripe account would
+            # make a scheduled run remove them all, and every subject lose access
+            raise ValueError("missing_in_stripe is repaired by hand only")
         return value
 
     @field_validator("database_url")

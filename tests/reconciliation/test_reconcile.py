@@ -6,17 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
+from pydantic import ValidationError
 from sqlalchemy import func, select, update
 
 from billwarden.app import create_app
+from billwarden.audit.service import Actor
+from billwarden.config import Settings
 from billwarden.core.modes import Mode
 from billwarden.db.engine import create_sessionmaker
 from billwarden.db.unit_of_work import unit_of_work
 from billwarden.entitlements.models import Entitlement
+from billwarden.reconciliation.models import ReconcileRecord, ReconcileRun, RunStatus
+from billwarden.reconciliation.service import RunPolicy, Runs
+from billwarden.stripe_gateway import StripeGateway
 from billwarden.subscriptions.models import Subscription
 from billwarden.webhooks.models import InboxStatus, WebhookEvent
 from billwarden_emulator.testing import serving
@@ -385,3 +393,56 @@ class TestScheduledRuns:
         )
         assert entry["before"]["entitlement"]["features"] == ["everything"]
         assert entry["after"]["entitlement"]["features"] == ["export", "premium"]
+
+
+class TestRunners:
+    async def test_a_runner_whose_run_was_taken_over_stops_and_writes_nothing(
+        self, scratch: Scratch, emulator_url: str
+    ) -> None:
+        async with billing_loop(scratch, emulator_url) as loop:
+            await subscribed(loop, "ada")
+            sessions = create_sessionmaker(scratch.engine)
+            runs = Runs(
+                sessions,
+                StripeGateway(api_base=emulator_url),
+                scratch.secret_box,
+                RunPolicy.from_settings(scratch.settings),
+            )
+            async with unit_of_work(sessions) as session:
+                run, new = await Runs.request(
+                    session, loop.project.id, Mode.TEST, Actor.system("test"), "cli"
+                )
+                mine = await runs.claim(session, run.id)
+            assert new and mine is not None
+            theirs = uuid.uuid4()
+            async with unit_of_work(sessions) as session:  # another runner took it over
+                await session.execute(
+                    update(ReconcileRun).where(ReconcileRun.id == run.id).values(claim_token=theirs)
+                )
+            assert await runs.execute(run.id, token=mine) is False
+            async with sessions() as session:
+                after = await session.get(ReconcileRun, run.id)
+                records = await session.scalar(
+                    select(func.count())
+                    .select_from(ReconcileRecord)
+                    .where(ReconcileRecord.run_id == run.id)
+                )
+            assert after is not None
+            assert (after.status, after.claim_token, records) == (
+                RunStatus.RUNNING,
+                theirs,
+                0,
+            )
+            await runs.gateway.close()
+
+    def test_missing_in_stripe_is_never_repaired_by_a_schedule(self) -> None:
+        with pytest.raises(ValidationError, match="missing_in_stripe is repaired by hand only"):
+            Settings(reconcile_auto_repair=["snapshot_drift", "missing_in_stripe"])
+        with pytest.raises(ValidationError, match="unknown reasons bad_luck"):
+            Settings(reconcile_auto_repair=["bad_luck"])
+        assert Settings(
+            reconcile_auto_repair="snapshot_drift, status_mismatch"
+        ).reconcile_auto_repair == [
+            "snapshot_drift",
+            "status_mismatch",
+        ]

@@ -337,6 +337,8 @@ class PaymentFigures:
                 & (row.ended_at.is_(None) | (row.ended_at > moment))
                 & (row.trial_end.is_(None) | (row.trial_end <= moment))
             )
+            if end is None:  # now: what bills now, as the MRR figure counts it
+                live = live & row.status.in_(BILLING)
             columns += [
                 _total(live, func.coalesce(row.annual_amount, 0.0)),
                 _count(started & _within(row.started_at, start, end)),
@@ -378,24 +380,35 @@ class PaymentFigures:
                 ).where(StripeConfig.is_active, *_among(StripeConfig.project_id, projects))
             )
         ).all()
-        events = (
-            await self.session.execute(
-                select(
-                    WebhookEvent.project_id,
-                    WebhookEvent.mode,
-                    func.max(WebhookEvent.received_at),
-                    _count(WebhookEvent.status == InboxStatus.FAILED),
-                )
-                .where(*_among(WebhookEvent.project_id, projects))
-                .group_by(WebhookEvent.project_id, WebhookEvent.mode)
+        # the inbox keeps every event: the last one per (project, mode) is read from the end of
+        # ix_webhook_events_received, and failures are counted on ix_webhook_events_failed
+        failing = await self.session.execute(
+            select(WebhookEvent.project_id, WebhookEvent.mode, func.count())
+            .where(
+                WebhookEvent.status == InboxStatus.FAILED,
+                *_among(WebhookEvent.project_id, projects),
             )
-        ).all()
+            .group_by(WebhookEvent.project_id, WebhookEvent.mode)
+        )
+        failed = {(project_id, mode): int(count) for project_id, mode, count in failing.all()}
+        shown = [project.id for project in await self.projects(projects)]
+        events: list[tuple[uuid.UUID, Mode, datetime | None, int]] = []
+        for project_id in shown:
+            for mode in Mode:
+                last = await self.session.scalar(
+                    select(WebhookEvent.received_at)
+                    .where(WebhookEvent.project_id == project_id, WebhookEvent.mode == mode)
+                    .order_by(WebhookEvent.received_at.desc())
+                    .limit(1)
+                )
+                if last is not None or (project_id, mode) in failed:
+                    events.append((project_id, mode, last, failed.get((project_id, mode), 0)))
         found: dict[tuple[uuid.UUID, Mode], EndpointState] = {}
         for project_id, mode, checked_at, valid in configs:
             found[(project_id, mode)] = EndpointState(
                 project_id, mode, True, checked_at, valid, None, 0
             )
-        for project_id, mode, last_event_at, failed in events:
+        for project_id, mode, last_event_at, failures in events:
             known = found.get((project_id, mode))
             found[(project_id, mode)] = EndpointState(
                 project_id,
@@ -404,6 +417,6 @@ class PaymentFigures:
                 known.checked_at if known else None,
                 known.check_valid if known else None,
                 last_event_at,
-                int(failed),
+                failures,
             )
         return list(found.values())

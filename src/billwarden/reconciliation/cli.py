@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 from typing import Annotated, Any
 
 import typer
@@ -11,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from billwarden.audit.service import Actor
+from billwarden.audit.service import Actor, AuditLog
 from billwarden.config import RECONCILE_REASONS
 from billwarden.core.modes import Mode
 from billwarden.crypto import SecretKeyError
@@ -23,7 +24,13 @@ from billwarden.kit.state import build_secret_box
 from billwarden.projects.service import ProjectService
 from billwarden.reconciliation.models import ReconcileRecord, ReconcileRun
 from billwarden.reconciliation.repository import RecordRepository, RunRepository
-from billwarden.reconciliation.service import REPAIRS, Repairs, RunPolicy, Runs
+from billwarden.reconciliation.service import (
+    REPAIRS,
+    SYNC_FROM_STRIPE,
+    Repairs,
+    RunPolicy,
+    Runs,
+)
 from billwarden.stripe_gateway import StripeGateway
 
 COMMAND_LINE = Actor.system("command line")
@@ -59,16 +66,28 @@ def reconcile(
         )
         sessionmaker = create_sessionmaker(engine)
         try:
+            runs = Runs(sessionmaker, gateway, secret_box, RunPolicy.from_settings(settings))
             async with unit_of_work(sessionmaker) as session:
                 found = await ProjectService(session).find_project(project)
                 asked, new = await Runs.request(session, found.id, mode, COMMAND_LINE, "cli")
-            if not new:
+                # claimed before anyone sees it queued: no worker runs it instead of this command
+                token = await runs.claim(session, asked.id) if new else None
+                if token is not None:
+                    await AuditLog(session).record(
+                        COMMAND_LINE,
+                        "reconciliation.run_requested",
+                        target_type="reconcile_run",
+                        target_id=str(asked.id),
+                        project_id=found.id,
+                        mode=mode,
+                    )
+            if token is None:
                 raise fail(
                     f"a run of {found.slug} ({mode.value}) is already {asked.status.value}: "
                     f"{asked.id}"
                 )
-            runs = Runs(sessionmaker, gateway, secret_box, RunPolicy.from_settings(settings))
-            await _execute(runs, asked.id, console, interactive)
+            if not await _execute(runs, asked.id, token, console, interactive):
+                raise fail(f"another runner took run {asked.id} over; it finishes it")
             async with unit_of_work(sessionmaker, write=False) as session:
                 done = await RunRepository(session).get(asked.id)
                 assert done is not None
@@ -78,6 +97,12 @@ def reconcile(
             repaired = 0
             if repair is not None:
                 for record in records:
+                    if record.subject_id is None and repair != SYNC_FROM_STRIPE:
+                        typer.echo(
+                            f"skipped: {', '.join(record.subscription_ids)} belongs to no "
+                            f"subject, which {repair} needs (sync_from_stripe adopts it)"
+                        )
+                        continue
                     async with unit_of_work(sessionmaker) as session:
                         await Repairs(session, gateway, secret_box, found.id, mode).repair(
                             entitlement_id=record.entitlement_id,
@@ -106,8 +131,11 @@ def reconcile(
         raise typer.Exit(1)
 
 
-async def _execute(runs: Runs, run_id: Any, console: Console, interactive: bool) -> None:
-    """Run it, with a progress bar on a terminal and a line per 1,000 subscriptions otherwise."""
+async def _execute(
+    runs: Runs, run_id: Any, token: uuid.UUID, console: Console, interactive: bool
+) -> bool:
+    """Run it, with a progress bar on a terminal and a line per 1,000 subscriptions otherwise;
+    False when another runner took it over."""
     if interactive:
         with Progress(
             SpinnerColumn(),
@@ -119,8 +147,9 @@ async def _execute(runs: Runs, run_id: Any, console: Console, interactive: bool)
             transient=True,
         ) as progress:
             task = progress.add_task("subscriptions", total=None)
-            await runs.execute(run_id, progress=lambda seen: progress.update(task, completed=seen))
-        return
+            return await runs.execute(
+                run_id, token=token, progress=lambda seen: progress.update(task, completed=seen)
+            )
     printed = [0]
 
     def lines(seen: int) -> None:
@@ -128,7 +157,7 @@ async def _execute(runs: Runs, run_id: Any, console: Console, interactive: bool)
             printed[0] = seen
             typer.echo(f"{seen} subscriptions read")
 
-    await runs.execute(run_id, progress=lines)
+    return await runs.execute(run_id, token=token, progress=lines)
 
 
 def _summary(

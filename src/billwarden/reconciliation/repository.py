@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+import orjson
+from sqlalchemy import String, and_, cast, func, insert, or_, select, update
 
 from billwarden.core.modes import Mode
 from billwarden.db.repository import RepositoryBase
@@ -78,6 +79,28 @@ class RunRepository(RepositoryBase[ReconcileRun]):
         )
         return bool(getattr(result, "rowcount", 0))
 
+    async def lock(self, run_id: uuid.UUID) -> ReconcileRun | None:
+        """The run, its row locked until the transaction ends (PostgreSQL; SQLite's writer
+        holds the whole database), read fresh."""
+        return await self.one_or_none(
+            self.select().where(ReconcileRun.id == run_id).with_for_update(), fresh=True
+        )
+
+    async def renew(self, run_id: uuid.UUID, token: uuid.UUID, until: datetime, seen: int) -> bool:
+        """Extend the runner's lease and record its progress; False when the run is no longer
+        this runner's."""
+        result = await self.session.execute(
+            update(ReconcileRun)
+            .where(
+                ReconcileRun.id == run_id,
+                ReconcileRun.claim_token == token,
+                ReconcileRun.status == RunStatus.RUNNING,
+            )
+            .values(claimed_until=until, subscriptions_seen=seen)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
     async def due(self, now: datetime, limit: int) -> list[uuid.UUID]:
         """Runs waiting for a runner: queued, or running under a lapsed claim."""
         rows = await self.session.scalars(
@@ -141,9 +164,14 @@ class RecordRepository(RepositoryBase[ReconcileRecord]):
     async def for_subscription(
         self, run_id: uuid.UUID, subscription_id: str
     ) -> ReconcileRecord | None:
+        """The record holding the subscription: found by its id in the stored list's text,
+        then checked exactly."""
         rows = await self.all(
             self.select().where(
-                ReconcileRecord.run_id == run_id, ReconcileRecord.entitlement_id.is_(None)
+                ReconcileRecord.run_id == run_id,
+                cast(ReconcileRecord.subscription_ids, String).contains(
+                    orjson.dumps(subscription_id).decode()
+                ),
             )
         )
         return next((row for row in rows if subscription_id in row.subscription_ids), None)

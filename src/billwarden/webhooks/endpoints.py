@@ -24,6 +24,7 @@ from billwarden.errors import error_responses
 from billwarden.kit.schemas import Page, Pages
 from billwarden.kit.state import AppReadCache, AppSecretBox
 from billwarden.projects.exceptions import ProjectNotFound
+from billwarden.projects.stripe_config import StripeConfigService
 from billwarden.projects.stripe_endpoints import STRIPE_WEBHOOK_PREFIX
 from billwarden.webhooks.exceptions import WebhookEventNotFound
 from billwarden.webhooks.models import InboxStatus, WebhookEvent
@@ -37,6 +38,7 @@ from billwarden.webhooks.service import (
     catch_up,
     endpoint_of,
     inbox_row,
+    store_in,
     verified_event,
 )
 
@@ -155,12 +157,17 @@ async def catch_up_events(
     if since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     state = request.app.state
+    credentials = await StripeConfigService(session, state.secret_box).get_credentials(
+        access.project.id, body.mode
+    )
+    # in this request's transaction (on SQLite the writer is held from the request's start)
     caught = await catch_up(
-        session,
         StripeAccess(state.stripe_gateway, state.secret_box),
+        credentials.secret_key,
         access.project.id,
         body.mode,
         since,
+        store_in(session),
     )
     await audit(
         session,

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Enum as SAEnum
-from sqlalchemy import Index, String, Text, UniqueConstraint
+from sqlalchemy import Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billwarden.db.base import Base, IdMixin, TenantMixin, utcnow
@@ -36,6 +36,15 @@ class WebhookEvent(IdMixin, TenantMixin, Base):
     __table_args__ = (
         UniqueConstraint("project_id", "mode", "event_id"),
         Index("ix_webhook_events_due", "status", "next_attempt_at"),
+        # the last event received per project and mode, and the ones that failed for good
+        Index("ix_webhook_events_received", "project_id", "mode", "received_at"),
+        Index(
+            "ix_webhook_events_failed",
+            "project_id",
+            "mode",
+            sqlite_where=text("status = 'failed'"),
+            postgresql_where=text("status = 'failed'"),
+        ),
     )
 
     event_id: Mapped[str] = mapped_column(String(255))

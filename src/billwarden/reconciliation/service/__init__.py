@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ from billwarden.core.modes import Mode
 from billwarden.core.subjects import Subject, SubjectType
 from billwarden.crypto import SecretBox
 from billwarden.db.base import utcnow
+from billwarden.db.locks import lock_name
 from billwarden.db.unit_of_work import unit_of_work
 from billwarden.entitlements.models import Entitlement
 from billwarden.entitlements.service import Derived, EntitlementService, derive
@@ -56,6 +58,7 @@ from billwarden.subscriptions.service.sync import SubscriptionSync
 
 logger = logging.getLogger("billwarden.reconciliation")
 PAGE_SIZE = 100
+HEARTBEAT_SECONDS = 2.0
 SYNC_FROM_STRIPE = "sync_from_stripe"
 RESET_TO_FREE = "reset_to_free"
 RECOMPUTE = "recompute"
@@ -66,6 +69,7 @@ REPAIR_FOR_REASON = {
     for reason in REASONS
 }
 Progress = Callable[[int], None]
+Heartbeat = Callable[[int], Awaitable[None]]
 SCHEDULE = Actor.system("schedule")  # who asks for scheduled runs and makes their repairs
 
 
@@ -85,6 +89,7 @@ class _Context:
     price_map: dict[str, str]
     grace_days: int
     customers: dict[str, Customer]  # by Stripe customer id
+    by_subject: dict[tuple[str, str], list[Customer]]  # the same, by subject
     secret_key: str | None
 
 
@@ -148,7 +153,7 @@ class Reconciler:
         project_id: uuid.UUID,
         mode: Mode,
         *,
-        progress: Progress | None = None,
+        progress: Heartbeat | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.gateway = gateway
@@ -178,11 +183,16 @@ class Reconciler:
             secret_key: str | None = credentials.secret_key
         except StripeNotConfigured:
             secret_key = None
+        customers = list(rows.all())
+        by_subject: dict[tuple[str, str], list[Customer]] = {}
+        for row in customers:
+            by_subject.setdefault((row.subject_type, row.subject_id), []).append(row)
         return _Context(
             catalog=catalog,
             price_map=price_map,
             grace_days=project.past_due_grace_days if project is not None else 0,
-            customers={row.stripe_customer_id: row for row in rows.all()},
+            customers={row.stripe_customer_id: row for row in customers},
+            by_subject=by_subject,
             secret_key=secret_key,
         )
 
@@ -250,7 +260,7 @@ class Reconciler:
                     self._compare_one(context, subjects, stripe_seen, local, obj)
                 self.seen += len(objects)
                 if self.progress is not None:
-                    self.progress(self.seen)
+                    await self.progress(self.seen)
         finally:
             if coming is not None:
                 coming.cancel()
@@ -350,12 +360,7 @@ class Reconciler:
         derived = derive(rows, context.catalog, context.price_map, context.grace_days, now)
         if derived.stripe_customer_id is None:
             customer = next(
-                (
-                    row
-                    for row in context.customers.values()
-                    if (row.subject_type, row.subject_id) == subject.key and not row.deleted
-                ),
-                None,
+                (row for row in context.by_subject.get(subject.key, []) if not row.deleted), None
             )
             derived.stripe_customer_id = customer.stripe_customer_id if customer else None
         return derived
@@ -415,8 +420,7 @@ class Reconciler:
             try:
                 customers = [
                     row.stripe_customer_id
-                    for row in context.customers.values()
-                    if subject is not None and (row.subject_type, row.subject_id) == subject.key
+                    for row in (context.by_subject.get(subject.key, []) if subject else [])
                 ]
                 for customer in customers:
                     page = await self.gateway.list_page(
@@ -587,26 +591,48 @@ class Runs:
             return active, False
         return run, True
 
-    async def execute(self, run_id: uuid.UUID, *, progress: Progress | None = None) -> bool:
-        """Run a queued run (or one whose runner died) to the end; False when another runner
-        holds it. A failure marks it failed and keeps no records."""
+    async def claim(self, session: AsyncSession, run_id: uuid.UUID) -> uuid.UUID | None:
+        """Take the run (queued, or its runner's lease lapsed) in `session`; its claim token, or
+        None when another runner holds it."""
         token = uuid.uuid4()
-        async with unit_of_work(self.sessionmaker) as session:
-            runs = RunRepository(session)
-            if not await runs.claim(run_id, token, utcnow(), self.policy.lease):
-                return False
-            run = await runs.get(run_id)
+        if await RunRepository(session).claim(run_id, token, utcnow(), self.policy.lease):
+            return token
+        return None
+
+    async def execute(
+        self,
+        run_id: uuid.UUID,
+        *,
+        progress: Progress | None = None,
+        token: uuid.UUID | None = None,
+    ) -> bool:
+        """Run a queued run (or one whose runner died) to the end; False when another runner
+        holds it (or took it over). `token`: the run is claimed already (`claim`). While it
+        reads Stripe the run renews its lease and records its progress every few seconds; a
+        failure marks it failed and keeps no records."""
+        if token is None:
+            async with unit_of_work(self.sessionmaker) as session:
+                token = await self.claim(session, run_id)
+        if token is None:
+            return False
+        async with unit_of_work(self.sessionmaker, write=False) as session:
+            run = await RunRepository(session).get(run_id)
             assert run is not None
             project_id, mode, trigger = run.project_id, run.mode, run.trigger
+        heartbeat = _Heartbeat(self, run_id, token, progress)
         reconciler = Reconciler(
-            self.sessionmaker, self.gateway, self.secret_box, project_id, mode, progress=progress
+            self.sessionmaker, self.gateway, self.secret_box, project_id, mode, progress=heartbeat
         )
         try:
             with _fewer_collections():
                 records = await reconciler.run()
             repaired = 0
             if trigger == "schedule" and self.policy.auto_repair:
+                await heartbeat.beat(reconciler.seen, force=True)  # still ours before repairing
                 repaired = await self._auto_repair(project_id, mode, records)
+        except LostClaim:
+            logger.warning("reconciliation run %s was taken over by another runner", run_id)
+            return False
         except Exception as exc:
             logger.exception("reconciliation run %s failed", run_id)
             async with unit_of_work(self.sessionmaker) as session:
@@ -618,16 +644,12 @@ class Runs:
                     run.claimed_until = None
             return True
         async with unit_of_work(self.sessionmaker) as session:
-            run = await RunRepository(session).get(run_id)
+            run = await RunRepository(session).lock(run_id)
             if run is None or run.claim_token != token:
                 return False  # taken over after our lease lapsed: theirs stands
             await RecordRepository(session).add_many(
                 [{**record, "run_id": run_id} for record in records]
             )
-            counts: dict[str, int] = {}
-            for record in records:
-                for reason in record["reasons"]:
-                    counts[reason] = counts.get(reason, 0) + 1
             run.status = RunStatus.FINISHED
             run.finished_at = utcnow()
             run.claimed_until = None
@@ -637,7 +659,7 @@ class Runs:
             run.total = len(records)
             run.in_sync = sum(1 for record in records if record["in_sync"])
             run.mismatched = run.total - run.in_sync
-            run.reasons = counts
+            run.reasons = _reason_counts(records)
             run.repaired = repaired
         return True
 
@@ -666,6 +688,49 @@ class Runs:
             except Exception:  # one record's failure stops no other repair
                 logger.exception("automatic repair of %s failed", record.get("subject_id"))
         return repaired
+
+
+class LostClaim(Exception):
+    """Another runner took the run over (this one's lease lapsed)."""
+
+
+class _Heartbeat:
+    """A run's progress, and its lease renewed, every HEARTBEAT_SECONDS while it reads Stripe;
+    LostClaim when the run is no longer this runner's."""
+
+    def __init__(
+        self, runs: Runs, run_id: uuid.UUID, token: uuid.UUID, progress: Progress | None
+    ) -> None:
+        self.runs = runs
+        self.run_id = run_id
+        self.token = token
+        self.progress = progress
+        self.last = 0.0
+
+    async def __call__(self, seen: int) -> None:
+        if self.progress is not None:
+            self.progress(seen)
+        await self.beat(seen)
+
+    async def beat(self, seen: int, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < HEARTBEAT_SECONDS:
+            return
+        self.last = now
+        async with unit_of_work(self.runs.sessionmaker) as session:
+            renewed = await RunRepository(session).renew(
+                self.run_id, self.token, utcnow() + self.runs.policy.lease, seen
+            )
+        if not renewed:
+            raise LostClaim(str(self.run_id))
+
+
+def _reason_counts(records: Iterable[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in records:
+        for reason in record["reasons"]:
+            counts[reason] = counts.get(reason, 0) + 1
+    return counts
 
 
 # --- repairs ---------------------------------------------------------------------------------
@@ -732,13 +797,21 @@ class Repairs:
             actor,
             reason,
         )
-        was_in_sync = found.in_sync
+        run = await runs.lock(run.id)  # repairs of one run take turns on its counters
+        assert run is not None
+        was_in_sync, old_reasons = found.in_sync, list(found.reasons)
         for name, value in checked.items():
             if name not in ("id", "project_id", "mode"):
                 setattr(found, name, value)
         if was_in_sync != found.in_sync:
             run.in_sync += 1 if found.in_sync else -1
             run.mismatched = run.total - run.in_sync
+        counts = dict(run.reasons)
+        for reason in old_reasons:
+            counts[reason] = counts.get(reason, 0) - 1
+        for reason in found.reasons:
+            counts[reason] = counts.get(reason, 0) + 1
+        run.reasons = {reason: count for reason, count in counts.items() if count > 0}
         await self.session.flush()
         return found, run
 
@@ -811,6 +884,7 @@ class Repairs:
         for stripe_id in sorted(wanted):
             current = await sync.fetch(f"/v1/subscriptions/{stripe_id}")
             if current is None:
+                await lock_name(session, f"subscription:{self.project_id}:{self.mode}:{stripe_id}")
                 await session.execute(
                     delete(Subscription).where(
                         Subscription.project_id == self.project_id,

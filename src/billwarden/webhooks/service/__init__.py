@@ -10,6 +10,7 @@ a worker dies.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -169,39 +170,54 @@ class CaughtUp:
     stored: int  # of those, the ones the inbox lacked (now pending, applied by the worker)
 
 
+StoreEvents = Callable[[uuid.UUID, Mode, list[tuple[dict[str, Any], bytes]]], Awaitable[int]]
+
+
+def store_in(session: AsyncSession) -> StoreEvents:
+    """Store a page of events in `session`'s transaction; how many the inbox lacked."""
+
+    async def store(
+        project_id: uuid.UUID, mode: Mode, events: list[tuple[dict[str, Any], bytes]]
+    ) -> int:
+        inbox = WebhookEventRepository(session)
+        stored = 0
+        for event, payload in events:
+            stored += int(await inbox.insert_if_new(inbox_row(project_id, mode, event, payload)))
+        return stored
+
+    return store
+
+
 async def catch_up(
-    session: AsyncSession,
     stripe: StripeAccess,
+    secret_key: str,
     project_id: uuid.UUID,
     mode: Mode,
     since: datetime,
+    store: StoreEvents,
 ) -> CaughtUp:
     """Store every event Stripe kept since `since` (at most 30 days back) that the inbox lacks,
-    as a delivery would: the worker then applies them through the normal path, and events
+    as a delivery would, a page at a time through `store` (no transaction needs to stay open
+    while Stripe is read): the worker then applies them through the normal path, and events
     already stored are left as they are, so nothing is applied twice."""
     earliest = utcnow() - STRIPE_EVENT_RETENTION
-    credentials = await StripeConfigService(session, stripe.secret_box).get_credentials(
-        project_id, mode
-    )
     params: dict[str, Any] = {
         "limit": 100,
         "created": {"gte": int(max(since, earliest).timestamp())},
     }
-    inbox = WebhookEventRepository(session)
     seen = stored = 0
     while True:
-        page = await stripe.gateway.list_page(
-            project_id, mode, credentials.secret_key, "/v1/events", params
-        )
+        page = await stripe.gateway.list_page(project_id, mode, secret_key, "/v1/events", params)
         events = [event for event in page["data"] if isinstance(event, dict)]
+        parsed = []
         for event in events:
             payload = orjson.dumps(event)
             try:
-                parsed = parse_event(payload)
+                parsed.append((parse_event(payload), payload))
             except NotAStripeEvent:
                 continue
-            seen += 1
-            stored += int(await inbox.insert_if_new(inbox_row(project_id, mode, parsed, payload)))
+        seen += len(parsed)
+        stored += await store(project_id, mode, parsed)
         if not page.get("has_more") or not events:
             return CaughtUp(seen, stored)
         params = {**params, "starting_after": events[-1]["id"]}
