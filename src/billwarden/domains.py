@@ -30,6 +30,7 @@ DOMAINS: tuple[str, ...] = (
     "projects",
     "catalog",
     "notifications",
+    "usage",
     "reconciliation",
     "audit",
     "admin",

@@ -55,6 +55,14 @@ class Quota(_Spec):
     period: QuotaPeriod
 
 
+class Metric(_Spec):
+    """A usage metric (`[metrics.api_calls]`): what it counts, and the Stripe meter its events
+    are forwarded to, if any."""
+
+    description: str | None = Field(default=None, max_length=500)
+    stripe_meter_event: str | None = Field(default=None, min_length=1, max_length=100)
+
+
 class CheckoutDefaults(_Spec):
     default_purchase_key: str | None = None
     success_url: Url | None = None
@@ -97,10 +105,20 @@ class CatalogDocument(_Spec):
     families: dict[str, Family] = Field(default_factory=dict)
     free: FreeTier = Field(default_factory=FreeTier)
     plans: dict[str, Plan] = Field(default_factory=dict)
+    metrics: dict[str, Metric] = Field(default_factory=dict)
 
     @property
     def primary_family(self) -> str | None:
         return next((name for name, family in self.families.items() if family.primary), None)
+
+    @property
+    def known_metrics(self) -> list[str]:
+        """The metrics usage may be recorded for: those with a `[metrics.NAME]` table, and
+        those a quota names, in that order."""
+        names = dict.fromkeys(self.metrics)
+        for quotas in [self.free.quotas, *(plan.quotas for plan in self.plans.values())]:
+            names.update(dict.fromkeys(quotas))
+        return list(names)
 
     def price_references(self, mode: Mode) -> Iterator[tuple[str, str]]:
         """(purchase key, price reference) for every plan with a price in `mode`."""
@@ -215,6 +233,14 @@ def _reference_errors(document: CatalogDocument) -> Iterator[DocumentError]:
                     f"the price {reference!r} is already the price of plan {owners[reference]!r}",
                 )
             owners.setdefault(reference, key)
+    for name, metric in document.metrics.items():
+        if not _NAME.fullmatch(name):
+            yield DocumentError(f"metrics.{name}", "a metric name is letters, digits, _ . -")
+        if metric.stripe_meter_event is not None and not _NAME.fullmatch(metric.stripe_meter_event):
+            yield DocumentError(
+                f"metrics.{name}.stripe_meter_event",
+                "a meter's event name is letters, digits, _ . -",
+            )
     default = document.checkout.default_purchase_key
     if default is not None and default not in document.plans:
         yield DocumentError("checkout.default_purchase_key", f"unknown purchase key {default!r}")

@@ -1,0 +1,1 @@
+"""Usage: events counted once, counters per UTC day and month, and the figures quotas read."""

@@ -1,0 +1,131 @@
+"""HTTP routes for usage: ingest (API key or end-user JWT), a subject's day (end-user JWT, seed
+004) and series (API key)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from billwarden.auth import BillingCaller, EndUser, ProjectKey, end_user_subject
+from billwarden.core.subjects import Subject, SubjectType
+from billwarden.db.unit_of_work import DbSession
+from billwarden.errors import InvalidInput, error_responses
+from billwarden.kit.subjects import SubjectId
+from billwarden.usage.schemas import (
+    QuotaFigures,
+    SeriesPoint,
+    UsageAccepted,
+    UsageBatch,
+    UsageDay,
+    UsageSeries,
+)
+from billwarden.usage.service import DAY, UsageService
+
+router = APIRouter(tags=["usage"])
+routers = [router]
+MAX_SERIES_DAYS = 400
+
+
+def camel(name: str) -> str:
+    """`tokens_issued` as seed 004's field name: `tokensIssued`."""
+    head, *rest = re.split(r"[_.\-]", name)
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+@router.post(
+    "/api/v1/usage/events",
+    response_model=UsageAccepted,
+    status_code=202,
+    responses=error_responses(400, 401, 403),
+    summary="Record a batch of usage events; each id counts once, a bad event alone is refused",
+)
+async def record_usage(
+    body: UsageBatch, caller: BillingCaller, session: DbSession
+) -> UsageAccepted:
+    result = await UsageService(session).ingest(
+        caller.project_id, caller.mode, body.events, own=caller.own_subject
+    )
+    return UsageAccepted.of(result)
+
+
+@router.get(
+    "/api/v1/billing/usage",
+    response_model=UsageDay,
+    responses=error_responses(400, 401),
+    summary="The calling end user's (or organization's) usage of one UTC day, and its quotas",
+)
+async def my_usage(
+    user: EndUser,
+    session: DbSession,
+    day: Annotated[date | None, Query(alias="date", description="Default: today (UTC).")] = None,
+) -> dict[str, Any]:
+    subject = end_user_subject(user)
+    service = UsageService(session)
+    totals = await service.day(user.project_id, user.mode, subject, day or datetime.now(UTC).date())
+    quotas = await service.quotas(user.project_id, user.mode, subject)
+    answer: dict[str, Any] = {
+        "organizationId" if subject.type is SubjectType.ORGANIZATION else "userId": subject.id,
+        "date": day or datetime.now(UTC).date(),
+    }
+    for name, value in totals.items():
+        answer.setdefault(camel(name), value)
+    answer["metrics"] = totals
+    answer["quotas"] = {
+        metric: QuotaFigures.model_validate(
+            {**figures, "resetsAt": figures["resetsAt"]}
+        ).model_dump(by_alias=True)
+        for metric, figures in quotas.items()
+    }
+    return answer
+
+
+@router.get(
+    "/api/v1/usage/{subject_type}/{subject_id}",
+    response_model=UsageSeries,
+    responses=error_responses(400, 401),
+    summary="A subject's usage per UTC day or month (project API key)",
+)
+async def usage_series(
+    subject_type: SubjectType,
+    subject_id: SubjectId,
+    key: ProjectKey,
+    session: DbSession,
+    metric: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    since: Annotated[date | None, Query(alias="from")] = None,
+    until: Annotated[date | None, Query(alias="to")] = None,
+    granularity: Literal["day", "month"] = "day",
+) -> UsageSeries:
+    """Days (default: the last 30) or months (default: the last 12), inclusive; every period
+    listed, zero where nothing was recorded."""
+    end = until or datetime.now(UTC).date()
+    start = since or (
+        end - timedelta(days=29) if granularity == DAY else end.replace(day=1) - timedelta(days=334)
+    )
+    if start > end:
+        raise InvalidInput("`from` must not be after `to`.", details={"field": "from"})
+    if (end - start).days > (MAX_SERIES_DAYS if granularity == DAY else 3660):
+        raise InvalidInput(
+            f"At most {MAX_SERIES_DAYS} days (or 10 years of months) per call.",
+            details={"field": "from"},
+        )
+    service = UsageService(session)
+    if metric is not None and metric not in await service.known_metrics(key.project_id):
+        raise InvalidInput(f"Unknown metric {metric!r}.", code="UNKNOWN_METRIC")
+    subject = Subject(subject_type, subject_id)
+    found = await service.series(
+        key.project_id, key.mode, subject, granularity, metric=metric, since=start, until=end
+    )
+    return UsageSeries(
+        subject_type=subject_type.value,
+        subject_id=subject_id,
+        granularity=granularity,
+        from_=start,
+        to=end,
+        series={
+            name: [SeriesPoint(period=period, value=value) for period, value in points]
+            for name, points in found.items()
+        },
+    )

@@ -1,0 +1,118 @@
+"""Queries for usage: storing events once, adding to counters atomically, reading them."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billwarden.core.modes import Mode
+from billwarden.core.subjects import Subject
+from billwarden.usage.models import UsageCounter, UsageEvent
+
+
+class UsageRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect.name
+
+    async def insert_new(self, rows: Sequence[dict[str, Any]]) -> set[str]:
+        """Store the events whose (project, mode, id) is not stored yet; the ids stored now.
+        One statement per batch: concurrent batches store each id once."""
+        if not rows:
+            return set()
+        result = await self.session.execute(_insert_events(self.dialect), list(rows))
+        return {event_id for (event_id,) in result.all()}
+
+    async def add_to_counters(self, rows: Sequence[dict[str, Any]]) -> None:
+        """value += each row's value, creating the counter when it is the first (an upsert:
+        exact under concurrent ingest from several processes)."""
+        if rows:
+            await self.session.execute(_add_to_counters(self.dialect), list(rows))
+
+    async def counters(
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        subject: Subject,
+        granularity: str,
+        *,
+        metrics: Sequence[str] | None = None,
+        since: date | None = None,
+        until: date | None = None,
+    ) -> list[UsageCounter]:
+        statement = select(UsageCounter).where(
+            UsageCounter.project_id == project_id,
+            UsageCounter.mode == mode,
+            UsageCounter.subject_type == subject.type.value,
+            UsageCounter.subject_id == subject.id,
+            UsageCounter.granularity == granularity,
+        )
+        if metrics is not None:
+            statement = statement.where(UsageCounter.metric.in_(list(metrics)))
+        if since is not None:
+            statement = statement.where(UsageCounter.period_start >= since)
+        if until is not None:
+            statement = statement.where(UsageCounter.period_start <= until)
+        rows = await self.session.scalars(
+            statement.order_by(UsageCounter.metric, UsageCounter.period_start)
+        )
+        return list(rows.all())
+
+    async def total_between(
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        subject: Subject,
+        metric: str,
+        start: datetime,
+        end: datetime,
+    ) -> float:
+        """The sum of the subject's events of `metric` with a timestamp in [start, end) (a
+        billing period, which starts at any instant, not at a day's start)."""
+        total = await self.session.scalar(
+            select(func.coalesce(func.sum(UsageEvent.value), 0.0)).where(
+                UsageEvent.project_id == project_id,
+                UsageEvent.mode == mode,
+                UsageEvent.subject_type == subject.type.value,
+                UsageEvent.subject_id == subject.id,
+                UsageEvent.metric == metric,
+                UsageEvent.timestamp >= start,
+                UsageEvent.timestamp < end,
+            )
+        )
+        return float(total or 0.0)
+
+
+@functools.cache
+def _insert_events(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(UsageEvent)
+        .on_conflict_do_nothing(index_elements=["project_id", "mode", "event_id"])
+        .returning(UsageEvent.event_id)
+    )
+
+
+@functools.cache
+def _add_to_counters(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(UsageCounter)
+    return statement.on_conflict_do_update(
+        index_elements=[
+            "project_id",
+            "mode",
+            "subject_type",
+            "subject_id",
+            "metric",
+            "granularity",
+            "period_start",
+        ],
+        set_={"value": UsageCounter.value + statement.excluded.value},
+    )

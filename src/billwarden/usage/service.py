@@ -1,0 +1,334 @@
+"""Usage: a batch of events checked one by one, each id counted once, the counters of its UTC day
+and month added to in the same transaction; and the figures a subject's quotas read.
+
+A bad event is refused alone (its index, code and message in the answer); the others are kept. An
+event already stored (same project, mode and id), or twice in one batch, is a duplicate: counted
+once. Counters are upserts (`value = value + excluded.value`), so concurrent batches from several
+processes add up exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billwarden.catalog.service import CatalogService
+from billwarden.core.modes import Mode
+from billwarden.core.subjects import SUBJECT_ID_PATTERN, Subject, SubjectType
+from billwarden.db.base import utcnow
+from billwarden.entitlements.service import EntitlementService
+from billwarden.usage.repository import UsageRepository
+
+MAX_BATCH = 1000
+MAX_AGE = timedelta(days=35)
+MAX_AHEAD = timedelta(minutes=5)
+MAX_PROPERTIES_KEYS = 50
+_SUBJECT_ID = re.compile(SUBJECT_ID_PATTERN)
+_EVENT_ID = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
+DAY = "day"
+MONTH = "month"
+
+
+@dataclass(frozen=True)
+class EventError:
+    index: int
+    code: str
+    message: str
+
+
+@dataclass
+class Ingested:
+    accepted: int = 0
+    duplicates: int = 0
+    errors: list[EventError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Event:
+    event_id: str
+    subject: Subject
+    metric: str
+    value: float
+    timestamp: datetime
+    properties: dict[str, Any] | None
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _timestamp(raw: object, now: datetime) -> datetime:
+    if raw is None:
+        return now
+    if isinstance(raw, bool):
+        raise _Refused("VALIDATION_ERROR", "timestamp is an ISO 8601 time or Unix seconds.")
+    if isinstance(raw, int | float):
+        if not math.isfinite(raw) or not 0 <= raw <= 253402300799:
+            raise _Refused("VALIDATION_ERROR", "timestamp is out of range.")
+        moment = datetime.fromtimestamp(raw, UTC)
+    elif isinstance(raw, str) and len(raw) <= 64:
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise _Refused(
+                "VALIDATION_ERROR", "timestamp is an ISO 8601 time or Unix seconds."
+            ) from exc
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    else:
+        raise _Refused("VALIDATION_ERROR", "timestamp is an ISO 8601 time or Unix seconds.")
+    if moment < now - MAX_AGE:
+        raise _Refused("TIMESTAMP_OUT_OF_RANGE", "An event may be at most 35 days old.")
+    if moment > now + MAX_AHEAD:
+        raise _Refused("TIMESTAMP_OUT_OF_RANGE", "An event may be at most 5 minutes ahead.")
+    return moment.astimezone(UTC)
+
+
+def _event(raw: object, known: set[str], own: Subject | None, now: datetime) -> _Event:
+    """One event of a batch, checked; `own`: the end user's subject, the only one it may name."""
+    if not isinstance(raw, dict):
+        raise _Refused("VALIDATION_ERROR", "An event is a JSON object.")
+    unknown = set(raw) - {
+        "id",
+        "subjectType",
+        "subjectId",
+        "metric",
+        "value",
+        "timestamp",
+        "properties",
+    }
+    if unknown:
+        raise _Refused("VALIDATION_ERROR", f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    event_id = raw.get("id")
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        raise _Refused("VALIDATION_ERROR", "id is required: 1 to 255 printable characters.")
+    subject_type = raw.get("subjectType", SubjectType.USER.value)
+    if subject_type not in (SubjectType.USER.value, SubjectType.ORGANIZATION.value):
+        raise _Refused("VALIDATION_ERROR", "subjectType is user or organization.")
+    subject_id = raw.get("subjectId")
+    if own is not None:
+        if subject_id is not None and (subject_type, subject_id) != own.key:
+            raise _Refused("SUBJECT_MISMATCH", "An end-user token records for its own subject.")
+        subject = Subject(own.type, own.id)
+    else:
+        if not isinstance(subject_id, str) or not _SUBJECT_ID.fullmatch(subject_id):
+            raise _Refused("VALIDATION_ERROR", "subjectId is required: 1 to 255 characters.")
+        subject = Subject(SubjectType(subject_type), subject_id)
+    metric = raw.get("metric")
+    if not isinstance(metric, str) or not metric:
+        raise _Refused("VALIDATION_ERROR", "metric is required.")
+    if metric not in known:
+        raise _Refused(
+            "UNKNOWN_METRIC",
+            f"Unknown metric {metric[:64]!r}: the catalog has no [metrics.{metric[:64]}] "
+            "table and no quota on it.",
+        )
+    value = raw.get("value", 1)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= 1e15
+    ):
+        raise _Refused("VALIDATION_ERROR", "value is a number from 0 to 10^15 (default 1).")
+    properties = raw.get("properties")
+    if properties is not None and (
+        not isinstance(properties, dict) or len(properties) > MAX_PROPERTIES_KEYS
+    ):
+        raise _Refused("VALIDATION_ERROR", "properties is an object of at most 50 keys.")
+    return _Event(
+        event_id, subject, metric, float(value), _timestamp(raw.get("timestamp"), now), properties
+    )
+
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+class UsageService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.usage = UsageRepository(session)
+
+    async def known_metrics(self, project_id: uuid.UUID) -> list[str]:
+        loaded = await CatalogService(self.session).current(project_id)
+        return loaded.document.known_metrics if loaded is not None else []
+
+    async def ingest(
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        batch: list[Any],
+        *,
+        own: Subject | None,
+    ) -> Ingested:
+        """Check each event, store the new ones and add them to their day's and month's
+        counters, in the caller's transaction."""
+        now = utcnow()
+        known = set(await self.known_metrics(project_id))
+        result = Ingested()
+        events: dict[str, _Event] = {}
+        for index, raw in enumerate(batch):
+            try:
+                event = _event(raw, known, own, now)
+            except _Refused as refused:
+                result.errors.append(EventError(index, refused.code, refused.message))
+                continue
+            if event.event_id in events:
+                result.duplicates += 1  # twice in one batch: once
+                continue
+            events[event.event_id] = event
+        stored = await self.usage.insert_new(
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "project_id": project_id,
+                    "mode": mode,
+                    "event_id": event.event_id,
+                    "subject_type": event.subject.type.value,
+                    "subject_id": event.subject.id,
+                    "metric": event.metric,
+                    "value": event.value,
+                    "timestamp": event.timestamp,
+                    "properties": event.properties,
+                    "received_at": now,
+                }
+                for event in events.values()
+            ]
+        )
+        result.accepted = len(stored)
+        result.duplicates += len(events) - len(stored)
+        sums: dict[tuple[str, str, str, str, date], float] = defaultdict(float)
+        for event_id in stored:
+            event = events[event_id]
+            day = event.timestamp.date()
+            who = (event.subject.type.value, event.subject.id, event.metric)
+            sums[(*who, DAY, day)] += event.value
+            sums[(*who, MONTH, month_of(day))] += event.value
+        await self.usage.add_to_counters(
+            [
+                {
+                    "project_id": project_id,
+                    "mode": mode,
+                    "subject_type": subject_type,
+                    "subject_id": subject_id,
+                    "metric": metric,
+                    "granularity": granularity,
+                    "period_start": start,
+                    "value": value,
+                }
+                # in key order: concurrent batches take the counters' row locks in one order
+                for (subject_type, subject_id, metric, granularity, start), value in sorted(
+                    sums.items()
+                )
+            ]
+        )
+        return result
+
+    async def series(
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        subject: Subject,
+        granularity: str,
+        *,
+        metric: str | None,
+        since: date,
+        until: date,
+    ) -> dict[str, list[tuple[date, float]]]:
+        """Per metric, the counters from `since` to `until` (inclusive), every period listed,
+        zero where nothing was recorded."""
+        metrics = [metric] if metric is not None else await self.known_metrics(project_id)
+        if granularity == MONTH:
+            since = month_of(since)  # a month is keyed by its first day
+        rows = await self.usage.counters(
+            project_id, mode, subject, granularity, metrics=metrics, since=since, until=until
+        )
+        found = {(row.metric, row.period_start): row.value for row in rows}
+        periods = _periods(granularity, since, until)
+        return {
+            name: [(start, found.get((name, start), 0.0)) for start in periods] for name in metrics
+        }
+
+    async def day(
+        self, project_id: uuid.UUID, mode: Mode, subject: Subject, day: date
+    ) -> dict[str, float]:
+        """Every known metric's total of one UTC day, zero-filled."""
+        metrics = await self.known_metrics(project_id)
+        rows = await self.usage.counters(
+            project_id, mode, subject, DAY, metrics=metrics, since=day, until=day
+        )
+        found = {row.metric: row.value for row in rows}
+        return {name: found.get(name, 0.0) for name in metrics}
+
+    async def quotas(
+        self, project_id: uuid.UUID, mode: Mode, subject: Subject
+    ) -> dict[str, dict[str, Any]]:
+        """The subject's quotas now (its entitlement's: its granting plans', or the free
+        tier's), each with what is used in its current period and when that period ends."""
+        view = await EntitlementService(self.session).view(project_id, mode, subject)
+        now = utcnow()
+        today = now.date()
+        figures: dict[str, dict[str, Any]] = {}
+        for metric, quota in view.quotas.items():
+            period = quota.get("period")
+            limit = quota.get("limit", 0)
+            if period == "month":
+                rows = await self.usage.counters(
+                    project_id, mode, subject, MONTH, metrics=[metric],
+                    since=month_of(today), until=month_of(today),
+                )  # fmt: skip
+                used = sum(row.value for row in rows)
+                first = month_of(today)
+                resets = datetime(
+                    first.year + (first.month == 12), first.month % 12 + 1, 1, tzinfo=UTC
+                )
+            elif (
+                period == "billing_period"
+                and view.snapshot is not None
+                and (
+                    view.snapshot.current_period_start is not None
+                    and view.snapshot.current_period_end is not None
+                )
+            ):
+                start = view.snapshot.current_period_start
+                resets = view.snapshot.current_period_end
+                used = await self.usage.total_between(
+                    project_id, mode, subject, metric, start, resets
+                )
+            else:  # day, and a billing period with no subscription period: the day
+                rows = await self.usage.counters(
+                    project_id, mode, subject, DAY, metrics=[metric], since=today, until=today
+                )
+                used = sum(row.value for row in rows)
+                resets = datetime(today.year, today.month, today.day, tzinfo=UTC) + timedelta(
+                    days=1
+                )
+            figures[metric] = {
+                "limit": limit,
+                "used": used,
+                "remaining": max(0.0, limit - used),
+                "period": period,
+                "resetsAt": resets,
+            }
+        return figures
+
+
+def _periods(granularity: str, since: date, until: date) -> list[date]:
+    if granularity == DAY:
+        return [since + timedelta(days=n) for n in range((until - since).days + 1)]
+    periods = []
+    current = month_of(since)
+    while current <= until:
+        periods.append(current)
+        current = date(current.year + (current.month == 12), current.month % 12 + 1, 1)
+    return periods
