@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from tests.authz import END_USER, PROJECT_KEY, Declaration, Routes
+from billwarden.catalog.service import CatalogService
+from tests.authz import END_USER, PROJECT_KEY, Declaration, Routes, World
+from tests.factories import Factories
 from tests.payments.authz import BILLING_CALLER
+
+
+async def prepare(world: World, made: Factories) -> None:
+    """Both projects' catalogs (whatever other domains put in them) know the metric api_calls."""
+    catalogs = CatalogService(made.people.session)
+    for project_id in (world.project.id, world.other_project.id):
+        current = await catalogs.current(project_id)
+        document = current.document.as_json() if current is not None else {}
+        document["metrics"] = {**document.get("metrics", {}), "api_calls": {}}
+        await made.catalogs.load(project_id, document)
+
 
 ROUTES: Routes = {
     ("POST", "/api/v1/usage/events"): Declaration(
         BILLING_CALLER,
         json=lambda w: {"events": [{"id": "evt-1", "subjectId": "end-user-1", "metric": "calls"}]},
+    ),
+    ("POST", "/api/v1/usage/consume"): Declaration(
+        BILLING_CALLER,
+        json=lambda w: {"id": "consume-1", "subjectId": "end-user-1", "metric": "api_calls"},
     ),
     ("GET", "/api/v1/billing/usage"): Declaration(END_USER),
     ("GET", "/api/v1/usage/{subject_type}/{subject_id}"): Declaration(

@@ -7,29 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from billwarden.config import Settings
-from billwarden.crypto import SecretBox
-from tests.catalog.factories import Catalogs
-from tests.checkout.factories import Shop, Shops, catalog_document
+from tests.checkout.factories import Shop
 
 EVENTS = "/api/v1/usage/events"
-
-
-@pytest.fixture
-async def shop(session: AsyncSession, secret_box: SecretBox, settings: Settings) -> Shop:
-    """A project selling the checkout tests' catalog, with two metrics: api_calls (the free
-    tier's quota: 100 a day) and tokens_issued."""
-    opened = await Shops(session, secret_box, settings).open()
-    catalog = catalog_document(opened.prices)
-    catalog["metrics"] = {
-        "api_calls": {"description": "calls to the app's API"},
-        "tokens_issued": {},
-    }
-    await Catalogs(session).load(opened.project.id, catalog)
-    return opened
 
 
 def event(event_id: str, subject: str = "ada", **fields: Any) -> dict[str, Any]:

@@ -27,9 +27,10 @@ from billwarden.entitlements.schemas import (
     entitlement_fields,
 )
 from billwarden.entitlements.service import EntitlementService, EntitlementView, check_feature
-from billwarden.errors import error_responses
+from billwarden.errors import InvalidInput, error_responses
 from billwarden.kit.state import AppReadCache
 from billwarden.kit.subjects import SubjectId
+from billwarden.usage.service import UsageService
 
 router = APIRouter(prefix="/api/v1/entitlements", tags=["entitlements"])
 routers = [router]
@@ -94,12 +95,29 @@ def _render(answer: EntitlementResponse) -> bytes:
 async def check(
     body: EntitlementCheck, caller: BillingCaller, session: DbSession, cache: AppReadCache
 ) -> CheckResult:
+    if body.feature is None and body.metric is None:
+        raise InvalidInput(
+            "Name a feature, a metric (with an amount, default 1), or both.",
+            details={"field": "feature"},
+        )
     subject = caller.subject(body.subject_type, body.subject_id)
     view = (await cached_view(session, cache, caller.project_id, caller.mode, subject)).view
-    allowed, reason = check_feature(view, body.feature)
-    return CheckResult(
+    allowed, reason = check_feature(view, body.feature) if body.feature else (True, "granted")
+    result = CheckResult(
         allowed=allowed, reason=reason, entitlement=entitlement_fields(view)["entitlement"]
     )
+    if body.metric is not None:
+        decision = await UsageService(session).check(
+            caller.project_id, caller.mode, subject, body.metric, body.amount, view
+        )
+        if allowed and not decision.allowed:
+            result.allowed, result.reason = False, "quota_exceeded"
+        if decision.figures is not None:
+            result.limit = decision.figures.limit
+            result.used = decision.figures.used
+            result.remaining = decision.figures.remaining
+            result.resets_at = decision.figures.resets_at
+    return result
 
 
 subject_entitlement_path = "/api/v1/entitlements/{subject_type}/{subject_id}"

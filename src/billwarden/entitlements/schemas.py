@@ -85,8 +85,15 @@ def entitlement_fields(view: EntitlementView) -> dict[str, Any]:
     }
 
 
+MetricName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
 class EntitlementCheck(CamelModel):
-    feature: FeatureName
+    feature: FeatureName | None = None
+    metric: MetricName | None = Field(
+        default=None, description="Also (or only) check that `amount` more fits its quota."
+    )
+    amount: float = Field(default=1, gt=0, le=1e15)
     subject_type: SubjectTypeField = SubjectType.USER
     subject_id: SubjectIdField = None
 
@@ -94,6 +101,13 @@ class EntitlementCheck(CamelModel):
 class CheckResult(CamelModel):
     allowed: bool
     reason: str = Field(
-        description="granted, no_subscription, status_<status> or feature_not_in_plan."
+        description="granted, no_subscription, status_<status>, feature_not_in_plan or "
+        "quota_exceeded."
     )
     entitlement: EntitlementRecord
+    limit: float | None = Field(
+        default=None, description="With a metric: its quota (null: no quota on it)."
+    )
+    used: float | None = Field(default=None, description="Used in the quota's current period.")
+    remaining: float | None = None
+    resets_at: datetime | None = Field(default=None, description="When the period ends.")

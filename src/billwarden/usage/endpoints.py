@@ -14,7 +14,10 @@ from billwarden.core.subjects import Subject, SubjectType
 from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import InvalidInput, error_responses
 from billwarden.kit.subjects import SubjectId
+from billwarden.usage.exceptions import UnknownMetric
 from billwarden.usage.schemas import (
+    ConsumeRequest,
+    ConsumeResult,
     QuotaFigures,
     SeriesPoint,
     UsageAccepted,
@@ -49,6 +52,22 @@ async def record_usage(
         caller.project_id, caller.mode, body.events, own=caller.own_subject
     )
     return UsageAccepted.of(result)
+
+
+@router.post(
+    "/api/v1/usage/consume",
+    response_model=ConsumeResult,
+    responses=error_responses(400, 401, 403),
+    summary="Check a quota and record the use in one atomic step (exact under concurrency)",
+)
+async def consume(body: ConsumeRequest, caller: BillingCaller, session: DbSession) -> ConsumeResult:
+    """Over the quota: 200 with `allowed: false` and the figures, nothing recorded. An id
+    recorded before answers `duplicate: true` and is not counted again."""
+    subject = caller.subject(body.subject_type, body.subject_id)
+    decision, duplicate = await UsageService(session).consume(
+        caller.project_id, caller.mode, subject, body.id, body.metric, body.amount
+    )
+    return ConsumeResult.of(decision, duplicate)
 
 
 @router.get(
@@ -113,7 +132,7 @@ async def usage_series(
         )
     service = UsageService(session)
     if metric is not None and metric not in await service.known_metrics(key.project_id):
-        raise InvalidInput(f"Unknown metric {metric!r}.", code="UNKNOWN_METRIC")
+        raise UnknownMetric(f"Unknown metric {metric!r}.", details={"metric": metric})
     subject = Subject(subject_type, subject_id)
     found = await service.series(
         key.project_id, key.mode, subject, granularity, metric=metric, since=start, until=end

@@ -30,6 +30,16 @@ class UsageRepository:
         result = await self.session.execute(_insert_events(self.dialect), list(rows))
         return {event_id for (event_id,) in result.all()}
 
+    async def has_event(self, project_id: uuid.UUID, mode: Mode, event_id: str) -> bool:
+        found = await self.session.scalar(
+            select(UsageEvent.id).where(
+                UsageEvent.project_id == project_id,
+                UsageEvent.mode == mode,
+                UsageEvent.event_id == event_id,
+            )
+        )
+        return found is not None
+
     async def add_to_counters(self, rows: Sequence[dict[str, Any]]) -> None:
         """value += each row's value, creating the counter when it is the first (an upsert:
         exact under concurrent ingest from several processes)."""

@@ -7,8 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from billwarden.core.subjects import SubjectType
 from billwarden.kit.schemas import CamelModel
-from billwarden.usage.service import MAX_BATCH, Ingested
+from billwarden.kit.subjects import SubjectIdField, SubjectTypeField
+from billwarden.usage.service import MAX_BATCH, Ingested, QuotaDecision
 
 
 class UsageBatch(CamelModel):
@@ -75,3 +77,34 @@ class UsageSeries(CamelModel):
     from_: date = Field(alias="from")
     to: date
     series: dict[str, list[SeriesPoint]] = Field(description="Per metric, every period.")
+
+
+class ConsumeRequest(CamelModel):
+    id: str = Field(min_length=1, max_length=255, description="Idempotent: recorded once.")
+    subject_type: SubjectTypeField = SubjectType.USER
+    subject_id: SubjectIdField = None
+    metric: str = Field(min_length=1, max_length=64)
+    amount: float = Field(default=1, gt=0, le=1e15)
+
+
+class ConsumeResult(CamelModel):
+    allowed: bool = Field(description="false: over the quota, and nothing was recorded.")
+    duplicate: bool = Field(description="This id was recorded before: not recorded again.")
+    limit: float | None = Field(description="null: no quota on the metric (nothing to exceed).")
+    used: float | None = Field(description="Used in the quota's period, this one included.")
+    remaining: float | None
+    period: str | None
+    resets_at: datetime | None
+
+    @classmethod
+    def of(cls, decision: QuotaDecision, duplicate: bool) -> ConsumeResult:
+        figures = decision.figures
+        return cls(
+            allowed=decision.allowed,
+            duplicate=duplicate,
+            limit=figures.limit if figures else None,
+            used=figures.used if figures else None,
+            remaining=figures.remaining if figures else None,
+            period=figures.period if figures else None,
+            resets_at=figures.resets_at if figures else None,
+        )

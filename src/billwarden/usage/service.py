@@ -23,7 +23,9 @@ from billwarden.catalog.service import CatalogService
 from billwarden.core.modes import Mode
 from billwarden.core.subjects import SUBJECT_ID_PATTERN, Subject, SubjectType
 from billwarden.db.base import utcnow
-from billwarden.entitlements.service import EntitlementService
+from billwarden.db.locks import lock_name
+from billwarden.entitlements.service import EntitlementService, EntitlementView
+from billwarden.usage.exceptions import UnknownMetric
 from billwarden.usage.repository import UsageRepository
 
 MAX_BATCH = 1000
@@ -187,6 +189,15 @@ class UsageService:
                 result.duplicates += 1  # twice in one batch: once
                 continue
             events[event.event_id] = event
+        stored = await self._store(project_id, mode, list(events.values()), now)
+        result.accepted = len(stored)
+        result.duplicates += len(events) - len(stored)
+        return result
+
+    async def _store(
+        self, project_id: uuid.UUID, mode: Mode, events: list[_Event], now: datetime
+    ) -> set[str]:
+        """Store the events not stored yet and add them to their counters; their ids."""
         stored = await self.usage.insert_new(
             [
                 {
@@ -202,14 +213,13 @@ class UsageService:
                     "properties": event.properties,
                     "received_at": now,
                 }
-                for event in events.values()
+                for event in events
             ]
         )
-        result.accepted = len(stored)
-        result.duplicates += len(events) - len(stored)
+        by_id = {event.event_id: event for event in events}
         sums: dict[tuple[str, str, str, str, date], float] = defaultdict(float)
         for event_id in stored:
-            event = events[event_id]
+            event = by_id[event_id]
             day = event.timestamp.date()
             who = (event.subject.type.value, event.subject.id, event.metric)
             sums[(*who, DAY, day)] += event.value
@@ -232,7 +242,7 @@ class UsageService:
                 )
             ]
         )
-        return result
+        return stored
 
     async def series(
         self,
@@ -276,51 +286,124 @@ class UsageService:
         """The subject's quotas now (its entitlement's: its granting plans', or the free
         tier's), each with what is used in its current period and when that period ends."""
         view = await EntitlementService(self.session).view(project_id, mode, subject)
-        now = utcnow()
-        today = now.date()
         figures: dict[str, dict[str, Any]] = {}
-        for metric, quota in view.quotas.items():
-            period = quota.get("period")
-            limit = quota.get("limit", 0)
-            if period == "month":
-                rows = await self.usage.counters(
-                    project_id, mode, subject, MONTH, metrics=[metric],
-                    since=month_of(today), until=month_of(today),
-                )  # fmt: skip
-                used = sum(row.value for row in rows)
-                first = month_of(today)
-                resets = datetime(
-                    first.year + (first.month == 12), first.month % 12 + 1, 1, tzinfo=UTC
-                )
-            elif (
-                period == "billing_period"
-                and view.snapshot is not None
-                and (
-                    view.snapshot.current_period_start is not None
-                    and view.snapshot.current_period_end is not None
-                )
-            ):
-                start = view.snapshot.current_period_start
-                resets = view.snapshot.current_period_end
-                used = await self.usage.total_between(
-                    project_id, mode, subject, metric, start, resets
-                )
-            else:  # day, and a billing period with no subscription period: the day
-                rows = await self.usage.counters(
-                    project_id, mode, subject, DAY, metrics=[metric], since=today, until=today
-                )
-                used = sum(row.value for row in rows)
-                resets = datetime(today.year, today.month, today.day, tzinfo=UTC) + timedelta(
-                    days=1
-                )
+        for metric in view.quotas:
+            found = await self._figures(project_id, mode, subject, view, metric)
+            assert found is not None
             figures[metric] = {
-                "limit": limit,
-                "used": used,
-                "remaining": max(0.0, limit - used),
-                "period": period,
-                "resetsAt": resets,
+                "limit": found.limit,
+                "used": found.used,
+                "remaining": found.remaining,
+                "period": found.period,
+                "resetsAt": found.resets_at,
             }
         return figures
+
+    async def _figures(
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        subject: Subject,
+        view: EntitlementView,
+        metric: str,
+    ) -> QuotaFigures | None:
+        """The quota on `metric` and its use in the current period; None: no quota."""
+        quota = view.quotas.get(metric)
+        if quota is None:
+            return None
+        period = str(quota.get("period"))
+        limit = float(quota.get("limit", 0))
+        now = utcnow()
+        today = now.date()
+        snapshot = view.snapshot
+        if period == MONTH:
+            rows = await self.usage.counters(
+                project_id, mode, subject, MONTH, metrics=[metric],
+                since=month_of(today), until=month_of(today),
+            )  # fmt: skip
+            used = sum(row.value for row in rows)
+            first = month_of(today)
+            resets = datetime(first.year + (first.month == 12), first.month % 12 + 1, 1, tzinfo=UTC)
+        elif (
+            period == "billing_period"
+            and snapshot is not None
+            and snapshot.current_period_start is not None
+            and snapshot.current_period_end is not None
+        ):
+            resets = snapshot.current_period_end
+            used = await self.usage.total_between(
+                project_id, mode, subject, metric, snapshot.current_period_start, resets
+            )
+        else:  # day, and a billing period with no subscription period: the day
+            rows = await self.usage.counters(
+                project_id, mode, subject, DAY, metrics=[metric], since=today, until=today
+            )
+            used = sum(row.value for row in rows)
+            resets = datetime(today.year, today.month, today.day, tzinfo=UTC) + timedelta(days=1)
+        return QuotaFigures(limit, used, max(0.0, limit - used), period, resets)
+
+    async def check(
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        subject: Subject,
+        metric: str,
+        amount: float,
+        view: EntitlementView | None = None,
+    ) -> QuotaDecision:
+        """Whether `amount` more of `metric` fits the subject's quota now (no quota: it
+        does)."""
+        if metric not in await self.known_metrics(project_id):
+            raise UnknownMetric(f"Unknown metric {metric!r}.", details={"metric": metric})
+        if view is None:
+            view = await EntitlementService(self.session).view(project_id, mode, subject)
+        figures = await self._figures(project_id, mode, subject, view, metric)
+        if figures is None:
+            return QuotaDecision(True, None)
+        return QuotaDecision(figures.used + amount <= figures.limit, figures)
+
+    async def consume(
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        subject: Subject,
+        event_id: str,
+        metric: str,
+        amount: float,
+    ) -> tuple[QuotaDecision, bool]:
+        """Check and record in one step: under a lock on the subject's metric (across
+        processes), the event is recorded only if it fits the quota; (the decision with the
+        figures after it, whether it was already recorded). An id recorded before is not
+        recorded again and answers allowed."""
+        await lock_name(
+            self.session, f"usage:{project_id}:{mode}:{subject.type.value}:{subject.id}:{metric}"
+        )
+        decision = await self.check(project_id, mode, subject, metric, amount)
+        if await self.usage.has_event(project_id, mode, event_id):
+            return QuotaDecision(True, decision.figures), True
+        if not decision.allowed:
+            return decision, False
+        now = utcnow()
+        await self._store(
+            project_id, mode, [_Event(event_id, subject, metric, amount, now, None)], now
+        )
+        after = await self.check(project_id, mode, subject, metric, 0)
+        return QuotaDecision(True, after.figures), False
+
+
+@dataclass(frozen=True)
+class QuotaFigures:
+    limit: float
+    used: float
+    remaining: float
+    period: str
+    resets_at: datetime
+
+
+@dataclass(frozen=True)
+class QuotaDecision:
+    allowed: bool
+    figures: QuotaFigures | None  # None: no quota on the metric
 
 
 def _periods(granularity: str, since: date, until: date) -> list[date]:
