@@ -34,6 +34,7 @@ from billwarden.reconciliation.service import RunPolicy, Runs
 from billwarden.reconciliation.tasks import ReconcileWorker
 from billwarden.routers import api_routers
 from billwarden.stripe_gateway import StripeGateway
+from billwarden.usage.tasks import ForwardPolicy, MeterForwarder
 from billwarden.webhooks.endpoints import StripeIntake, wake_inbox_worker
 from billwarden.webhooks.service import InboxPolicy, StripeAccess
 from billwarden.webhooks.service.registry import HandlerRegistry
@@ -86,6 +87,22 @@ def build_reconcile_worker(
     return ReconcileWorker(sessionmaker, runs, poll_seconds=max(settings.worker_poll_seconds, 5.0))
 
 
+def build_meter_forwarder(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    gateway: StripeGateway,
+    secret_box: SecretBox,
+) -> MeterForwarder:
+    """The worker that sends usage events of metered metrics to Stripe's meters."""
+    return MeterForwarder(
+        sessionmaker,
+        gateway,
+        secret_box,
+        ForwardPolicy.from_settings(settings),
+        poll_seconds=settings.worker_poll_seconds,
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -116,7 +133,7 @@ def create_app(
         if changed is not None:
             async with unit_of_work(app.state.sessionmaker) as session:
                 await EntitlementService(session).recompute_project(changed)
-        worker_task = notifier_task = reconciler_task = None
+        worker_task = notifier_task = reconciler_task = forwarder_task = None
         if settings.embedded_worker:
             worker = app.state.inbox_worker = build_inbox_worker(
                 app.state.sessionmaker,
@@ -138,6 +155,10 @@ def create_app(
             reconciler_task = asyncio.create_task(
                 reconciler.run_forever(), name="billwarden-reconciliation"
             )
+            forwarder = app.state.meter_forwarder = build_meter_forwarder(
+                app.state.sessionmaker, settings, stripe_gateway, secret_box
+            )
+            forwarder_task = asyncio.create_task(forwarder.run_forever(), name="billwarden-meters")
         try:
             yield
         finally:
@@ -154,6 +175,12 @@ def create_app(
                     await asyncio.wait_for(notifier_task, WORKER_STOP_SECONDS)
                 except TimeoutError:
                     logger.warning("the notification worker did not stop in time")
+            if forwarder_task is not None:
+                app.state.meter_forwarder.stopping.set()
+                try:
+                    await asyncio.wait_for(forwarder_task, WORKER_STOP_SECONDS)
+                except TimeoutError:
+                    logger.warning("the meter forwarder did not stop in time")
             if reconciler_task is not None:
                 app.state.reconcile_worker.stopping.set()
                 try:

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billwarden import __version__, domains
 from billwarden.app import (
     build_inbox_worker,
+    build_meter_forwarder,
     build_notification_worker,
     build_reconcile_worker,
     create_app,
@@ -191,11 +192,13 @@ def worker() -> None:
         inbox = build_inbox_worker(sessionmaker, settings, gateway, secret_box)
         notifier = build_notification_worker(sessionmaker, settings, secret_box)
         reconciler = build_reconcile_worker(sessionmaker, settings, gateway, secret_box)
+        forwarder = build_meter_forwarder(sessionmaker, settings, gateway, secret_box)
 
         def stop_both() -> None:
             inbox.stopping.set()
             notifier.stopping.set()
             reconciler.stopping.set()
+            forwarder.stopping.set()
 
         loop = asyncio.get_running_loop()
         for stop in (signal.SIGINT, signal.SIGTERM):
@@ -203,7 +206,10 @@ def worker() -> None:
         typer.echo("Applying stored Stripe events and sending notifications; stop with Ctrl-C.")
         try:
             await asyncio.gather(
-                inbox.run_forever(), notifier.run_forever(), reconciler.run_forever()
+                inbox.run_forever(),
+                notifier.run_forever(),
+                reconciler.run_forever(),
+                forwarder.run_forever(),
             )
         finally:
             await gateway.close()

@@ -36,6 +36,7 @@ def build_router() -> Router:
         checkout,
         customers,
         invoices,
+        meters,
         platform,
         refunds,
         subscriptions,

@@ -407,6 +407,34 @@ class StripeGateway:
             raise map_stripe_error(exc) from exc
         return str(session.url)
 
+    async def send_meter_event(
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        secret_key: str,
+        *,
+        event_name: str,
+        customer: str,
+        value: float,
+        identifier: str,
+        timestamp: int,
+    ) -> None:
+        """`POST /v1/billing/meter_events`: Stripe counts an `identifier` once (within at
+        least 24 hours), so a retried send is never counted twice."""
+        amount = str(int(value)) if float(value).is_integer() else repr(float(value))
+        params: stripe.params.billing.MeterEventCreateParams = {
+            "event_name": event_name,
+            "payload": {"stripe_customer_id": customer, "value": amount},
+            "identifier": identifier,
+            "timestamp": timestamp,
+        }
+        try:
+            async with self.lease(project_id, mode, secret_key) as client:
+                meter_events = client.v1.billing.meter_events
+                await self._with_rate_limit_retries(lambda: meter_events.create_async(params))
+        except stripe.StripeError as exc:
+            raise map_stripe_error(exc) from exc
+
     async def _with_rate_limit_retries(self, call: Callable[[], Awaitable[T]]) -> T:
         """The SDK retries connection errors, 409 and 5xx itself; Stripe's 429s are retried
         here, with exponential backoff. Callers of POSTs pass an explicit idempotency key so a

@@ -54,3 +54,29 @@ class UsageCounter(Base):
     granularity: Mapped[str] = mapped_column(String(5), primary_key=True)  # day | month
     period_start: Mapped[date] = mapped_column(Date, primary_key=True)
     value: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class MeterForward(IdMixin, TenantMixin, Base):
+    """An event of a metric with a Stripe meter, to be sent to Stripe's meter events (the
+    outbox, written with the event): sent by the worker, with the event id as Stripe's
+    `identifier`, so a retry is never counted twice."""
+
+    __tablename__ = "meter_forwards"
+    __table_args__ = (
+        UniqueConstraint("project_id", "mode", "event_id"),
+        Index("ix_meter_forwards_due", "status", "next_attempt_at"),
+    )
+
+    event_id: Mapped[str] = mapped_column(String(255))
+    event_name: Mapped[str] = mapped_column(String(100))  # the meter's
+    subject_type: Mapped[str] = mapped_column(String(20))
+    subject_id: Mapped[str] = mapped_column(String(255))
+    value: Mapped[float] = mapped_column(Float)
+    timestamp: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(9), default="pending")  # pending|forwarded|failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None]
+    claim_token: Mapped[uuid.UUID | None]
+    forwarded_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(2000))

@@ -5,16 +5,16 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.core.modes import Mode
 from billwarden.core.subjects import Subject
-from billwarden.usage.models import UsageCounter, UsageEvent
+from billwarden.usage.models import MeterForward, UsageCounter, UsageEvent
 
 
 class UsageRepository:
@@ -98,6 +98,71 @@ class UsageRepository:
             )
         )
         return float(total or 0.0)
+
+
+class ForwardRepository:
+    """The outbox of meter events for Stripe."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect.name
+
+    async def add(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+            await self.session.execute(
+                insert(MeterForward).on_conflict_do_nothing(
+                    index_elements=["project_id", "mode", "event_id"]
+                ),
+                list(rows),
+            )
+
+    async def claim_due(
+        self, now: datetime, limit: int, lease: timedelta, token: uuid.UUID
+    ) -> list[MeterForward]:
+        """Take up to `limit` pending forwards that are due and held by no live worker, under
+        `token`, counting the attempt now (PostgreSQL skips rows another worker is claiming)."""
+        due = (
+            select(MeterForward.id)
+            .where(
+                MeterForward.status == "pending",
+                or_(MeterForward.next_attempt_at.is_(None), MeterForward.next_attempt_at <= now),
+                or_(MeterForward.claimed_until.is_(None), MeterForward.claimed_until < now),
+            )
+            .order_by(MeterForward.timestamp, MeterForward.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list((await self.session.scalars(due)).all())
+        if not ids:
+            return []
+        await self.session.execute(
+            update(MeterForward)
+            .where(MeterForward.id.in_(ids))
+            .values(
+                claimed_until=now + lease, claim_token=token, attempts=MeterForward.attempts + 1
+            )
+            .execution_options(synchronize_session=False)
+        )
+        rows = await self.session.scalars(
+            select(MeterForward)
+            .where(MeterForward.id.in_(ids))
+            .execution_options(populate_existing=True)
+        )
+        return list(rows.all())
+
+    async def held(self, forward_id: uuid.UUID, token: uuid.UUID) -> MeterForward | None:
+        """The forward while `token`'s claim holds it (pending), its row locked."""
+        return await self.session.scalar(
+            select(MeterForward)
+            .where(
+                MeterForward.id == forward_id,
+                MeterForward.claim_token == token,
+                MeterForward.status == "pending",
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
 
 
 @functools.cache

@@ -26,7 +26,7 @@ from billwarden.db.base import utcnow
 from billwarden.db.locks import lock_name
 from billwarden.entitlements.service import EntitlementService, EntitlementView
 from billwarden.usage.exceptions import UnknownMetric
-from billwarden.usage.repository import UsageRepository
+from billwarden.usage.repository import ForwardRepository, UsageRepository
 
 MAX_BATCH = 1000
 MAX_AGE = timedelta(days=35)
@@ -165,6 +165,17 @@ class UsageService:
         loaded = await CatalogService(self.session).current(project_id)
         return loaded.document.known_metrics if loaded is not None else []
 
+    async def meters(self, project_id: uuid.UUID) -> dict[str, str]:
+        """The metrics whose events go to a Stripe meter, and the meter's event name."""
+        loaded = await CatalogService(self.session).current(project_id)
+        if loaded is None:
+            return {}
+        return {
+            name: metric.stripe_meter_event
+            for name, metric in loaded.document.metrics.items()
+            if metric.stripe_meter_event is not None
+        }
+
     async def ingest(
         self,
         project_id: uuid.UUID,
@@ -217,6 +228,27 @@ class UsageService:
             ]
         )
         by_id = {event.event_id: event for event in events}
+        meters = await self.meters(project_id) if stored else {}
+        await ForwardRepository(self.session).add(
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "project_id": project_id,
+                    "mode": mode,
+                    "event_id": event.event_id,
+                    "event_name": meters[event.metric],
+                    "subject_type": event.subject.type.value,
+                    "subject_id": event.subject.id,
+                    "value": event.value,
+                    "timestamp": event.timestamp,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                }
+                for event in (by_id[event_id] for event_id in stored)
+                if event.metric in meters
+            ]
+        )
         sums: dict[tuple[str, str, str, str, date], float] = defaultdict(float)
         for event_id in stored:
             event = by_id[event_id]
