@@ -39,6 +39,7 @@ bench: install
 	$(PY) bench/entitlements.py
 	$(PY) bench/stats.py
 	$(PY) bench/reconcile.py
+	$(PY) bench/usage.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
