@@ -7,7 +7,8 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Request
 
 from billwarden.auth import BillingCaller, EndUser, ProjectKey, end_user_subject
 from billwarden.core.subjects import Subject, SubjectType
@@ -25,7 +26,7 @@ from billwarden.usage.schemas import (
     UsageDay,
     UsageSeries,
 )
-from billwarden.usage.service import DAY, UsageService
+from billwarden.usage.service import DAY, MAX_BATCH, UsageService
 
 router = APIRouter(tags=["usage"])
 routers = [router]
@@ -44,14 +45,40 @@ def camel(name: str) -> str:
     status_code=202,
     responses=error_responses(400, 401, 403),
     summary="Record a batch of usage events; each id counts once, a bad event alone is refused",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": UsageBatch.model_json_schema()}},
+        }
+    },
 )
 async def record_usage(
-    body: UsageBatch, caller: BillingCaller, session: DbSession
+    request: Request, caller: BillingCaller, session: DbSession
 ) -> UsageAccepted:
+    """The batch is parsed here (orjson, then its shape), not by a request model: a batch of
+    1,000 events is the hot path of usage."""
     result = await UsageService(session).ingest(
-        caller.project_id, caller.mode, body.events, own=caller.own_subject
+        caller.project_id, caller.mode, await _batch(request), own=caller.own_subject
     )
     return UsageAccepted.of(result)
+
+
+async def _batch(request: Request) -> list[Any]:
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput("The body is not JSON.") from exc
+    events = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or set(body) - {"events"} or not isinstance(events, list):
+        raise InvalidInput(
+            'The body is {"events": [...]}, and nothing else.', details={"field": "events"}
+        )
+    if not 1 <= len(events) <= MAX_BATCH:
+        raise InvalidInput(
+            f"A batch holds 1 to {MAX_BATCH} events, not {len(events)}.",
+            details={"field": "events"},
+        )
+    return events
 
 
 @router.post(

@@ -6,9 +6,9 @@ import functools
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -168,17 +168,21 @@ class ForwardRepository:
 @functools.cache
 def _insert_events(dialect: str) -> Any:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Core, not the ORM's bulk insert: the rows are plain values, and the statement is the hot
+    # path of ingest
+    table = cast(Table, UsageEvent.__table__)
     return (
-        insert(UsageEvent)
+        insert(table)
         .on_conflict_do_nothing(index_elements=["project_id", "mode", "event_id"])
-        .returning(UsageEvent.event_id)
+        .returning(table.c.event_id)
     )
 
 
 @functools.cache
 def _add_to_counters(dialect: str) -> Any:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(UsageCounter)
+    table = cast(Table, UsageCounter.__table__)
+    statement = insert(table)
     return statement.on_conflict_do_update(
         index_elements=[
             "project_id",
@@ -189,5 +193,5 @@ def _add_to_counters(dialect: str) -> Any:
             "granularity",
             "period_start",
         ],
-        set_={"value": UsageCounter.value + statement.excluded.value},
+        set_={"value": table.c.value + statement.excluded.value},
     )

@@ -10,6 +10,7 @@ processes add up exactly.
 from __future__ import annotations
 
 import math
+import os
 import re
 import uuid
 from collections import defaultdict
@@ -52,7 +53,7 @@ class Ingested:
     errors: list[EventError] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Event:
     event_id: str
     subject: Subject
@@ -72,63 +73,75 @@ class _Refused(Exception):
 def _timestamp(raw: object, now: datetime) -> datetime:
     if raw is None:
         return now
-    if isinstance(raw, bool):
-        raise _Refused("VALIDATION_ERROR", "timestamp is an ISO 8601 time or Unix seconds.")
-    if isinstance(raw, int | float):
-        if not math.isfinite(raw) or not 0 <= raw <= 253402300799:
-            raise _Refused("VALIDATION_ERROR", "timestamp is out of range.")
-        moment = datetime.fromtimestamp(raw, UTC)
-    elif isinstance(raw, str) and len(raw) <= 64:
+    if isinstance(raw, str) and len(raw) <= 64:
         try:
-            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(raw)  # "Z" included (Python 3.11)
         except ValueError as exc:
             raise _Refused(
                 "VALIDATION_ERROR", "timestamp is an ISO 8601 time or Unix seconds."
             ) from exc
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        elif moment.utcoffset():
+            moment = moment.astimezone(UTC)
+    elif isinstance(raw, int | float) and not isinstance(raw, bool):
+        if not math.isfinite(raw) or not 0 <= raw <= 253402300799:
+            raise _Refused("VALIDATION_ERROR", "timestamp is out of range.")
+        moment = datetime.fromtimestamp(raw, UTC)
     else:
         raise _Refused("VALIDATION_ERROR", "timestamp is an ISO 8601 time or Unix seconds.")
     if moment < now - MAX_AGE:
         raise _Refused("TIMESTAMP_OUT_OF_RANGE", "An event may be at most 35 days old.")
     if moment > now + MAX_AHEAD:
         raise _Refused("TIMESTAMP_OUT_OF_RANGE", "An event may be at most 5 minutes ahead.")
-    return moment.astimezone(UTC)
+    return moment
 
 
-def _event(raw: object, known: set[str], own: Subject | None, now: datetime) -> _Event:
-    """One event of a batch, checked; `own`: the end user's subject, the only one it may name."""
+_FIELDS = frozenset(
+    {"id", "subjectType", "subjectId", "metric", "value", "timestamp", "properties"}
+)
+_SUBJECT_TYPES = {kind.value: kind for kind in SubjectType}
+
+
+def _event(
+    raw: object,
+    known: set[str],
+    own: Subject | None,
+    now: datetime,
+    subjects: dict[tuple[str, str], Subject],
+) -> _Event:
+    """One event of a batch, checked; `own`: the end user's subject, the only one it may name;
+    `subjects`: the batch's subjects so far (one object each)."""
     if not isinstance(raw, dict):
         raise _Refused("VALIDATION_ERROR", "An event is a JSON object.")
-    unknown = set(raw) - {
-        "id",
-        "subjectType",
-        "subjectId",
-        "metric",
-        "value",
-        "timestamp",
-        "properties",
-    }
-    if unknown:
-        raise _Refused("VALIDATION_ERROR", f"Unknown field(s): {', '.join(sorted(unknown))}.")
+    if not raw.keys() <= _FIELDS:
+        unknown = sorted(set(raw) - _FIELDS)
+        raise _Refused("VALIDATION_ERROR", f"Unknown field(s): {', '.join(unknown)}.")
     event_id = raw.get("id")
     if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
         raise _Refused("VALIDATION_ERROR", "id is required: 1 to 255 printable characters.")
-    subject_type = raw.get("subjectType", SubjectType.USER.value)
-    if subject_type not in (SubjectType.USER.value, SubjectType.ORGANIZATION.value):
+    subject_type = raw.get("subjectType", "user")
+    kind = _SUBJECT_TYPES.get(subject_type) if isinstance(subject_type, str) else None
+    if kind is None:
         raise _Refused("VALIDATION_ERROR", "subjectType is user or organization.")
     subject_id = raw.get("subjectId")
     if own is not None:
         if subject_id is not None and (subject_type, subject_id) != own.key:
             raise _Refused("SUBJECT_MISMATCH", "An end-user token records for its own subject.")
-        subject = Subject(own.type, own.id)
+        subject = own
     else:
-        if not isinstance(subject_id, str) or not _SUBJECT_ID.fullmatch(subject_id):
+        if not isinstance(subject_id, str):
             raise _Refused("VALIDATION_ERROR", "subjectId is required: 1 to 255 characters.")
-        subject = Subject(SubjectType(subject_type), subject_id)
+        found = subjects.get((subject_type, subject_id))
+        if found is None:
+            if not _SUBJECT_ID.fullmatch(subject_id):
+                raise _Refused("VALIDATION_ERROR", "subjectId is required: 1 to 255 characters.")
+            found = subjects[(subject_type, subject_id)] = Subject(kind, subject_id)
+        subject = found
     metric = raw.get("metric")
-    if not isinstance(metric, str) or not metric:
-        raise _Refused("VALIDATION_ERROR", "metric is required.")
     if metric not in known:
+        if not isinstance(metric, str) or not metric:
+            raise _Refused("VALIDATION_ERROR", "metric is required.")
         raise _Refused(
             "UNKNOWN_METRIC",
             f"Unknown metric {metric[:64]!r}: the catalog has no [metrics.{metric[:64]}] "
@@ -138,8 +151,7 @@ def _event(raw: object, known: set[str], own: Subject | None, now: datetime) -> 
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 <= value <= 1e15
+        or not 0 <= value <= 1e15  # NaN fails this too
     ):
         raise _Refused("VALIDATION_ERROR", "value is a number from 0 to 10^15 (default 1).")
     properties = raw.get("properties")
@@ -162,19 +174,20 @@ class UsageService:
         self.usage = UsageRepository(session)
 
     async def known_metrics(self, project_id: uuid.UUID) -> list[str]:
-        loaded = await CatalogService(self.session).current(project_id)
-        return loaded.document.known_metrics if loaded is not None else []
+        return (await self._metrics(project_id))[0]
 
-    async def meters(self, project_id: uuid.UUID) -> dict[str, str]:
-        """The metrics whose events go to a Stripe meter, and the meter's event name."""
+    async def _metrics(self, project_id: uuid.UUID) -> tuple[list[str], dict[str, str]]:
+        """The metrics the catalog knows, and those whose events go to a Stripe meter (with the
+        meter's event name): one read of the catalog."""
         loaded = await CatalogService(self.session).current(project_id)
         if loaded is None:
-            return {}
-        return {
+            return [], {}
+        meters = {
             name: metric.stripe_meter_event
             for name, metric in loaded.document.metrics.items()
             if metric.stripe_meter_event is not None
         }
+        return loaded.document.known_metrics, meters
 
     async def ingest(
         self,
@@ -187,12 +200,14 @@ class UsageService:
         """Check each event, store the new ones and add them to their day's and month's
         counters, in the caller's transaction."""
         now = utcnow()
-        known = set(await self.known_metrics(project_id))
+        names, meters = await self._metrics(project_id)
+        known = set(names)
         result = Ingested()
         events: dict[str, _Event] = {}
+        subjects: dict[tuple[str, str], Subject] = {}
         for index, raw in enumerate(batch):
             try:
-                event = _event(raw, known, own, now)
+                event = _event(raw, known, own, now, subjects)
             except _Refused as refused:
                 result.errors.append(EventError(index, refused.code, refused.message))
                 continue
@@ -200,19 +215,26 @@ class UsageService:
                 result.duplicates += 1  # twice in one batch: once
                 continue
             events[event.event_id] = event
-        stored = await self._store(project_id, mode, list(events.values()), now)
+        stored = await self._store(project_id, mode, list(events.values()), now, meters)
         result.accepted = len(stored)
         result.duplicates += len(events) - len(stored)
         return result
 
     async def _store(
-        self, project_id: uuid.UUID, mode: Mode, events: list[_Event], now: datetime
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        events: list[_Event],
+        now: datetime,
+        meters: dict[str, str],
     ) -> set[str]:
         """Store the events not stored yet and add them to their counters; their ids."""
+        # the rows' ids from one read of the system's randomness, not one call per row
+        randomness = os.urandom(16 * len(events))
         stored = await self.usage.insert_new(
             [
                 {
-                    "id": uuid.uuid4(),
+                    "id": uuid.UUID(bytes=randomness[16 * index : 16 * index + 16], version=4),
                     "project_id": project_id,
                     "mode": mode,
                     "event_id": event.event_id,
@@ -224,11 +246,10 @@ class UsageService:
                     "properties": event.properties,
                     "received_at": now,
                 }
-                for event in events
+                for index, event in enumerate(events)
             ]
         )
         by_id = {event.event_id: event for event in events}
-        meters = await self.meters(project_id) if stored else {}
         await ForwardRepository(self.session).add(
             [
                 {
@@ -416,8 +437,9 @@ class UsageService:
         if not decision.allowed:
             return decision, False
         now = utcnow()
+        _, meters = await self._metrics(project_id)
         await self._store(
-            project_id, mode, [_Event(event_id, subject, metric, amount, now, None)], now
+            project_id, mode, [_Event(event_id, subject, metric, amount, now, None)], now, meters
         )
         after = await self.check(project_id, mode, subject, metric, 0)
         return QuotaDecision(True, after.figures), False
