@@ -55,6 +55,7 @@ EXPECTED_CODES = {
         "SUBSCRIPTION_NOT_FOUND",
         "NO_CUSTOMER",
         "RUN_NOT_FOUND",
+        "USAGE_EVENT_NOT_FOUND",
     },
 }
 

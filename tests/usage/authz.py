@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from billwarden.catalog.service import CatalogService
-from tests.authz import END_USER, PROJECT_KEY, Declaration, Routes, World
+from billwarden.core.modes import Mode
+from billwarden.usage.service import UsageService
+from tests.authz import END_USER, PRINCIPALS, PROJECT_KEY, Declaration, Routes, World, policy
 from tests.factories import Factories
 from tests.payments.authz import BILLING_CALLER
 
@@ -16,6 +18,17 @@ async def prepare(world: World, made: Factories) -> None:
         document = current.document.as_json() if current is not None else {}
         document["metrics"] = {**document.get("metrics", {}), "api_calls": {}}
         await made.catalogs.load(project_id, document)
+    ingested = await UsageService(made.people.session).ingest(
+        world.project.id,
+        Mode.TEST,
+        [{"id": "evt-matrix", "subjectId": "end-user-1", "metric": "api_calls"}],
+        own=None,
+    )
+    assert ingested.accepted == 1
+
+
+# project A's key reads project A's event; project B's key finds no such event
+OWN_KEY = policy(**{**dict.fromkeys(PRINCIPALS, 401), "key": 200, "other_key": 404})
 
 
 ROUTES: Routes = {
@@ -28,6 +41,9 @@ ROUTES: Routes = {
         json=lambda w: {"id": "consume-1", "subjectId": "end-user-1", "metric": "api_calls"},
     ),
     ("GET", "/api/v1/billing/usage"): Declaration(END_USER),
+    ("GET", "/api/v1/usage/events/{event_id}"): Declaration(
+        OWN_KEY, path=lambda w: {"event_id": "evt-matrix"}
+    ),
     ("GET", "/api/v1/usage/{subject_type}/{subject_id}"): Declaration(
         PROJECT_KEY, path=lambda w: {"subject_type": "user", "subject_id": "end-user-1"}
     ),

@@ -45,6 +45,14 @@ async def metered(scratch: Scratch, loop: Loop) -> None:
     )
 
 
+async def api_key(scratch: Scratch, loop: Loop) -> str:
+    async def build(made: Factories) -> str:
+        owner = await made.people.user()
+        return await made.people.api_key(loop.project, owner)
+
+    return await scratch.setup(build)
+
+
 async def forwards(scratch: Scratch) -> dict[str, int]:
     async with scratch.session() as session:
         rows = await session.execute(
@@ -98,6 +106,20 @@ class TestMeterForwarding:
                 "stripeCustomerId"
             ]
             assert summed(loop, customer) == await counted(scratch, "ada") == 15
+            key = {"Authorization": f"Bearer {await api_key(scratch, loop)}"}
+            one = await loop.http.get("/api/v1/usage/events/m3", headers=key)
+            assert one.status_code == 200, one.text
+            assert (one.json()["value"], one.json()["subjectId"]) == (3, "ada")
+            meter = one.json()["meter"]
+            assert (meter["eventName"], meter["status"], meter["lastError"]) == (
+                "api_calls",
+                "forwarded",
+                None,
+            )
+            assert meter["forwardedAt"] is not None
+            missing = await loop.http.get("/api/v1/usage/events/nope", headers=key)
+            assert missing.status_code == 404
+            assert missing.json()["code"] == "USAGE_EVENT_NOT_FOUND"
 
     async def test_a_killed_worker_loses_nothing_and_counts_nothing_twice(
         self, scratch: Scratch, scratch_database: str, emulator_url: str, tmp_path: Path

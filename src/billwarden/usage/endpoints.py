@@ -8,22 +8,25 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from billwarden.auth import BillingCaller, EndUser, ProjectKey, end_user_subject
 from billwarden.core.subjects import Subject, SubjectType
 from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import InvalidInput, error_responses
 from billwarden.kit.subjects import SubjectId
-from billwarden.usage.exceptions import UnknownMetric
+from billwarden.usage.exceptions import UnknownMetric, UsageEventNotFound
+from billwarden.usage.repository import UsageRepository
 from billwarden.usage.schemas import (
     ConsumeRequest,
     ConsumeResult,
+    MeterForwardRead,
     QuotaFigures,
     SeriesPoint,
     UsageAccepted,
     UsageBatch,
     UsageDay,
+    UsageEventRead,
     UsageSeries,
 )
 from billwarden.usage.service import DAY, MAX_BATCH, UsageService
@@ -79,6 +82,43 @@ async def _batch(request: Request) -> list[Any]:
             details={"field": "events"},
         )
     return events
+
+
+@router.get(
+    "/api/v1/usage/events/{event_id}",
+    response_model=UsageEventRead,
+    responses=error_responses(400, 401, 404),
+    summary="One usage event, and its forwarding to a Stripe meter (project API key)",
+)
+async def usage_event(
+    event_id: Annotated[str, Path(min_length=1, max_length=255)],
+    key: ProjectKey,
+    session: DbSession,
+) -> UsageEventRead:
+    found = await UsageRepository(session).event(key.project_id, key.mode, event_id)
+    if found is None:
+        raise UsageEventNotFound("No such usage event.", details={"id": event_id})
+    event, forward = found
+    return UsageEventRead(
+        id=event.event_id,
+        subject_type=event.subject_type,
+        subject_id=event.subject_id,
+        metric=event.metric,
+        value=event.value,
+        timestamp=event.timestamp,
+        received_at=event.received_at,
+        properties=event.properties,
+        meter=MeterForwardRead(
+            event_name=forward.event_name,
+            status=forward.status,
+            attempts=forward.attempts,
+            forwarded_at=forward.forwarded_at,
+            last_error=forward.last_error,
+            next_attempt_at=forward.next_attempt_at,
+        )
+        if forward is not None
+        else None,
+    )
 
 
 @router.post(

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, or_, select, update
+import orjson
+from sqlalchemy import Table, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,11 +25,59 @@ class UsageRepository:
 
     async def insert_new(self, rows: Sequence[dict[str, Any]]) -> set[str]:
         """Store the events whose (project, mode, id) is not stored yet; the ids stored now.
-        One statement per batch: concurrent batches store each id once."""
+        One statement per batch: concurrent batches store each id once. The rows share one
+        project, mode and arrival time."""
         if not rows:
             return set()
-        result = await self.session.execute(_insert_events(self.dialect), list(rows))
+        if self.dialect == "postgresql":
+            # one statement over arrays (unnest), not a row of parameters per event
+            first = rows[0]
+            result = await self.session.execute(
+                _INSERT_EVENTS_PG,
+                {
+                    "project_id": first["project_id"],
+                    "mode": first["mode"].value,
+                    "received_at": first["received_at"],
+                    "ids": [row["id"] for row in rows],
+                    "event_ids": [row["event_id"] for row in rows],
+                    "subject_types": [row["subject_type"] for row in rows],
+                    "subject_ids": [row["subject_id"] for row in rows],
+                    "metrics": [row["metric"] for row in rows],
+                    "values": [row["value"] for row in rows],
+                    "timestamps": [row["timestamp"] for row in rows],
+                    "properties": [
+                        orjson.dumps(row["properties"]).decode()
+                        if row["properties"] is not None
+                        else None
+                        for row in rows
+                    ],
+                },
+            )
+        else:
+            result = await self.session.execute(_insert_events(self.dialect), list(rows))
         return {event_id for (event_id,) in result.all()}
+
+    async def event(
+        self, project_id: uuid.UUID, mode: Mode, event_id: str
+    ) -> tuple[UsageEvent, MeterForward | None] | None:
+        """The event, and its forwarding to a Stripe meter if its metric has one."""
+        found = await self.session.scalar(
+            select(UsageEvent).where(
+                UsageEvent.project_id == project_id,
+                UsageEvent.mode == mode,
+                UsageEvent.event_id == event_id,
+            )
+        )
+        if found is None:
+            return None
+        forward = await self.session.scalar(
+            select(MeterForward).where(
+                MeterForward.project_id == project_id,
+                MeterForward.mode == mode,
+                MeterForward.event_id == event_id,
+            )
+        )
+        return found, forward
 
     async def has_event(self, project_id: uuid.UUID, mode: Mode, event_id: str) -> bool:
         found = await self.session.scalar(
@@ -43,7 +92,24 @@ class UsageRepository:
     async def add_to_counters(self, rows: Sequence[dict[str, Any]]) -> None:
         """value += each row's value, creating the counter when it is the first (an upsert:
         exact under concurrent ingest from several processes)."""
-        if rows:
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            first = rows[0]
+            await self.session.execute(
+                _ADD_TO_COUNTERS_PG,
+                {
+                    "project_id": first["project_id"],
+                    "mode": first["mode"].value,
+                    "subject_types": [row["subject_type"] for row in rows],
+                    "subject_ids": [row["subject_id"] for row in rows],
+                    "metrics": [row["metric"] for row in rows],
+                    "granularities": [row["granularity"] for row in rows],
+                    "period_starts": [row["period_start"] for row in rows],
+                    "values": [row["value"] for row in rows],
+                },
+            )
+        else:
             await self.session.execute(_add_to_counters(self.dialect), list(rows))
 
     async def counters(
@@ -163,6 +229,38 @@ class ForwardRepository:
             .with_for_update()
             .execution_options(populate_existing=True)
         )
+
+
+_INSERT_EVENTS_PG = text(
+    """
+    INSERT INTO usage_events (id, project_id, mode, event_id, subject_type, subject_id, metric,
+                              value, "timestamp", properties, received_at)
+    SELECT u.id, :project_id, :mode, u.event_id, u.subject_type, u.subject_id, u.metric,
+           u.value, u.at, CAST(u.properties AS json), :received_at
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:event_ids AS varchar[]),
+                CAST(:subject_types AS varchar[]), CAST(:subject_ids AS varchar[]),
+                CAST(:metrics AS varchar[]), CAST(:values AS double precision[]),
+                CAST(:timestamps AS timestamptz[]), CAST(:properties AS text[]))
+         AS u(id, event_id, subject_type, subject_id, metric, value, at, properties)
+    ON CONFLICT (project_id, mode, event_id) DO NOTHING
+    RETURNING event_id
+    """
+)
+# in the rows' order (sorted by the caller): concurrent batches lock the counters in one order
+_ADD_TO_COUNTERS_PG = text(
+    """
+    INSERT INTO usage_counters (project_id, mode, subject_type, subject_id, metric, granularity,
+                                period_start, value)
+    SELECT :project_id, :mode, u.subject_type, u.subject_id, u.metric, u.granularity,
+           u.period_start, u.value
+    FROM unnest(CAST(:subject_types AS varchar[]), CAST(:subject_ids AS varchar[]),
+                CAST(:metrics AS varchar[]), CAST(:granularities AS varchar[]),
+                CAST(:period_starts AS date[]), CAST(:values AS double precision[]))
+         AS u(subject_type, subject_id, metric, granularity, period_start, value)
+    ON CONFLICT (project_id, mode, subject_type, subject_id, metric, granularity, period_start)
+    DO UPDATE SET value = usage_counters.value + excluded.value
+    """
+)
 
 
 @functools.cache

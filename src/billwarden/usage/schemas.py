@@ -108,3 +108,26 @@ class ConsumeResult(CamelModel):
             period=figures.period if figures else None,
             resets_at=figures.resets_at if figures else None,
         )
+
+
+class MeterForwardRead(CamelModel):
+    event_name: str = Field(description="The Stripe meter's event name.")
+    status: str = Field(description="pending, forwarded or failed.")
+    attempts: int
+    forwarded_at: datetime | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+
+
+class UsageEventRead(CamelModel):
+    id: str
+    subject_type: str
+    subject_id: str
+    metric: str
+    value: float
+    timestamp: datetime
+    received_at: datetime
+    properties: dict[str, Any] | None
+    meter: MeterForwardRead | None = Field(
+        description="Its forwarding to a Stripe meter; null when the metric has none."
+    )
