@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.usage.models import UsageCounter, UsageEvent
+from tests.catalog.factories import Catalogs
 from tests.checkout.factories import Shop
 from tests.conftest import Scratch
 from tests.factories import Factories
@@ -153,3 +155,90 @@ class TestExactUnderConcurrency:
                 )
             )
         assert used == 100
+
+
+class TestPeriods:
+    async def test_a_monthly_quota_counts_the_month_and_resets_on_the_first(
+        self, client: httpx.AsyncClient, session: AsyncSession, shop: Shop
+    ) -> None:
+        await Catalogs(session).load(
+            shop.project.id,
+            {
+                "free": {"quotas": {"api_calls": {"limit": 50, "period": "month"}}},
+                "families": {},
+                "plans": {},
+            },
+        )
+        now = datetime.now(UTC)
+        earlier = max(
+            now.replace(day=1, hour=0, minute=0, second=0, microsecond=0), now - timedelta(days=1)
+        )
+        await send(
+            client,
+            shop.key,
+            {"id": "early", "subjectId": "ada", "metric": "api_calls", "value": 20,
+             "timestamp": earlier.isoformat()},
+        )  # fmt: skip
+        answer = await client.post(CONSUME, json=consume("now", 30), headers=shop.key)
+        assert answer.json()["allowed"] is True, answer.text
+        assert (answer.json()["used"], answer.json()["remaining"], answer.json()["period"]) == (
+            50,
+            0,
+            "month",
+        )
+        first = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC)
+        assert datetime.fromisoformat(answer.json()["resetsAt"]) == first
+        over = await client.post(CONSUME, json=consume("more"), headers=shop.key)
+        assert over.json()["allowed"] is False
+
+
+class TestConcurrentIngest:
+    async def test_two_processes_ingesting_overlapping_batches_count_each_event_once(
+        self, scratch: Scratch, cli_env: dict[str, str], tmp_path: Path
+    ) -> None:
+        async def build(made: Factories) -> tuple[Any, str]:
+            owner = await made.people.user()
+            project = await made.tenants.project(owner)
+            await made.catalogs.load(
+                project.id, {"metrics": {"api_calls": {}}, "families": {}, "plans": {}}
+            )
+            return project, await made.people.api_key(project, owner)
+
+        project, key = await scratch.setup(build)
+        headers = {"Authorization": f"Bearer {key}"}
+        for name in ("one", "two"):
+            (tmp_path / name).mkdir()
+        # 20 batches of 100 events over 10 subjects; every batch is sent to both servers at once
+        batches = [
+            [
+                {"id": f"b{b}-e{n}", "subjectId": f"s{n % 10}", "metric": "api_calls", "value": 2}
+                for n in range(100)
+            ]
+            for b in range(20)
+        ]
+        with ExitStack() as stack:
+            servers = [
+                stack.enter_context(serving(cli_env, tmp_path / name, "--no-migrate"))
+                for name in ("one", "two")
+            ]
+            async with httpx.AsyncClient(timeout=60) as http:
+                answers = await asyncio.gather(
+                    *(
+                        http.post(
+                            server + "/api/v1/usage/events", json={"events": batch}, headers=headers
+                        )
+                        for batch in batches
+                        for server in servers
+                    )
+                )
+        assert [a.status_code for a in answers] == [202] * 40
+        assert sum(a.json()["accepted"] for a in answers) == 2000
+        assert sum(a.json()["duplicates"] for a in answers) == 2000
+        async with scratch.session() as session:
+            rows = await session.execute(
+                select(UsageCounter.granularity, func.sum(UsageCounter.value))
+                .where(UsageCounter.project_id == project.id)
+                .group_by(UsageCounter.granularity)
+            )
+            totals = dict(rows.all())
+        assert totals == {"day": 4000, "month": 4000}
