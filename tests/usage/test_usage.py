@@ -129,6 +129,10 @@ class TestEndUsers:
         assert body["userId"] == "bob"
         assert body["date"] == datetime.now(UTC).date().isoformat()
         assert (body["apiCalls"], body["tokensIssued"]) == (30, 4)
+        # whole quantities are JSON integers, as seed 004's counters are
+        assert isinstance(body["apiCalls"], int) and isinstance(
+            body["quotas"]["api_calls"]["used"], int
+        )
         assert body["metrics"] == {"api_calls": 30, "tokens_issued": 4}
         quota = body["quotas"]["api_calls"]  # the free tier: 100 a day
         assert (quota["limit"], quota["used"], quota["remaining"], quota["period"]) == (

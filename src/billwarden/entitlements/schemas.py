@@ -10,7 +10,7 @@ from pydantic import Field, StringConstraints
 
 from billwarden.core.subjects import SubjectType
 from billwarden.entitlements.service import EntitlementView
-from billwarden.kit.schemas import CamelModel
+from billwarden.kit.schemas import CamelModel, Quantity
 from billwarden.kit.subjects import SubjectIdField, SubjectTypeField
 
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -105,9 +105,9 @@ class CheckResult(CamelModel):
         "quota_exceeded."
     )
     entitlement: EntitlementRecord
-    limit: float | None = Field(
+    limit: Quantity | None = Field(
         default=None, description="With a metric: its quota (null: no quota on it)."
     )
-    used: float | None = Field(default=None, description="Used in the quota's current period.")
-    remaining: float | None = None
+    used: Quantity | None = Field(default=None, description="Used in the quota's current period.")
+    remaining: Quantity | None = None
     resets_at: datetime | None = Field(default=None, description="When the period ends.")

@@ -7,8 +7,17 @@ from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
+
+
+def whole(value: float) -> int | float:
+    """A quantity as JSON shows it: 30, not 30.0, when it is whole."""
+    return int(value) if float(value).is_integer() and abs(value) < 2**53 else value
+
+
+# a number that counts things (usage, quotas): whole numbers are written as integers
+Quantity = Annotated[float, PlainSerializer(whole, return_type=int | float)]
 
 
 class CamelModel(BaseModel):

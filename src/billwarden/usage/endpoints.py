@@ -14,6 +14,7 @@ from billwarden.auth import BillingCaller, EndUser, ProjectKey, end_user_subject
 from billwarden.core.subjects import Subject, SubjectType
 from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import InvalidInput, error_responses
+from billwarden.kit.schemas import whole
 from billwarden.kit.subjects import SubjectId
 from billwarden.usage.exceptions import UnknownMetric, UsageEventNotFound
 from billwarden.usage.repository import UsageRepository
@@ -157,7 +158,7 @@ async def my_usage(
         "date": day or datetime.now(UTC).date(),
     }
     for name, value in totals.items():
-        answer.setdefault(camel(name), value)
+        answer.setdefault(camel(name), whole(value))
     answer["metrics"] = totals
     answer["quotas"] = {
         metric: QuotaFigures.model_validate(

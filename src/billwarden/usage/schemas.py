@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from billwarden.core.subjects import SubjectType
-from billwarden.kit.schemas import CamelModel
+from billwarden.kit.schemas import CamelModel, Quantity
 from billwarden.kit.subjects import SubjectIdField, SubjectTypeField
 from billwarden.usage.service import MAX_BATCH, Ingested, QuotaDecision
 
@@ -46,9 +46,9 @@ class UsageAccepted(CamelModel):
 
 
 class QuotaFigures(CamelModel):
-    limit: float
-    used: float
-    remaining: float
+    limit: Quantity
+    used: Quantity
+    remaining: Quantity
     period: str = Field(description="day, month or billing_period.")
     resets_at: datetime
 
@@ -61,13 +61,13 @@ class UsageDay(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     date: date
-    metrics: dict[str, float]
+    metrics: dict[str, Quantity]
     quotas: dict[str, QuotaFigures]
 
 
 class SeriesPoint(CamelModel):
     period: date = Field(description="The day, or the month's first day.")
-    value: float
+    value: Quantity
 
 
 class UsageSeries(CamelModel):
@@ -90,9 +90,9 @@ class ConsumeRequest(CamelModel):
 class ConsumeResult(CamelModel):
     allowed: bool = Field(description="false: over the quota, and nothing was recorded.")
     duplicate: bool = Field(description="This id was recorded before: not recorded again.")
-    limit: float | None = Field(description="null: no quota on the metric (nothing to exceed).")
-    used: float | None = Field(description="Used in the quota's period, this one included.")
-    remaining: float | None
+    limit: Quantity | None = Field(description="null: no quota on the metric (nothing to exceed).")
+    used: Quantity | None = Field(description="Used in the quota's period, this one included.")
+    remaining: Quantity | None
     period: str | None
     resets_at: datetime | None
 
@@ -124,7 +124,7 @@ class UsageEventRead(CamelModel):
     subject_type: str
     subject_id: str
     metric: str
-    value: float
+    value: Quantity
     timestamp: datetime
     received_at: datetime
     properties: dict[str, Any] | None
