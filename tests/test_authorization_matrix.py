@@ -56,6 +56,7 @@ EXPECTED_CODES = {
         "NO_CUSTOMER",
         "RUN_NOT_FOUND",
         "USAGE_EVENT_NOT_FOUND",
+        "USE_PROJECT_WEBHOOK_URL",
     },
 }
 

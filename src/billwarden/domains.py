@@ -34,6 +34,7 @@ DOMAINS: tuple[str, ...] = (
     "reconciliation",
     "audit",
     "admin",
+    "compat",
 )
 
 
