@@ -27,6 +27,7 @@ from billwarden.entitlements.endpoints import CachedEntitlementReads
 from billwarden.entitlements.service import EntitlementService
 from billwarden.errors import install_error_handlers
 from billwarden.kit.state import build_secret_box
+from billwarden.kit.workers import Worker, stop_all
 from billwarden.notifications.service import DeliveryPolicy
 from billwarden.notifications.tasks import NotificationWorker
 from billwarden.projects.single_tenant import bootstrap_single_tenant
@@ -103,6 +104,24 @@ def build_meter_forwarder(
     )
 
 
+def build_workers(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    gateway: StripeGateway,
+    secret_box: SecretBox,
+    *,
+    busy: Callable[[], bool] | None = None,
+) -> dict[str, Worker]:
+    """Every background worker, by the app-state name its routes wake it through: the one list
+    `serve` (embedded) and `billwarden worker` run."""
+    return {
+        "inbox_worker": build_inbox_worker(sessionmaker, settings, gateway, secret_box, busy=busy),
+        "notification_worker": build_notification_worker(sessionmaker, settings, secret_box),
+        "reconcile_worker": build_reconcile_worker(sessionmaker, settings, gateway, secret_box),
+        "meter_forwarder": build_meter_forwarder(sessionmaker, settings, gateway, secret_box),
+    }
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -133,60 +152,26 @@ def create_app(
         if changed is not None:
             async with unit_of_work(app.state.sessionmaker) as session:
                 await EntitlementService(session).recompute_project(changed)
-        worker_task = notifier_task = reconciler_task = forwarder_task = None
+        workers: dict[str, Worker] = {}
         if settings.embedded_worker:
-            worker = app.state.inbox_worker = build_inbox_worker(
+            workers = build_workers(
                 app.state.sessionmaker,
                 settings,
                 stripe_gateway,
                 secret_box,
                 busy=lambda: in_flight.count > 0,
             )
-            worker_task = asyncio.create_task(worker.run_forever(), name="billwarden-inbox")
-            notifier = app.state.notification_worker = build_notification_worker(
-                app.state.sessionmaker, settings, secret_box
-            )
-            notifier_task = asyncio.create_task(
-                notifier.run_forever(), name="billwarden-notifications"
-            )
-            reconciler = app.state.reconcile_worker = build_reconcile_worker(
-                app.state.sessionmaker, settings, stripe_gateway, secret_box
-            )
-            reconciler_task = asyncio.create_task(
-                reconciler.run_forever(), name="billwarden-reconciliation"
-            )
-            forwarder = app.state.meter_forwarder = build_meter_forwarder(
-                app.state.sessionmaker, settings, stripe_gateway, secret_box
-            )
-            forwarder_task = asyncio.create_task(forwarder.run_forever(), name="billwarden-meters")
+            for attribute, worker in workers.items():
+                setattr(app.state, attribute, worker)  # what the routes wake
+        tasks = [
+            asyncio.create_task(worker.run_forever(), name=f"billwarden {attribute}")
+            for attribute, worker in workers.items()
+        ]
         try:
             yield
         finally:
-            if worker_task is not None:
-                # the event being applied finishes; claims not started are given back
-                app.state.inbox_worker.stopping.set()
-                try:
-                    await asyncio.wait_for(worker_task, WORKER_STOP_SECONDS)
-                except TimeoutError:
-                    logger.warning("the inbox worker did not stop in time; its leases expire")
-            if notifier_task is not None:
-                app.state.notification_worker.stopping.set()
-                try:
-                    await asyncio.wait_for(notifier_task, WORKER_STOP_SECONDS)
-                except TimeoutError:
-                    logger.warning("the notification worker did not stop in time")
-            if forwarder_task is not None:
-                app.state.meter_forwarder.stopping.set()
-                try:
-                    await asyncio.wait_for(forwarder_task, WORKER_STOP_SECONDS)
-                except TimeoutError:
-                    logger.warning("the meter forwarder did not stop in time")
-            if reconciler_task is not None:
-                app.state.reconcile_worker.stopping.set()
-                try:
-                    await asyncio.wait_for(reconciler_task, WORKER_STOP_SECONDS)
-                except TimeoutError:
-                    logger.warning("the reconciliation worker did not stop in time")
+            # an event, delivery or run under way finishes; claims not started are given back
+            await stop_all(workers, tasks, WORKER_STOP_SECONDS)
             await stripe_gateway.close()
             await change_watch.stop()
             if owns_engine:

@@ -29,13 +29,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden import __version__, domains
-from billwarden.app import (
-    build_inbox_worker,
-    build_meter_forwarder,
-    build_notification_worker,
-    build_reconcile_worker,
-    create_app,
-)
+from billwarden.app import build_inbox_worker, build_workers, create_app
 from billwarden.audit.service import Actor, AuditLog
 from billwarden.catalog.exceptions import InvalidCatalog
 from billwarden.catalog.service import CatalogPricing, CatalogService, read_catalog_file
@@ -177,8 +171,9 @@ def serve(
 
 @cli.command()
 def worker() -> None:
-    """Apply stored Stripe events (the webhook inbox), send notifications (the outbox) and run
-    reconciliations until stopped; run as many as you like against one PostgreSQL."""
+    """Apply stored Stripe events (the webhook inbox), send notifications and Stripe meter events
+    (the outboxes) and run reconciliations until stopped; run as many as you like against one
+    PostgreSQL."""
     settings = load_settings()
     engine = engine_from_settings(settings)
 
@@ -189,28 +184,21 @@ def worker() -> None:
         )
         sessionmaker = create_sessionmaker(engine)
         secret_box = build_secret_box(settings)
-        inbox = build_inbox_worker(sessionmaker, settings, gateway, secret_box)
-        notifier = build_notification_worker(sessionmaker, settings, secret_box)
-        reconciler = build_reconcile_worker(sessionmaker, settings, gateway, secret_box)
-        forwarder = build_meter_forwarder(sessionmaker, settings, gateway, secret_box)
+        workers = build_workers(sessionmaker, settings, gateway, secret_box)
 
-        def stop_both() -> None:
-            inbox.stopping.set()
-            notifier.stopping.set()
-            reconciler.stopping.set()
-            forwarder.stopping.set()
+        def stop_all() -> None:
+            for each in workers.values():
+                each.stopping.set()
 
         loop = asyncio.get_running_loop()
         for stop in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(stop, stop_both)
-        typer.echo("Applying stored Stripe events and sending notifications; stop with Ctrl-C.")
+            loop.add_signal_handler(stop, stop_all)
+        typer.echo(
+            "Applying stored Stripe events, sending notifications and meter events, running "
+            "reconciliations; stop with Ctrl-C."
+        )
         try:
-            await asyncio.gather(
-                inbox.run_forever(),
-                notifier.run_forever(),
-                reconciler.run_forever(),
-                forwarder.run_forever(),
-            )
+            await asyncio.gather(*(each.run_forever() for each in workers.values()))
         finally:
             await gateway.close()
             await engine.dispose()

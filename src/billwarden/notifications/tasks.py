@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from billwarden.crypto import SecretBox
 from billwarden.db.base import utcnow
 from billwarden.db.unit_of_work import unit_of_work
+from billwarden.kit.workers import run_until_stopped
 from billwarden.notifications.models import DeliveryStatus
 from billwarden.notifications.repository import DeliveryRepository
 from billwarden.notifications.service import (
@@ -132,19 +133,10 @@ class NotificationWorker:
                 self.http = None
 
     async def _loop(self) -> None:
-        while not self.stopping.is_set():
-            self.wake.clear()
-            try:
-                claimed = await self.run_once()
-            except Exception:  # the database away for a moment: try again after the poll
-                logger.exception("the notification worker could not claim deliveries")
-                claimed = 0
-            if claimed:
-                continue
-            sleep = asyncio.ensure_future(self.wake.wait())
-            stop = asyncio.ensure_future(self.stopping.wait())
-            _, pending = await asyncio.wait(
-                {sleep, stop}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in pending:
-                task.cancel()
+        await run_until_stopped(
+            self.run_once,
+            wake=self.wake,
+            stopping=self.stopping,
+            poll_seconds=self.poll_seconds,
+            name="notification worker",
+        )

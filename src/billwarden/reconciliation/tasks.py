@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billwarden.db.base import utcnow
 from billwarden.db.unit_of_work import unit_of_work
+from billwarden.kit.workers import run_until_stopped
 from billwarden.projects.models import StripeConfig
 from billwarden.reconciliation.repository import RunRepository
 from billwarden.reconciliation.service import SCHEDULE, Runs
@@ -71,17 +72,10 @@ class ReconcileWorker:
         return ran
 
     async def run_forever(self) -> None:
-        """Until `stopping`: run what is due, then sleep until woken or the next poll."""
-        while not self.stopping.is_set():
-            self.wake.clear()
-            try:
-                await self.run_once()
-            except Exception:  # the database away for a moment: try again after the poll
-                logger.exception("the reconciliation worker could not run")
-            sleep = asyncio.ensure_future(self.wake.wait())
-            stop = asyncio.ensure_future(self.stopping.wait())
-            _, pending = await asyncio.wait(
-                {sleep, stop}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in pending:
-                task.cancel()
+        await run_until_stopped(
+            self.run_once,
+            wake=self.wake,
+            stopping=self.stopping,
+            poll_seconds=self.poll_seconds,
+            name="reconciliation worker",
+        )

@@ -25,6 +25,7 @@ from billwarden.crypto import SecretBox
 from billwarden.db.base import utcnow
 from billwarden.db.unit_of_work import unit_of_work
 from billwarden.errors import BillwardenError
+from billwarden.kit.workers import run_until_stopped
 from billwarden.projects.exceptions import StripeNotConfigured
 from billwarden.projects.stripe_config import StripeConfigService
 from billwarden.stripe_gateway import StripeGateway, StripeGatewayError
@@ -165,19 +166,10 @@ class MeterForwarder:
             logger.exception("could not record the forwarding of usage event %s", forward_id)
 
     async def run_forever(self) -> None:
-        while not self.stopping.is_set():
-            self.wake.clear()
-            try:
-                claimed = await self.run_once()
-            except Exception:
-                logger.exception("the meter forwarder could not claim events")
-                claimed = 0
-            if claimed:
-                continue
-            sleep = asyncio.ensure_future(self.wake.wait())
-            stop = asyncio.ensure_future(self.stopping.wait())
-            _, pending = await asyncio.wait(
-                {sleep, stop}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in pending:
-                task.cancel()
+        await run_until_stopped(
+            self.run_once,
+            wake=self.wake,
+            stopping=self.stopping,
+            poll_seconds=self.poll_seconds,
+            name="meter forwarder",
+        )

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billwarden.db.base import utcnow
 from billwarden.db.unit_of_work import unit_of_work
+from billwarden.kit.workers import run_until_stopped
 from billwarden.webhooks.models import InboxStatus
 from billwarden.webhooks.repository import WebhookEventRepository
 from billwarden.webhooks.service import InboxPolicy, InboxService, StripeAccess
@@ -100,19 +101,10 @@ class InboxWorker:
 
     async def run_forever(self) -> None:
         """Apply due events until `stopping` is set; sleep between batches until woken."""
-        while not self.stopping.is_set():
-            self.wake.clear()  # a wake arriving while the batch runs is kept for the wait below
-            try:
-                claimed = await self.run_once()
-            except Exception:  # the database away for a moment: try again after the poll
-                logger.exception("the inbox worker could not claim events")
-                claimed = 0
-            if claimed:
-                continue
-            sleep = asyncio.ensure_future(self.wake.wait())
-            stop = asyncio.ensure_future(self.stopping.wait())
-            _, pending = await asyncio.wait(
-                {sleep, stop}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in pending:
-                task.cancel()
+        await run_until_stopped(
+            self.run_once,
+            wake=self.wake,
+            stopping=self.stopping,
+            poll_seconds=self.poll_seconds,
+            name="inbox worker",
+        )
