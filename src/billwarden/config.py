@@ -104,10 +104,28 @@ class Settings(BaseSettings):
     login_throttle_max_failures_per_address: int = Field(default=20, ge=1)
     end_user_secret_overlap_seconds: int = Field(default=86400, ge=0)
 
+    # the single-tenant project's end users: the tokens the team's app already issues (an HS256
+    # shared secret, or RS256/ES256 tokens from its identity provider's JWKS), which claims name
+    # the user, organization, email and roles, the cookie browsers carry them in, and the roles
+    # that may use the seeds' admin routes (docs/auth.md)
+    end_user_secret: SecretStr | None = None
+    end_user_jwks_url: str | None = None
+    end_user_issuer: str | None = None
+    end_user_audience: str | None = None
+    end_user_user_claim: str = "sub"
+    end_user_organization_claim: str = "organization_id"
+    end_user_email_claim: str = "email"
+    end_user_roles_claim: str = "role"
+    end_user_cookie: str | None = None
+    end_user_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    end_user_admin_roles: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     @field_validator(
         "single_tenant_webhook_secrets",
         "single_tenant_allowed_price_ids",
         "reconcile_auto_repair",
+        "end_user_allowed_origins",
+        "end_user_admin_roles",
         mode="before",
     )
     @classmethod

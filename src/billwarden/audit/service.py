@@ -19,16 +19,20 @@ MAX_REASON_LENGTH = 2000
 
 @dataclass(frozen=True)
 class Actor:
-    """Who made a change: a console user, an API key, or billwarden itself (a scheduled run, a
-    command)."""
+    """Who made a change: a console user, an end user with an admin role (the seeds' admin
+    routes), an API key, or billwarden itself (a scheduled run, a command)."""
 
-    kind: str  # user | api_key | system
+    kind: str  # user | end_user | api_key | system
     id: str | None
     label: str
 
     @classmethod
     def user(cls, user: User) -> Actor:
         return cls("user", str(user.id), user.email)
+
+    @classmethod
+    def end_user(cls, sub: str, email: str | None) -> Actor:
+        return cls("end_user", sub[:255], f"end user {email or sub}")
 
     @classmethod
     def system(cls, label: str) -> Actor:
@@ -85,7 +89,7 @@ class AuditLog:
 
 async def audit(
     session: AsyncSession,
-    user: User,
+    user: User | Actor,
     action: str,
     *,
     project_id: uuid.UUID | None,
@@ -95,10 +99,10 @@ async def audit(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    """A console user's admin write, in the caller's transaction. `before` and `after` hold
+    """An admin write (a console user's, or an `Actor`'s), in the caller's transaction. `before` and `after` hold
     what a reader needs to see the change, never a secret (hints and counts instead)."""
     await AuditLog(session).record(
-        Actor.user(user),
+        user if isinstance(user, Actor) else Actor.user(user),
         action,
         target_type=target_type,
         target_id=str(target_id),

@@ -10,6 +10,8 @@
 | `ProjectKey`          | project API key `Bearer bw_test_...` / `bw_live_...`                   |
 | `EndUser`             | end-user JWT signed with the project's end-user secret                 |
 | `BillingCaller`       | either of the last two: an end user, or a key naming the subject       |
+| `EndUserCaller`       | an end user only, as a `BillingPrincipal` (the seeds' billing routes)  |
+| `SeedAdmin`           | console admin of the project, or an end user with one of `adminRoles`  |
 
 auth builds on the identity and projects services; those never import it.
 """
@@ -20,20 +22,24 @@ from billwarden.auth.dependencies import (
     CurrentConsoleUser,
     DeveloperTokenIssuer,
     EndUser,
+    EndUserCaller,
     IdentityRules,
     OptionalConsoleUser,
     ProjectAdminAccess,
     ProjectKey,
     ProjectMemberAccess,
+    SeedAdmin,
     admin_access,
     key_viewer,
     member_access,
+    request_end_user,
 )
 from billwarden.auth.principals import (
     BillingPrincipal,
     ConsolePrincipal,
     EndUserPrincipal,
     ProjectKeyPrincipal,
+    SeedAdminPrincipal,
     end_user_subject,
 )
 
@@ -45,6 +51,7 @@ __all__ = [
     "CurrentConsoleUser",
     "DeveloperTokenIssuer",
     "EndUser",
+    "EndUserCaller",
     "EndUserPrincipal",
     "IdentityRules",
     "OptionalConsoleUser",
@@ -52,8 +59,11 @@ __all__ = [
     "ProjectKey",
     "ProjectKeyPrincipal",
     "ProjectMemberAccess",
+    "SeedAdmin",
+    "SeedAdminPrincipal",
     "admin_access",
     "end_user_subject",
     "key_viewer",
     "member_access",
+    "request_end_user",
 ]

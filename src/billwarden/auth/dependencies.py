@@ -17,6 +17,7 @@ from billwarden.auth.principals import (
     ConsolePrincipal,
     EndUserPrincipal,
     ProjectKeyPrincipal,
+    SeedAdminPrincipal,
 )
 from billwarden.crypto import SecretBox
 from billwarden.db.changes import GenerationCache
@@ -253,3 +254,53 @@ async def billing_principal(
 
 
 BillingCaller = Annotated[BillingPrincipal, Depends(billing_principal)]
+
+
+async def request_end_user(
+    request: Request,
+    session: AsyncSession,
+    secret_box: SecretBox,
+    settings: AppSettings,
+    cache: GenerationCache,
+    bearer: HTTPAuthorizationCredentials | None,
+) -> EndUserPrincipal:
+    """The end user a request comes from, or Unauthenticated (401 UNAUTHENTICATED). For routes
+    that answer a seed's own 401 code: call this and translate the error."""
+    token = _bearer_credentials(bearer, "an end-user JWT")
+    return await _verified_end_user(session, secret_box, settings, token)
+
+
+async def end_user_caller(
+    request: Request,
+    session: DbSession,
+    secret_box: AppSecretBox,
+    settings: AppSettings,
+    cache: AppReadCache,
+    bearer: Bearer,
+) -> BillingPrincipal:
+    """An end user only (the seeds' billing routes act for the signed-in user), as the
+    canonical billing services take their callers."""
+    claims = await request_end_user(request, session, secret_box, settings, cache, bearer)
+    return BillingPrincipal(claims.project_id, claims.mode, end_user=claims)
+
+
+EndUserCaller = Annotated[BillingPrincipal, Depends(end_user_caller)]
+
+
+async def seed_admin(
+    request: Request,
+    session: DbSession,
+    secret_box: AppSecretBox,
+    settings: AppSettings,
+    cache: AppReadCache,
+    policy: IdentityRules,
+    tokens: DeveloperTokenIssuer,
+    session_token: Annotated[str | None, Depends(_session_cookie)],
+    bearer: Bearer,
+) -> SeedAdminPrincipal:
+    """A console user who administers the project (the single-tenant project, or `projectId`),
+    or an end user whose role claim is one of the project's `adminRoles`."""
+    raise NotImplementedError  # being built
+
+
+SeedAdmin = Annotated[SeedAdminPrincipal, Depends(seed_admin)]

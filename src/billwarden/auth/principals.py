@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from billwarden.audit.service import Actor
 from billwarden.core.modes import Mode
 from billwarden.core.subjects import Subject, SubjectType
 from billwarden.errors import Forbidden, InvalidInput
@@ -73,3 +74,22 @@ class BillingPrincipal:
                 details={"field": "subjectId"},
             )
         return Subject(subject_type, subject_id)
+
+
+@dataclass(frozen=True)
+class SeedAdminPrincipal:
+    """A caller of the seeds' admin routes (`/api/admin/...`): a console user who administers
+    the project, or an end user whose role claim is one of the project's `adminRoles`."""
+
+    project_id: uuid.UUID
+    mode: Mode
+    user: User | None = None
+    end_user: EndUserClaims | None = None
+
+    @property
+    def actor(self) -> Actor:
+        """Who the audit log names for this caller's writes."""
+        if self.user is not None:
+            return Actor.user(self.user)
+        assert self.end_user is not None
+        return Actor.end_user(self.end_user.sub, self.end_user.email)

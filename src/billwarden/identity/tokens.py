@@ -107,6 +107,8 @@ class EndUserClaims:
     sub: str
     email: str | None
     organization_id: str | None
+    # the role claim (a string or a list in the token), for the seeds' admin routes
+    roles: tuple[str, ...] = ()
 
     @property
     def subject(self) -> str:

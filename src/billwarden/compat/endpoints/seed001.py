@@ -1,0 +1,7 @@
+"""Seed 001's routes (docs/migrating/). Not built yet."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+routers: list[APIRouter] = []

@@ -1,0 +1,7 @@
+"""Who may call seed 000's routes (merged by tests/compat/authz.py)."""
+
+from __future__ import annotations
+
+from tests.authz import Routes
+
+ROUTES: Routes = {}
