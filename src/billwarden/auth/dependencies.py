@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billwarden.auth.end_users import EndUsers, JwksKeys, check_origin
 from billwarden.auth.principals import (
     BillingPrincipal,
     ConsolePrincipal,
@@ -19,9 +19,12 @@ from billwarden.auth.principals import (
     ProjectKeyPrincipal,
     SeedAdminPrincipal,
 )
+from billwarden.config import Settings
+from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox
 from billwarden.db.changes import GenerationCache
 from billwarden.db.unit_of_work import DbSession
+from billwarden.errors import Forbidden
 from billwarden.identity.cookies import CSRF_HEADER, SESSION_COOKIE
 from billwarden.identity.exceptions import Unauthenticated
 from billwarden.identity.models import User
@@ -33,13 +36,16 @@ from billwarden.identity.service import (
     UserService,
 )
 from billwarden.identity.tokens import (
+    DEVELOPER_AUDIENCE,
     DeveloperTokens,
     InvalidToken,
-    unverified_project_id,
-    verify_end_user_token,
+    unverified,
 )
 from billwarden.kit.state import AppReadCache, AppSecretBox, AppSettings, from_settings
-from billwarden.projects.service import EndUserSecretService, MembershipService, ProjectAccess
+from billwarden.projects.end_user_auth import EndUserAuthSettings
+from billwarden.projects.exceptions import ProjectNotFound
+from billwarden.projects.service import MembershipService, ProjectAccess, ProjectService
+from billwarden.projects.single_tenant import single_tenant_mode
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -210,64 +216,101 @@ async def project_key(
 ProjectKey = Annotated[ProjectKeyPrincipal, Depends(project_key)]
 
 
-async def end_user(
-    session: DbSession, secret_box: AppSecretBox, settings: AppSettings, bearer: Bearer
-) -> EndUserPrincipal:
-    token = _bearer_credentials(bearer, "an end-user JWT signed with the project's secret")
-    return await _verified_end_user(session, secret_box, settings, token)
+_jwks_keys = from_settings(JwksKeys.from_settings)
 
 
-async def _verified_end_user(
-    session: AsyncSession, secret_box: AppSecretBox, settings: AppSettings, token: str
-) -> EndUserPrincipal:
-    overlap = timedelta(seconds=settings.end_user_secret_overlap_seconds)
-    try:
-        project_id = unverified_project_id(token)
-        secrets = await EndUserSecretService(session, secret_box, overlap).live_secrets(project_id)
-        if not secrets:
-            raise InvalidToken("The project does not exist or has no end-user secret.")
-        claims = verify_end_user_token(token, secrets)
-    except InvalidToken as exc:
-        raise Unauthenticated(f"The end-user token is not valid: {exc}") from exc
-    return claims
+async def _end_user_token(
+    request: Request, end_users: EndUsers, bearer: HTTPAuthorizationCredentials | None
+) -> tuple[str, str | None]:
+    """The token and, when it came from a cookie, the cookie's name (the bearer comes first)."""
+    if bearer is not None and bearer.credentials:
+        return bearer.credentials, None
+    if request.cookies:
+        for name in sorted(await end_users.cookie_names()):
+            value = request.cookies.get(name)
+            if value:
+                return value, name
+    raise Unauthenticated("This route needs an end-user JWT as Authorization: Bearer.")
 
 
-EndUser = Annotated[EndUserPrincipal, Depends(end_user)]
-
-
-async def billing_principal(
-    session: DbSession,
-    secret_box: AppSecretBox,
-    settings: AppSettings,
-    cache: AppReadCache,
-    bearer: Bearer,
-) -> BillingPrincipal:
-    """A project API key (`bw_test_...`/`bw_live_...`) or an end-user JWT."""
-    credentials = _bearer_credentials(
-        bearer, "an end-user JWT or a project API key (bw_test_... or bw_live_...)"
-    )
-    if credentials.startswith(("bw_test_", "bw_live_")):
-        key = await authenticated_key(session, secret_box, cache, credentials)
-        return BillingPrincipal(key.project_id, key.mode, key_id=key.key_id)
-    claims = await _verified_end_user(session, secret_box, settings, credentials)
-    return BillingPrincipal(claims.project_id, claims.mode, end_user=claims)
-
-
-BillingCaller = Annotated[BillingPrincipal, Depends(billing_principal)]
+async def verified_end_user(
+    request: Request,
+    session: AsyncSession,
+    secret_box: SecretBox,
+    settings: Settings,
+    cache: GenerationCache,
+    bearer: HTTPAuthorizationCredentials | None,
+) -> tuple[EndUserPrincipal, EndUserAuthSettings]:
+    """The end user a request comes from (a bearer token, or the cookie its project reads) and
+    its project's end-user settings (projects.end_user_auth: the project's own secret, a shared
+    secret such as the single-tenant project's end_user_secret, or a JWKS); Unauthenticated (401) when there is none or it is not
+    valid, OriginNotAllowed (403) for a cookie's unsafe request from elsewhere."""
+    end_users = EndUsers(session, secret_box, settings, cache, await _jwks_keys(request))
+    token, cookie = await _end_user_token(request, end_users, bearer)
+    claims, project = await end_users.verify(token)
+    if cookie is not None:
+        if project.cookie_name != cookie:
+            raise Unauthenticated("The end-user token came in a cookie its project does not read.")
+        if request.method not in SAFE_METHODS:
+            # browsers attach cookies to cross-site requests: only the app's own pages may
+            check_origin(project, request.headers.get("origin"))
+    return claims, project
 
 
 async def request_end_user(
     request: Request,
     session: AsyncSession,
     secret_box: SecretBox,
-    settings: AppSettings,
+    settings: Settings,
     cache: GenerationCache,
     bearer: HTTPAuthorizationCredentials | None,
 ) -> EndUserPrincipal:
     """The end user a request comes from, or Unauthenticated (401 UNAUTHENTICATED). For routes
     that answer a seed's own 401 code: call this and translate the error."""
-    token = _bearer_credentials(bearer, "an end-user JWT")
-    return await _verified_end_user(session, secret_box, settings, token)
+    claims, _ = await verified_end_user(request, session, secret_box, settings, cache, bearer)
+    return claims
+
+
+async def end_user(
+    request: Request,
+    session: DbSession,
+    secret_box: AppSecretBox,
+    settings: AppSettings,
+    cache: AppReadCache,
+    bearer: Bearer,
+) -> EndUserPrincipal:
+    return await request_end_user(request, session, secret_box, settings, cache, bearer)
+
+
+EndUser = Annotated[EndUserPrincipal, Depends(end_user)]
+
+
+async def billing_principal(
+    request: Request,
+    session: DbSession,
+    secret_box: AppSecretBox,
+    settings: AppSettings,
+    cache: AppReadCache,
+    bearer: Bearer,
+) -> BillingPrincipal:
+    """A project API key (`bw_test_...`/`bw_live_...`) or an end user (a bearer JWT, or the
+    cookie its project reads)."""
+    if bearer is not None and bearer.credentials.startswith(("bw_test_", "bw_live_")):
+        key = await authenticated_key(session, secret_box, cache, bearer.credentials)
+        return BillingPrincipal(key.project_id, key.mode, key_id=key.key_id)
+    try:
+        claims = await request_end_user(request, session, secret_box, settings, cache, bearer)
+    except Unauthenticated as exc:
+        if bearer is None or not bearer.credentials:
+            raise Unauthenticated(
+                "This route needs an end-user JWT or a project API key (bw_test_... or "
+                "bw_live_...) as Authorization: Bearer."
+            ) from exc
+        raise
+    return BillingPrincipal(claims.project_id, claims.mode, end_user=claims)
+
+
+BillingCaller = Annotated[BillingPrincipal, Depends(billing_principal)]
 
 
 async def end_user_caller(
@@ -297,10 +340,73 @@ async def seed_admin(
     tokens: DeveloperTokenIssuer,
     session_token: Annotated[str | None, Depends(_session_cookie)],
     bearer: Bearer,
+    project_id: Annotated[
+        uuid.UUID | None,
+        Query(
+            alias="projectId",
+            description="Console users: the project (default: the single-tenant project).",
+        ),
+    ] = None,
+    mode: Annotated[
+        Mode | None,
+        Query(description="Console users: the mode (default: the single-tenant project's)."),
+    ] = None,
 ) -> SeedAdminPrincipal:
     """A console user who administers the project (the single-tenant project, or `projectId`),
-    or an end user whose role claim is one of the project's `adminRoles`."""
-    raise NotImplementedError  # being built
+    or an end user whose role claim is one of the project's `adminRoles` (403 FORBIDDEN for
+    one whose is not). Project API keys are not admins (401)."""
+    credentials = bearer.credentials if bearer is not None else ""
+    if credentials.startswith(("bw_test_", "bw_live_")):
+        raise Unauthenticated(
+            "This route needs a console user who administers the project, or an end user with "
+            "an admin role; an API key is neither."
+        )
+    if _is_developer_token(credentials) or (not credentials and session_token):
+        principal = await console_principal(
+            request, session, secret_box, policy, tokens, session_token, bearer
+        )
+        target, default_mode = await _console_target(session, settings, project_id)
+        access = await admin_access(session, principal.user, target)
+        return SeedAdminPrincipal(access.project.id, mode or default_mode, user=principal.user)
+    claims, project = await verified_end_user(request, session, secret_box, settings, cache, bearer)
+    if not set(claims.roles) & set(project.admin_roles):
+        raise Forbidden(
+            "This route is for the project's admins: the token's role is not one of its "
+            "adminRoles.",
+            code="FORBIDDEN",
+        )
+    if project_id is not None and project_id != claims.project_id:
+        raise ProjectNotFound("No such project.", details={"projectId": str(project_id)})
+    return SeedAdminPrincipal(claims.project_id, claims.mode, end_user=claims)
+
+
+def _is_developer_token(credentials: str) -> bool:
+    if not credentials:
+        return False
+    try:
+        return unverified(credentials).audience == DEVELOPER_AUDIENCE
+    except InvalidToken:
+        return False
+
+
+async def _console_target(
+    session: AsyncSession, settings: Settings, project_id: uuid.UUID | None
+) -> tuple[uuid.UUID, Mode]:
+    """The project a console user's seed admin call is about, and its default mode."""
+    secret_key = settings.single_tenant_secret_key
+    single = (
+        await ProjectService(session).find_by_slug(settings.single_tenant_project_slug)
+        if secret_key is not None
+        else None
+    )
+    if single is not None and secret_key is not None and project_id in (None, single.id):
+        return single.id, single_tenant_mode(secret_key.get_secret_value())
+    if project_id is None:
+        raise ProjectNotFound(
+            "There is no single-tenant project: name the project with ?projectId=.",
+            details={"field": "projectId"},
+        )
+    return project_id, Mode.TEST
 
 
 SeedAdmin = Annotated[SeedAdminPrincipal, Depends(seed_admin)]

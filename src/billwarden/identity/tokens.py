@@ -1,5 +1,6 @@
-"""JSON Web Tokens: developer tokens (signed with a key derived from the secret key) and the
-end-user tokens a tenant backend signs with its project's end-user secret."""
+"""JSON Web Tokens: developer tokens (signed with a key derived from the secret key) and end
+users' tokens: signed by a tenant backend with its project's end-user secret, by the team's app
+with a shared secret, or by its identity provider (verified with the keys of its JWKS)."""
 
 from __future__ import annotations
 
@@ -87,6 +88,8 @@ class DeveloperTokens:
             except jwt.InvalidSignatureError as exc:
                 last_error = exc
                 continue
+            except jwt.InvalidAudienceError as exc:
+                raise InvalidToken("The token is not a billwarden developer token.") from exc
             except jwt.PyJWTError as exc:
                 raise InvalidToken(_describe(exc)) from exc
             version = claims["pwv"]
@@ -116,31 +119,95 @@ class EndUserClaims:
         return self.organization_id or self.sub
 
 
-def unverified_project_id(token: str) -> uuid.UUID:
-    """The `project_id` claim, read before verification only to pick the secrets to verify with."""
+@dataclass(frozen=True)
+class ClaimNames:
+    """Which claims name the user, organization, email and roles in a project's tokens."""
+
+    user: str = "sub"
+    organization: str = "organization_id"
+    email: str = "email"
+    roles: str = "role"
+
+
+# the algorithms an identity provider's keys may sign with (never HS* with a public key)
+ASYMMETRIC_ALGORITHMS = ("RS256", "ES256")
+
+
+@dataclass(frozen=True)
+class UnverifiedToken:
+    """What a token says before verification, read only to choose how to verify it."""
+
+    algorithm: str | None
+    key_id: str | None
+    project_id: uuid.UUID | None
+    audience: object
+    claims: dict[str, Any]
+
+
+def unverified(token: str) -> UnverifiedToken:
     try:
         header = jwt.get_unverified_header(token)
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise InvalidToken(_describe(exc)) from exc
-    if header.get("alg") != ALGORITHM:
+    project_id: uuid.UUID | None = None
+    if "project_id" in claims:
+        try:
+            project_id = uuid.UUID(str(claims["project_id"]))
+        except ValueError as exc:
+            raise InvalidToken("The token's project_id claim is not a project id.") from exc
+    algorithm, key_id = header.get("alg"), header.get("kid")
+    return UnverifiedToken(
+        algorithm if isinstance(algorithm, str) else None,
+        key_id if isinstance(key_id, str) else None,
+        project_id,
+        claims.get("aud"),
+        claims,
+    )
+
+
+def unverified_project_id(token: str) -> uuid.UUID:
+    """The `project_id` claim, read before verification only to pick the secrets to verify with."""
+    found = unverified(token)
+    if found.algorithm != ALGORITHM:
         raise InvalidToken(f"End-user tokens are signed with {ALGORITHM}.")
-    try:
-        return uuid.UUID(str(claims["project_id"]))
-    except (KeyError, ValueError) as exc:
-        raise InvalidToken("The token has no valid project_id claim.") from exc
+    if found.project_id is None:
+        raise InvalidToken("The token has no valid project_id claim.")
+    return found.project_id
 
 
-def verify_end_user_token(token: str, secrets: Sequence[str]) -> EndUserClaims:
-    """Verify against each of the project's live secrets (several while rotating)."""
+def verify_end_user_token(
+    token: str,
+    keys: Sequence[Any],
+    *,
+    project_id: uuid.UUID | None = None,
+    default_mode: Mode = Mode.TEST,
+    names: ClaimNames = ClaimNames(),
+    algorithms: Sequence[str] = (ALGORITHM,),
+    issuer: str | None = None,
+    audience: str | None = None,
+) -> EndUserClaims:
+    """Verify against each of `keys` in turn (a project's live secrets while rotating, a shared
+    secret, or the identity provider's key for the token's `kid`). `project_id` is the project
+    the token was resolved to (a token without the claim: the single-tenant project); with an
+    issuer and audience both are required and checked (identity providers' tokens)."""
+    required = ["exp", names.user]
+    if project_id is None:
+        required.append("project_id")
+    if issuer is not None:
+        required.append("iss")
+    if audience is not None:
+        required.append("aud")
     claims: dict[str, Any] | None = None
-    for secret in secrets:
+    for key in keys:
         try:
             claims = jwt.decode(
                 token,
-                secret,
-                algorithms=[ALGORITHM],
-                options={"require": ["sub", "project_id", "exp"], "verify_aud": False},
+                key,
+                algorithms=list(algorithms),
+                issuer=issuer,
+                audience=audience,
+                options={"require": required, "verify_aud": audience is not None},
             )
             break
         except jwt.InvalidSignatureError:
@@ -148,43 +215,72 @@ def verify_end_user_token(token: str, secrets: Sequence[str]) -> EndUserClaims:
         except jwt.PyJWTError as exc:
             raise InvalidToken(_describe(exc)) from exc
     if claims is None:
-        raise InvalidToken("The token's signature does not match the project's end-user secret.")
-    return _end_user_claims(claims)
+        raise InvalidToken("The token's signature does not match the project's end-user keys.")
+    return _end_user_claims(claims, project_id, default_mode, names)
 
 
 # billing subjects are stored in 255 characters, emails in 320 (what a token may carry)
 _SUBJECT_ID = re.compile(SUBJECT_ID_PATTERN)
 EMAIL_MAX_LENGTH = 320
+ROLE_MAX_LENGTH = 100
+MAX_ROLES = 50
 
 
-def _end_user_claims(claims: dict[str, Any]) -> EndUserClaims:
-    sub = claims["sub"]
+def _end_user_claims(
+    claims: dict[str, Any], project_id: uuid.UUID | None, default_mode: Mode, names: ClaimNames
+) -> EndUserClaims:
+    sub = claims[names.user]
+    if isinstance(sub, int) and not isinstance(sub, bool):
+        sub = str(sub)  # identity providers with numeric user ids
     if not isinstance(sub, str) or not _SUBJECT_ID.fullmatch(sub):
-        raise InvalidToken("The sub claim must be 1-255 characters, no control characters.")
+        raise InvalidToken(
+            f"The {names.user} claim must be 1-255 characters, no control characters."
+        )
     try:
-        mode = Mode(claims.get("mode", Mode.TEST.value))
+        mode = Mode(claims.get("mode", default_mode.value))
     except ValueError as exc:
         raise InvalidToken("The mode claim must be 'test' or 'live'.") from exc
-    email = claims.get("email")
-    organization_id = claims.get("organization_id")
+    email = claims.get(names.email)
+    organization_id = claims.get(names.organization)
     if email is not None and (
         not isinstance(email, str) or len(email) > EMAIL_MAX_LENGTH or "\x00" in email
     ):
-        raise InvalidToken(f"The email claim must be a string of at most {EMAIL_MAX_LENGTH}.")
+        raise InvalidToken(
+            f"The {names.email} claim must be a string of at most {EMAIL_MAX_LENGTH}."
+        )
+    if isinstance(organization_id, int) and not isinstance(organization_id, bool):
+        organization_id = str(organization_id)
     if organization_id is not None and (
         not isinstance(organization_id, str)
         or (organization_id and not _SUBJECT_ID.fullmatch(organization_id))
     ):
         raise InvalidToken(
-            "The organization_id claim must be 1-255 characters, no control characters."
+            f"The {names.organization} claim must be 1-255 characters, no control characters."
         )
     return EndUserClaims(
-        project_id=uuid.UUID(str(claims["project_id"])),
+        project_id=project_id or uuid.UUID(str(claims["project_id"])),
         mode=mode,
         sub=sub,
         email=email,
         organization_id=organization_id or None,
+        roles=_roles(claims.get(names.roles), names.roles),
     )
+
+
+def _roles(value: object, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(items, list)
+        or len(items) > MAX_ROLES
+        or not all(isinstance(item, str) and 0 < len(item) <= ROLE_MAX_LENGTH for item in items)
+    ):
+        raise InvalidToken(
+            f"The {name} claim must be a role or a list of at most {MAX_ROLES} roles "
+            f"(strings of 1-{ROLE_MAX_LENGTH} characters)."
+        )
+    return tuple(items)
 
 
 def _describe(error: jwt.PyJWTError | None) -> str:
@@ -195,7 +291,11 @@ def _describe(error: jwt.PyJWTError | None) -> str:
     if isinstance(error, jwt.InvalidSignatureError):
         return "The token's signature is invalid."
     if isinstance(error, jwt.InvalidAudienceError):
-        return "The token is not a billwarden developer token."
+        return "The token is for another audience."
+    if isinstance(error, jwt.InvalidIssuerError):
+        return "The token is from another issuer."
+    if isinstance(error, jwt.InvalidAlgorithmError):
+        return "The token is signed with an algorithm this project does not accept."
     if isinstance(error, jwt.ImmatureSignatureError):
         return "The token is not valid yet."
     return "The token is malformed."

@@ -6,8 +6,8 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy import Enum as SAEnum
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billwarden.core.modes import Mode
@@ -145,3 +145,45 @@ class EndUserSecret(IdMixin, Base):
     secret_ciphertext: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None]
+
+
+class EndUserAuthMethod(StrEnum):
+    """How a project's end users' tokens are verified."""
+
+    # HS256 with the project's end-user secret (rotatable)
+    PROJECT_SECRET = "project_secret"  # noqa: S105 (a method's name, not a secret)
+    # HS256 with the secret the team's app already signs with
+    SHARED_SECRET = "shared_secret"  # noqa: S105
+    JWKS = "jwks"  # RS256/ES256 from the app's identity provider, keys from its JWKS URL
+
+
+class EndUserAuth(TimestampMixin, Base):
+    """How a project accepts its end users' tokens (no row: the project's own HS256 secret and
+    the default claim names). The single-tenant project's comes from the environment."""
+
+    __tablename__ = "end_user_auth"
+
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    method: Mapped[EndUserAuthMethod] = mapped_column(
+        SAEnum(
+            EndUserAuthMethod,
+            native_enum=False,
+            create_constraint=True,
+            length=14,
+            name="end_user_auth_method",
+            values_callable=lambda methods: [method.value for method in methods],
+        )
+    )
+    shared_secret_ciphertext: Mapped[str | None] = mapped_column(Text)
+    jwks_url: Mapped[str | None] = mapped_column(String(2000))
+    issuer: Mapped[str | None] = mapped_column(String(2000))
+    audience: Mapped[str | None] = mapped_column(String(2000))
+    user_claim: Mapped[str] = mapped_column(String(100), default="sub")
+    organization_claim: Mapped[str] = mapped_column(String(100), default="organization_id")
+    email_claim: Mapped[str] = mapped_column(String(100), default="email")
+    roles_claim: Mapped[str] = mapped_column(String(100), default="role")
+    cookie_name: Mapped[str | None] = mapped_column(String(100))
+    allowed_origins: Mapped[list[str]] = mapped_column(JSON, default=list)
+    admin_roles: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -1,7 +1,8 @@
 """Single-tenant mode: `STRIPE_SECRET_KEY` and `STRIPE_WEBHOOK_SECRET` define a default project.
 
-At start-up billwarden creates the project (slug `default`) and keeps its Stripe configuration in
-step with the environment, so a one-app team needs no console set-up.
+At start-up billwarden creates the project (slug `default`) and keeps its Stripe configuration
+and, when `BILLWARDEN_END_USER_*` is set, its end-user authentication in step with the
+environment, so a one-app team needs no console set-up.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from billwarden.config import Settings
 from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox
 from billwarden.db.unit_of_work import unit_of_work
+from billwarden.projects.end_user_auth import EndUserAuthService
 from billwarden.projects.exceptions import SlugTaken
 from billwarden.projects.models import Project
 from billwarden.projects.service import ProjectService
@@ -45,6 +47,8 @@ async def sync_single_tenant_project(
     if project is None:
         project = await projects.create_project("Default project", slug)
         logger.info("created the single-tenant project %s", slug)
+    if await EndUserAuthService(session, secret_box).sync_from_environment(project.id, settings):
+        logger.info("synchronised the single-tenant project's end-user authentication")
     config = await configs.get_active(project.id, mode)
     if config is not None:
         current = await configs.get_credentials(project.id, mode)
