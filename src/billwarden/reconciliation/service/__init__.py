@@ -403,6 +403,53 @@ class Reconciler:
             "checked_at": now,
         }
 
+    async def check_snapshots(
+        self, session: AsyncSession, subject: Subject | None = None
+    ) -> list[dict[str, Any]]:
+        """Every subject's snapshot (or `subject`'s) against what its mirror rows derive, from
+        the database alone: Stripe is not read, so the reasons are snapshot_drift and
+        role_mismatch only, each repaired by a recompute. A subject with neither a snapshot
+        nor a mirror row has no record."""
+        context = await self._context(session)
+        mirror = _mirror_rows(self.project_id, self.mode)
+        snapshots = select(Entitlement).where(
+            Entitlement.project_id == self.project_id, Entitlement.mode == self.mode
+        )
+        if subject is not None:
+            mirror = mirror.where(
+                Subscription.subject_type == subject.type.value,
+                Subscription.subject_id == subject.id,
+            )
+            snapshots = snapshots.where(
+                Entitlement.subject_type == subject.type.value,
+                Entitlement.subject_id == subject.id,
+            )
+        subjects: dict[tuple[str, str] | str, _Subject] = {}
+        by_subject: dict[tuple[str, str], list[Subscription]] = {}
+        for row in await session.scalars(mirror):
+            owner = _subject_of(row)
+            if owner is None:  # no subject derives anything from it
+                continue
+            by_subject.setdefault(owner.key, []).append(row)
+            state = SubscriptionState.of_row(row)
+            _gathered(subjects, owner, "").local[state.id] = state
+        by_snapshot = {
+            (row.subject_type, row.subject_id): row for row in await session.scalars(snapshots)
+        }
+        for key in by_snapshot:
+            _gathered(subjects, Subject(SubjectType(key[0]), key[1]), "")
+        now = utcnow()
+        records = []
+        for gathered in subjects.values():
+            assert gathered.subject is not None
+            snapshot = by_snapshot.get(gathered.subject.key)
+            expected = self._expected(
+                context, by_subject.get(gathered.subject.key, []), gathered.subject, now
+            )
+            compare_snapshot(gathered.findings, snapshot, expected, context.catalog, now)
+            records.append(self._record(gathered, snapshot, expected, now))
+        return records
+
     async def check_subject(
         self, session: AsyncSession, subject: Subject | None, subscription_ids: Iterable[str]
     ) -> dict[str, Any]:
