@@ -13,7 +13,7 @@ from sqlalchemy import select
 from billwarden.audit.models import AuditEntry
 from billwarden.core.subjects import Subject, SubjectType
 from billwarden.entitlements.models import Entitlement
-from billwarden.projects.models import ProjectMember, ProjectRole
+from billwarden.projects.models import Project, ProjectMember, ProjectRole
 from tests.compat.single_tenant import SingleTenant, single_tenant
 from tests.conftest import Scratch
 from tests.factories import Factories
@@ -254,7 +254,14 @@ class TestAdminDiscrepancies:
             assert alias.json()["summary"] == body["summary"]
 
             # who may not
+            outsiders = await scratch.setup(lambda made: _console_member_and_key(made, st))
             refused(await http.get(DISCREPANCIES, headers=member), 403, "FORBIDDEN")
+            refused(
+                await http.get(DISCREPANCIES, headers=outsiders["member"]),
+                403,
+                "PROJECT_ADMIN_REQUIRED",
+            )
+            refused(await http.get(DISCREPANCIES, headers=outsiders["key"]), 401, "UNAUTHENTICATED")
             refused(await http.get(DISCREPANCIES), 401, "UNAUTHENTICATED")
             refused(
                 await http.post(DISCREPANCIES, json={"all": True}, headers=member),
@@ -329,6 +336,18 @@ class TestAdminDiscrepancies:
         )
         assert entries[0].after is not None and entries[0].after["entitlement"]["role"] is None
         assert {row.plan for row in snapshots.values()} == {"FREE"}
+
+
+async def _console_member_and_key(made: Factories, st: SingleTenant) -> dict[str, dict[str, str]]:
+    """A console user who is only a member of the single-tenant project, and a project API key:
+    neither is an admin."""
+    member = await made.people.user()
+    made.people.session.add(
+        ProjectMember(project_id=st.project_id, user_id=member.id, role=ProjectRole.MEMBER)
+    )
+    await made.people.session.flush()
+    key = await made.people.api_key(Project(id=st.project_id), member)
+    return {"member": made.people.bearer(member), "key": st.bearer(key)}
 
 
 class TestDocsKeysAndUnservedRoutes:
