@@ -46,6 +46,13 @@ ROUTES: Routes = {
     ("POST", "/api/v1/projects/{project_id}/end-user-secret/rotate"): Declaration(
         PROJECT_ADMIN, path=project_path
     ),
+    ("GET", "/api/v1/projects/{project_id}/end-user-auth"): Declaration(
+        PROJECT_MEMBER, path=project_path
+    ),
+    # the project keeps accepting its own secret's tokens: the matrix's end users stay valid
+    ("PUT", "/api/v1/projects/{project_id}/end-user-auth"): Declaration(
+        PROJECT_ADMIN, path=project_path, json=lambda w: {"adminRoles": ["OWNER"]}
+    ),
     ("GET", f"{STRIPE}/config"): Declaration(PROJECT_MEMBER, path=project_path),
     ("PUT", f"{STRIPE}/config"): Declaration(
         PROJECT_ADMIN, path=project_path, json=lambda w: {"secretKey": "sk_test_matrix00000001"}

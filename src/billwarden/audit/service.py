@@ -99,8 +99,9 @@ async def audit(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> None:
-    """An admin write (a console user's, or an `Actor`'s), in the caller's transaction. `before` and `after` hold
-    what a reader needs to see the change, never a secret (hints and counts instead)."""
+    """An admin write (a console user's, or an `Actor`'s), in the caller's transaction.
+    `before` and `after` hold what a reader needs to see the change, never a secret (hints and
+    counts instead)."""
     await AuditLog(session).record(
         user if isinstance(user, Actor) else Actor.user(user),
         action,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -243,8 +243,9 @@ async def verified_end_user(
 ) -> tuple[EndUserPrincipal, EndUserAuthSettings]:
     """The end user a request comes from (a bearer token, or the cookie its project reads) and
     its project's end-user settings (projects.end_user_auth: the project's own secret, a shared
-    secret such as the single-tenant project's end_user_secret, or a JWKS); Unauthenticated (401) when there is none or it is not
-    valid, OriginNotAllowed (403) for a cookie's unsafe request from elsewhere."""
+    secret such as the single-tenant project's end_user_secret, or a JWKS). Unauthenticated
+    (401) when there is none or it is not valid; OriginNotAllowed (403) for a cookie's unsafe
+    request from elsewhere."""
     end_users = EndUsers(session, secret_box, settings, cache, await _jwks_keys(request))
     token, cookie = await _end_user_token(request, end_users, bearer)
     claims, project = await end_users.verify(token)
@@ -271,6 +272,35 @@ async def request_end_user(
     return claims
 
 
+TestMode = Annotated[
+    bool | None,
+    Query(
+        description="true: test mode, false: live mode; left out: the token's (or key's) "
+        "mode. A mode that contradicts a key's, or a token's mode claim, is 403 MODE_MISMATCH."
+    ),
+]
+
+
+def _chosen_mode(mode: Mode, fixed: bool, test_mode: bool | None) -> Mode:
+    """`?test_mode=` selects the mode (seed 002) where the credential leaves it open: an API
+    key is of one mode, a token with a `mode` claim too; a token without takes either."""
+    if test_mode is None:
+        return mode
+    wanted = Mode.TEST if test_mode else Mode.LIVE
+    if fixed and wanted is not mode:
+        raise Forbidden(
+            f"test_mode={str(test_mode).lower()} asks for {wanted.value} mode, but the "
+            f"credential is for {mode.value} mode.",
+            code="MODE_MISMATCH",
+        )
+    return wanted
+
+
+def _in_mode(claims: EndUserPrincipal, test_mode: bool | None) -> EndUserPrincipal:
+    mode = _chosen_mode(claims.mode, claims.mode_claimed, test_mode)
+    return claims if mode is claims.mode else replace(claims, mode=mode)
+
+
 async def end_user(
     request: Request,
     session: DbSession,
@@ -278,8 +308,10 @@ async def end_user(
     settings: AppSettings,
     cache: AppReadCache,
     bearer: Bearer,
+    test_mode: TestMode = None,
 ) -> EndUserPrincipal:
-    return await request_end_user(request, session, secret_box, settings, cache, bearer)
+    claims = await request_end_user(request, session, secret_box, settings, cache, bearer)
+    return _in_mode(claims, test_mode)
 
 
 EndUser = Annotated[EndUserPrincipal, Depends(end_user)]
@@ -292,12 +324,14 @@ async def billing_principal(
     settings: AppSettings,
     cache: AppReadCache,
     bearer: Bearer,
+    test_mode: TestMode = None,
 ) -> BillingPrincipal:
     """A project API key (`bw_test_...`/`bw_live_...`) or an end user (a bearer JWT, or the
-    cookie its project reads)."""
+    cookie its project reads); `?test_mode=` as `_chosen_mode` says."""
     if bearer is not None and bearer.credentials.startswith(("bw_test_", "bw_live_")):
         key = await authenticated_key(session, secret_box, cache, bearer.credentials)
-        return BillingPrincipal(key.project_id, key.mode, key_id=key.key_id)
+        mode = _chosen_mode(key.mode, True, test_mode)
+        return BillingPrincipal(key.project_id, mode, key_id=key.key_id)
     try:
         claims = await request_end_user(request, session, secret_box, settings, cache, bearer)
     except Unauthenticated as exc:
@@ -307,6 +341,7 @@ async def billing_principal(
                 "bw_live_...) as Authorization: Bearer."
             ) from exc
         raise
+    claims = _in_mode(claims, test_mode)
     return BillingPrincipal(claims.project_id, claims.mode, end_user=claims)
 
 

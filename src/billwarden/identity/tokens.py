@@ -112,6 +112,8 @@ class EndUserClaims:
     organization_id: str | None
     # the role claim (a string or a list in the token), for the seeds' admin routes
     roles: tuple[str, ...] = ()
+    # whether the token names its mode (a `mode` claim) or takes the project's default
+    mode_claimed: bool = False
 
     @property
     def subject(self) -> str:
@@ -264,6 +266,7 @@ def _end_user_claims(
         email=email,
         organization_id=organization_id or None,
         roles=_roles(claims.get(names.roles), names.roles),
+        mode_claimed="mode" in claims,
     )
 
 

@@ -1,4 +1,5 @@
-"""HTTP routes for projects, their members and end-user secret rotation."""
+"""HTTP routes for projects, their members, end-user secret rotation and how the project
+accepts its end users' tokens."""
 
 from __future__ import annotations
 
@@ -10,13 +11,25 @@ from fastapi import APIRouter, Depends, Response
 
 from billwarden.audit.service import audit
 from billwarden.auth import CurrentConsoleUser, ProjectAdminAccess, ProjectMemberAccess
+from billwarden.config import Settings
 from billwarden.db.unit_of_work import DbSession
 from billwarden.entitlements.service import EntitlementService
 from billwarden.errors import error_responses
+from billwarden.identity.tokens import ClaimNames
 from billwarden.kit.schemas import Page, Pages
 from billwarden.kit.state import AppSecretBox, AppSettings
-from billwarden.projects.models import Project, ProjectMember, ProjectRole
+from billwarden.projects.end_user_auth import EndUserAuthInput, EndUserAuthService, from_environment
+from billwarden.projects.models import (
+    EndUserAuth,
+    EndUserAuthMethod,
+    Project,
+    ProjectMember,
+    ProjectRole,
+)
 from billwarden.projects.schemas import (
+    EndUserAuthRead,
+    EndUserAuthWrite,
+    EndUserClaimNames,
     EndUserSecretRotated,
     MemberAdd,
     MemberRead,
@@ -248,3 +261,125 @@ async def rotate_end_user_secret(
     return EndUserSecretRotated(
         end_user_secret=secret, previous_secret_expires_at=previous_expires_at
     )
+
+
+def _end_user_auth_read(
+    project: Project, auth: EndUserAuth | None, settings: Settings
+) -> EndUserAuthRead:
+    is_env = (
+        settings.single_tenant_secret_key is not None
+        and project.slug == settings.single_tenant_project_slug
+        and from_environment(settings) is not None
+    )
+    if auth is None:
+        return EndUserAuthRead(
+            project_id=project.id,
+            method=EndUserAuthMethod.PROJECT_SECRET,
+            shared_secret_set=False,
+            jwks_url=None,
+            issuer=None,
+            audience=None,
+            claims=EndUserClaimNames(),
+            cookie=None,
+            allowed_origins=[],
+            admin_roles=[],
+            from_environment=is_env,
+            updated_at=None,
+        )
+    return EndUserAuthRead(
+        project_id=project.id,
+        method=auth.method,
+        shared_secret_set=auth.shared_secret_ciphertext is not None,
+        jwks_url=auth.jwks_url,
+        issuer=auth.issuer,
+        audience=auth.audience,
+        claims=EndUserClaimNames(
+            user=auth.user_claim,
+            organization=auth.organization_claim,
+            email=auth.email_claim,
+            roles=auth.roles_claim,
+        ),
+        cookie=auth.cookie_name,
+        allowed_origins=list(auth.allowed_origins),
+        admin_roles=list(auth.admin_roles),
+        from_environment=is_env,
+        updated_at=auth.updated_at,
+    )
+
+
+@router.get(
+    "/{project_id}/end-user-auth",
+    response_model=EndUserAuthRead,
+    responses=error_responses(401, 404),
+    summary="How the project accepts its end users' tokens (never the shared secret)",
+)
+async def get_end_user_auth(
+    access: ProjectMemberAccess,
+    session: DbSession,
+    secret_box: AppSecretBox,
+    settings: AppSettings,
+) -> EndUserAuthRead:
+    auth = await EndUserAuthService(session, secret_box).get(access.project.id)
+    return _end_user_auth_read(access.project, auth, settings)
+
+
+@router.put(
+    "/{project_id}/end-user-auth",
+    response_model=EndUserAuthRead,
+    responses=error_responses(400, 401, 403, 404, 409),
+    summary="Accept the tokens the app already issues: a shared secret or its identity "
+    "provider's JWKS, claim names, a cookie, admin roles",
+)
+async def put_end_user_auth(
+    body: EndUserAuthWrite,
+    access: ProjectAdminAccess,
+    session: DbSession,
+    secret_box: AppSecretBox,
+    settings: AppSettings,
+) -> EndUserAuthRead:
+    service = EndUserAuthService(session, secret_box)
+    before = await service.get(access.project.id)
+    before_view = (
+        _end_user_auth_read(access.project, before, settings).model_dump(
+            mode="json", by_alias=True, exclude={"updated_at", "from_environment"}
+        )
+        if before is not None
+        else None
+    )
+    auth = await service.put(
+        access.project,
+        EndUserAuthInput(
+            method=body.method,
+            shared_secret=body.shared_secret,
+            jwks_url=body.jwks_url,
+            issuer=body.issuer,
+            audience=body.audience,
+            claims=ClaimNames(
+                user=body.claims.user,
+                organization=body.claims.organization,
+                email=body.claims.email,
+                roles=body.claims.roles,
+            ),
+            cookie_name=body.cookie,
+            allowed_origins=tuple(body.allowed_origins),
+            admin_roles=tuple(body.admin_roles),
+        ),
+        settings,
+    )
+    answer = _end_user_auth_read(access.project, auth, settings)
+    await audit(
+        session,
+        access.user,
+        "project.end_user_auth_updated",
+        project_id=access.project.id,
+        target_type="project",
+        target_id=access.project.id,
+        before=before_view,
+        after={
+            **answer.model_dump(
+                mode="json", by_alias=True, exclude={"updated_at", "from_environment"}
+            ),
+            "sharedSecretChanged": body.shared_secret is not None,
+        },
+    )
+    return answer

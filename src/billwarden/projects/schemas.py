@@ -1,4 +1,5 @@
-"""Wire shapes for projects, their members and end-user secret rotation (camelCase)."""
+"""Wire shapes for projects, their members, end-user secret rotation and end-user
+authentication (camelCase)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from billwarden.kit.schemas import CamelModel
-from billwarden.projects.models import SLUG_PATTERN, ProjectRole
+from billwarden.projects.models import SLUG_PATTERN, EndUserAuthMethod, ProjectRole
 
 ProjectName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 # pydantic (Rust regex) and JSON Schema (ECMA-262) both search, and their `$` is the end of the
@@ -96,3 +97,66 @@ class EndUserSecretRotated(CamelModel):
         description="Until then tokens signed with the previous secret still verify; any "
         "older secret stops verifying now."
     )
+
+
+ClaimName = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")
+]
+
+
+class EndUserClaimNames(CamelModel):
+    user: ClaimName = "sub"
+    organization: ClaimName = "organization_id"
+    email: ClaimName = "email"
+    roles: ClaimName = Field(default="role", description="A string or a list in the token.")
+
+
+class EndUserAuthWrite(CamelModel):
+    """How the project accepts its end users' tokens (the whole setting: what is left out takes
+    its default)."""
+
+    method: EndUserAuthMethod = Field(
+        default=EndUserAuthMethod.PROJECT_SECRET,
+        description="project_secret: HS256 with the project's end-user secret (tokens carry "
+        "project_id); shared_secret: HS256 with sharedSecret; jwks: RS256/ES256 tokens from "
+        "the identity provider at jwksUrl, for issuer and audience.",
+    )
+    shared_secret: str | None = Field(
+        default=None,
+        min_length=32,
+        max_length=1000,
+        description="Write-only. Left out with method shared_secret: the stored one is kept.",
+    )
+    jwks_url: str | None = Field(default=None, max_length=2000)
+    issuer: str | None = Field(default=None, min_length=1, max_length=2000)
+    audience: str | None = Field(default=None, min_length=1, max_length=2000)
+    claims: EndUserClaimNames = Field(default_factory=EndUserClaimNames)
+    cookie: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Also read the token from this cookie (browser calls with the app's "
+        "session); unsafe methods then need an Origin among allowedOrigins.",
+    )
+    allowed_origins: list[str] = Field(default_factory=list, max_length=20)
+    admin_roles: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Roles (in the roles claim) that may use the seeds' admin routes.",
+    )
+
+
+class EndUserAuthRead(CamelModel):
+    project_id: uuid.UUID
+    method: EndUserAuthMethod
+    shared_secret_set: bool
+    jwks_url: str | None
+    issuer: str | None
+    audience: str | None
+    claims: EndUserClaimNames
+    cookie: str | None
+    allowed_origins: list[str]
+    admin_roles: list[str]
+    from_environment: bool = Field(
+        description="True for the single-tenant project when BILLWARDEN_END_USER_* sets it."
+    )
+    updated_at: datetime | None
