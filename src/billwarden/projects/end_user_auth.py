@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billwarden.config import Settings
 from billwarden.crypto import SecretBox
 from billwarden.errors import Conflict, InvalidInput
-from billwarden.identity.cookies import SESSION_COOKIE
+from billwarden.identity.cookies import CSRF_COOKIE, SESSION_COOKIE
 from billwarden.identity.tokens import ClaimNames
 from billwarden.projects.models import EndUserAuth, EndUserAuthMethod, Project
 
@@ -170,7 +170,8 @@ def validate(config: EndUserAuthInput, *, has_shared_secret: bool = False) -> No
         if not _CLAIM.fullmatch(value):
             raise _invalid(f"{name} must be a claim name: 1-100 printable characters.", name)
     if config.cookie_name is not None and (
-        not _COOKIE.fullmatch(config.cookie_name) or config.cookie_name == SESSION_COOKIE
+        not _COOKIE.fullmatch(config.cookie_name)
+        or config.cookie_name in (SESSION_COOKIE, CSRF_COOKIE)
     ):
         raise _invalid(
             "cookie must be a cookie name (RFC 6265 token characters), not billwarden's own.",
