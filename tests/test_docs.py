@@ -53,8 +53,9 @@ class TestReadme:
 
     def test_links_the_docs(self) -> None:
         readme = (ROOT / "README.md").read_text()
-        for doc in sorted((ROOT / "docs").glob("*.md")):
-            assert f"docs/{doc.name}" in readme, f"README.md does not link docs/{doc.name}"
+        for doc in sorted((ROOT / "docs").glob("**/*.md")):
+            name = doc.relative_to(ROOT / "docs").as_posix()
+            assert f"docs/{name}" in readme, f"README.md does not link docs/{name}"
 
 
 def _doc(name: str) -> str:

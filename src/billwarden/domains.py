@@ -56,6 +56,21 @@ def routers() -> list[APIRouter]:
     return [router for module in _modules("endpoints") for router in module.routers]
 
 
+def openapi_tags() -> list[dict[str, Any]]:
+    """Descriptions of the OpenAPI document's tags, from `endpoints.OPENAPI_TAGS`."""
+    return [tag for module in _modules("endpoints") for tag in getattr(module, "OPENAPI_TAGS", ())]
+
+
+def also_tagged() -> dict[tuple[str, str], tuple[str, ...]]:
+    """Routes of one domain that another's surface includes: (method, path) -> extra tags,
+    from `endpoints.ALSO_TAGGED` (the seeds' surfaces over the canonical routes)."""
+    found: dict[tuple[str, str], tuple[str, ...]] = {}
+    for module in _modules("endpoints"):
+        for route, tags in getattr(module, "ALSO_TAGGED", {}).items():
+            found[route] = (*found.get(route, ()), *tags)
+    return found
+
+
 def raw_body_prefixes() -> tuple[str, ...]:
     """Paths whose body must reach the route exactly as sent (Stripe's signed webhooks)."""
     return tuple(

@@ -117,15 +117,23 @@ async def single_tenant(
     tmp_path: Path,
     *,
     webhook_path: str = "/api/stripe/webhook",
-    allowed_prices: list[str] | None = None,
+    allowed_prices: list[str] | Callable[[dict[str, str]], list[str]] | None = None,
     **settings: Any,
 ) -> AsyncIterator[SingleTenant]:
     """billwarden on `scratch`'s database with only the environment a one-app team sets; the
-    emulator's webhook endpoint delivers to `webhook_path`. Keyword arguments override settings
+    emulator's webhook endpoint delivers to `webhook_path`. `allowed_prices` is
+    STRIPE_ALLOWED_PRICE_IDS, or a function of the prices made (`prices["outside_catalog"]` is a
+    real one the catalog does not sell). Keyword arguments override settings
     (`end_user_admin_roles=["OWNER", "ADMIN"]`, `end_user_cookie="session"`, ...)."""
     key = f"sk_test_{uuid.uuid4().hex}"
     client = stripe.StripeClient(key, base_addresses={"api": emulator_url})
     prices = make_prices(client)
+    extra = client.v1.products.create({"name": "Pay as you go"})
+    prices["outside_catalog"] = client.v1.prices.create(
+        {"product": extra.id, "unit_amount": 700, "currency": "usd"}
+    ).id
+    if callable(allowed_prices):
+        allowed_prices = allowed_prices(prices)
     endpoint = client.v1.webhook_endpoints.create(
         {"url": "http://127.0.0.1:9/not-yet", "enabled_events": ["*"]}
     )

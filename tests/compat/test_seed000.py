@@ -384,12 +384,10 @@ class TestDocsKeysAndUnservedRoutes:
                 400,
                 "VALIDATION_ERROR",
             )
-            made = await http.post(
-                generate,
-                json={"name": "local sync job", "projectId": str(st.project_id)},
-                headers=owner,
-            )
+            # the seed's own request: a name only (the single-tenant project's key)
+            made = await http.post(generate, json={"name": "local sync job"}, headers=owner)
             assert made.status_code == 201, made.text
+            assert made.json()["projectId"] == str(st.project_id)
             key_id, secret = made.json()["keyId"], made.json()["apiKey"]
             assert secret.startswith("bw_test_")
             listed = await http.get("/api-dashboard/keys", headers=owner)

@@ -107,7 +107,11 @@ class TestCheckoutRefusals:
         self, scratch: Scratch, emulator_url: str, tmp_path: Path
     ) -> None:
         async with single_tenant(
-            scratch, emulator_url, tmp_path, webhook_path=WEBHOOK, allowed_prices=ALLOWED
+            scratch,
+            emulator_url,
+            tmp_path,
+            webhook_path=WEBHOOK,
+            allowed_prices=lambda prices: [*ALLOWED, prices["outside_catalog"]],
         ) as st:
             token = st.token("user-cy")
 
@@ -159,6 +163,18 @@ class TestCheckoutRefusals:
                 method = "GET" if path == SUBSCRIPTIONS else "POST"
                 signed_out = await st.http.request(method, path)
                 assert signed_out.status_code == 401, path
+
+            # a real price outside the catalog that STRIPE_ALLOWED_PRICE_IDS lists is sold
+            allowed = await checkout({"price_id": st.prices["outside_catalog"]})
+            assert allowed.status_code == 200, allowed.text
+            assert set(allowed.json()) == {"url", "sessionId"}
+            sold = st.stripe.v1.checkout.sessions.retrieve(
+                allowed.json()["sessionId"], {"expand": ["line_items"]}
+            )
+            assert sold.line_items is not None
+            assert [item.price.id for item in sold.line_items.data if item.price] == [
+                st.prices["outside_catalog"]
+            ]
 
             # camelCase priceId is the same field
             camel = await checkout({"priceId": st.prices["api_pro"]})

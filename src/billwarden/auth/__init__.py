@@ -33,6 +33,7 @@ from billwarden.auth.dependencies import (
     key_viewer,
     member_access,
     request_end_user,
+    single_tenant_project,
 )
 from billwarden.auth.principals import (
     BillingPrincipal,
@@ -66,4 +67,5 @@ __all__ = [
     "key_viewer",
     "member_access",
     "request_end_user",
+    "single_tenant_project",
 ]

@@ -424,18 +424,27 @@ def _is_developer_token(credentials: str) -> bool:
         return False
 
 
+async def single_tenant_project(
+    session: AsyncSession, settings: Settings
+) -> tuple[uuid.UUID, Mode] | None:
+    """The single-tenant project and its mode, when there is one (the seeds' routes that name
+    no project default to it)."""
+    secret_key = settings.single_tenant_secret_key
+    if secret_key is None:
+        return None
+    single = await ProjectService(session).find_by_slug(settings.single_tenant_project_slug)
+    if single is None:
+        return None
+    return single.id, single_tenant_mode(secret_key.get_secret_value())
+
+
 async def _console_target(
     session: AsyncSession, settings: Settings, project_id: uuid.UUID | None
 ) -> tuple[uuid.UUID, Mode]:
     """The project a console user's seed admin call is about, and its default mode."""
-    secret_key = settings.single_tenant_secret_key
-    single = (
-        await ProjectService(session).find_by_slug(settings.single_tenant_project_slug)
-        if secret_key is not None
-        else None
-    )
-    if single is not None and secret_key is not None and project_id in (None, single.id):
-        return single.id, single_tenant_mode(secret_key.get_secret_value())
+    single = await single_tenant_project(session, settings)
+    if single is not None and project_id in (None, single[0]):
+        return single
     if project_id is None:
         raise ProjectNotFound(
             "There is no single-tenant project: name the project with ?projectId=.",

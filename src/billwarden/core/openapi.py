@@ -27,6 +27,7 @@ def install_openapi(app: FastAPI) -> None:
             version=app.version,
             summary=app.summary,
             routes=app.routes,
+            tags=app.openapi_tags,
         )
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():

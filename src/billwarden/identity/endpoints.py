@@ -19,8 +19,10 @@ from billwarden.auth import (
     IdentityRules,
     key_viewer,
     member_access,
+    single_tenant_project,
 )
 from billwarden.config import Settings
+from billwarden.core.modes import Mode
 from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import InvalidInput, error_responses
 from billwarden.identity.cookies import CSRF_COOKIE, SESSION_COOKIE
@@ -224,11 +226,25 @@ def _key_read(key: ApiKey) -> ApiKeyRead:
     summary="Create a project API key; the key itself is returned only here",
 )
 async def generate_key(
-    body: ApiKeyCreate, user: CurrentConsoleUser, session: DbSession, secret_box: AppSecretBox
+    body: ApiKeyCreate,
+    user: CurrentConsoleUser,
+    session: DbSession,
+    secret_box: AppSecretBox,
+    settings: AppSettings,
 ) -> ApiKeyCreated:
-    access = await member_access(session, user, body.project_id)
+    project_id, mode = body.project_id, body.mode
+    if project_id is None:
+        single = await single_tenant_project(session, settings)
+        if single is None:
+            raise InvalidInput(
+                "projectId is required: there is no single-tenant project to default to.",
+                details={"field": "projectId"},
+            )
+        project_id, mode = single[0], mode or single[1]
+    mode = mode or Mode.TEST
+    access = await member_access(session, user, project_id)
     created = await ApiKeyService(session, secret_box).create_key(
-        access.project.id, body.mode, body.name, user
+        access.project.id, mode, body.name, user
     )
     await audit(
         session,
@@ -237,7 +253,7 @@ async def generate_key(
         project_id=access.project.id,
         target_type="api_key",
         target_id=created.key.id,
-        mode=body.mode,
+        mode=mode,
         after={"name": created.key.name, "prefix": created.key.prefix},
     )
     return ApiKeyCreated(

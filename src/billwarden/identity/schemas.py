@@ -61,8 +61,14 @@ class DeveloperToken(BaseModel):
 
 class ApiKeyCreate(CamelModel):
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    project_id: uuid.UUID
-    mode: Mode = Mode.TEST
+    project_id: uuid.UUID | None = Field(
+        default=None,
+        description="The key's project; left out, the single-tenant project (seed 000 sends "
+        "only a name).",
+    )
+    mode: Mode | None = Field(
+        default=None, description="Left out: test (the single-tenant project's mode for it)."
+    )
 
 
 class ApiKeyRead(CamelModel):

@@ -67,7 +67,7 @@ async def bearer_end_user(
 
 # seed 004's end user (GET /api/v1/billing/usage here, POST /api/v1/billing/checkout in compat)
 BearerEndUser = Annotated[EndUserPrincipal, Depends(bearer_end_user)]
-# /docs shows seed 004's surface under this tag (compat/endpoints/seed004.py)
+# /docs shows seed 004's surface under this tag (the same as compat/endpoints/seeds.py's)
 SEED_004_TAG = "seed 004: OpenAPI'd billing"
 
 

@@ -5,9 +5,11 @@ system's surface. Seed 002's routes are billwarden's canonical `/api/v1/payments
 
 from __future__ import annotations
 
-from billwarden.compat.endpoints import seed000, seed001, seed003, seed004, webhooks
+from billwarden.compat.endpoints import seed000, seed001, seed003, seed004, seeds, webhooks
 
 RAW_BODY_PREFIXES = webhooks.RAW_BODY_PREFIXES
+OPENAPI_TAGS = seeds.OPENAPI_TAGS
+ALSO_TAGGED = seeds.ALSO_TAGGED
 
 routers = [
     *webhooks.routers,

@@ -34,6 +34,7 @@ from billwarden.checkout.schemas import (
     SessionStatus,
 )
 from billwarden.checkout.service import CheckoutRequest, CheckoutService
+from billwarden.compat.endpoints.seeds import SEED_000
 from billwarden.core.subjects import Subject, SubjectType
 from billwarden.db.base import utcnow
 from billwarden.db.unit_of_work import DbSession
@@ -49,7 +50,7 @@ from billwarden.reconciliation.service import RECOMPUTE, REPAIR_FOR_REASON, Reco
 from billwarden.subscriptions.schemas import Changed, SubscriptionId, SubscriptionRead
 from billwarden.subscriptions.service.self_service import SelfService
 
-TAG = "seed 000: Parchment console"
+TAG = SEED_000
 OVERVIEW_PATH = "/docs/api/overview"
 stripe = APIRouter(prefix="/api/stripe", tags=[TAG])
 admin = APIRouter(prefix="/api/admin", tags=[TAG])

@@ -19,6 +19,7 @@ from pydantic import Field
 from billwarden.auth import EndUserCaller, SeedAdmin
 from billwarden.checkout.schemas import PurchaseKey, Url
 from billwarden.checkout.service import CheckoutRequest, CheckoutService
+from billwarden.compat.endpoints.seeds import SEED_001
 from billwarden.core.subjects import Subject, SubjectType
 from billwarden.db.unit_of_work import DbSession
 from billwarden.entitlements.repository import EntitlementRepository
@@ -32,7 +33,7 @@ from billwarden.reconciliation.models import ReconcileRecord
 from billwarden.reconciliation.schemas import RecordRead, Summary
 from billwarden.reconciliation.service import REPAIRS, Reconciler, Repairs
 
-router = APIRouter(tags=["seed 001: entitlement store"])
+router = APIRouter(tags=[SEED_001])
 routers = [router]
 
 

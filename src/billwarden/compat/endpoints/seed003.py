@@ -17,6 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstrain
 from billwarden.auth import BillingPrincipal, EndUserCaller
 from billwarden.checkout.schemas import Url
 from billwarden.checkout.service import CheckoutRequest, CheckoutService
+from billwarden.compat.endpoints.seeds import SEED_003
 from billwarden.core.subjects import Subject
 from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import error_responses
@@ -25,7 +26,7 @@ from billwarden.kit.state import AppSecretBox, AppSettings, AppStripeGateway
 from billwarden.subscriptions.schemas import SubscriptionRead
 from billwarden.subscriptions.service.self_service import SelfService
 
-router = APIRouter(prefix="/api/auth", tags=["seed 003: accounts service"])
+router = APIRouter(prefix="/api/auth", tags=[SEED_003])
 routers = [router]
 # the accounts service's allowlist names prices like `price_xstream_paygo`: such a name is
 # answered PRICE_NOT_ALLOWED (or sold, when listed and Stripe has it), not refused as malformed

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Header, Request
 
+from billwarden.compat.endpoints.seeds import SEED_000, SEED_001, SEED_003, SEED_004
 from billwarden.compat.exceptions import UseProjectWebhookUrl
 from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import error_responses
@@ -24,15 +25,17 @@ from billwarden.webhooks.endpoints import wake_inbox_worker
 from billwarden.webhooks.schemas import Received
 from billwarden.webhooks.service import InboxService
 
-UNSCOPED_WEBHOOK_PATHS = (
-    "/api/stripe/webhook",
-    "/api/billing/stripe/webhook",
-    "/api/v1/billing/webhook",
-)
+# each path under the tags of the seeds that used it
+UNSCOPED_WEBHOOKS = {
+    "/api/stripe/webhook": [SEED_000, SEED_001],
+    "/api/billing/stripe/webhook": [SEED_003],
+    "/api/v1/billing/webhook": [SEED_004],
+}
+UNSCOPED_WEBHOOK_PATHS = tuple(UNSCOPED_WEBHOOKS)
 # Stripe's body is verified byte for byte: the request guard leaves it as sent
 RAW_BODY_PREFIXES = UNSCOPED_WEBHOOK_PATHS
 
-webhooks = APIRouter(tags=["seeds: Stripe webhooks"])
+webhooks = APIRouter()
 routers = [webhooks]
 
 
@@ -71,10 +74,11 @@ async def receive_unscoped(
     return Received()
 
 
-for _path in UNSCOPED_WEBHOOK_PATHS:
+for _path, _tags in UNSCOPED_WEBHOOKS.items():
     webhooks.add_api_route(
         _path,
         receive_unscoped,
+        tags=list(_tags),
         methods=["POST"],
         response_model=Received,
         responses=error_responses(400, 404, 503),
