@@ -219,6 +219,13 @@ class Scratch:
     def session(self) -> AsyncSession:
         return create_sessionmaker(self.engine)()
 
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """A session in a writer's transaction, committed at the end: on SQLite it takes the
+        write lock first, so a served app writing meanwhile makes it wait, not fail."""
+        async with self.session() as session, transaction(session, write=True):
+            yield session
+
     async def setup(self, build: Callable[[Factories], Awaitable[T]]) -> T:
         """Run `build` with every domain's factories on a session of this database, then
         commit."""

@@ -100,13 +100,12 @@ class TestReadCache:
                 assert check.json()["allowed"] is True and views.count == 1
 
                 # another process changes the snapshot: the next reads see it
-                async with scratch.session() as session:
+                async with scratch.writing() as session:
                     await session.execute(
                         update(Entitlement)
                         .where(Entitlement.project_id == project.id)
                         .values(features=["premium"], granted=False, status="CANCELED")
                     )
-                    await session.commit()
 
                 async def changed() -> bool:
                     return (await read())["entitlement"]["status"] == "CANCELED"
@@ -115,9 +114,8 @@ class TestReadCache:
                 assert (await read())["hasPremiumAccess"] is False
 
                 # a deactivated key is refused from the next request on
-                async with scratch.session() as session:
+                async with scratch.writing() as session:
                     await session.execute(update(ApiKey).values(is_active=False))
-                    await session.commit()
 
                 async def refused() -> bool:
                     answer = await http.get("/api/v1/entitlements/user/ada", headers=headers)

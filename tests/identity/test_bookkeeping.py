@@ -26,11 +26,10 @@ class TestActivityUnderAConcurrentWriter:
             return await made.people.sign_in(await made.people.user())
 
         signed_in = await scratch.setup(build)
-        async with scratch.session() as session:
+        async with scratch.writing() as session:
             await session.execute(
                 update(ConsoleSession).values(last_seen_at=utcnow() - timedelta(minutes=5))
             )
-            await session.commit()
         async with writer_holding_the_lock(create_sessionmaker(scratch.engine)):
             request = asyncio.create_task(scratch.client.get(ME, headers=signed_in.cookie))
             await asyncio.sleep(0.05)

@@ -66,11 +66,10 @@ class TestDeliveredByTheEmulator:
                     "enabled_events": ["*"],
                 }
             )
-            async with scratch.session() as session:
+            async with scratch.writing() as session:
                 await StripeConfigService(session, scratch.secret_box).set_stripe_config(
                     project.project, Mode.TEST, secret_key=key, webhook_secrets=[endpoint.secret]
                 )
-                await session.commit()
 
             customer = client.v1.customers.create({"email": "ada@example.test"})
             client.v1.customers.update(customer.id, {"name": "Ada"})
