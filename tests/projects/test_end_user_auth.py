@@ -25,8 +25,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from billwarden.auth import end_users
+from billwarden.auth.end_users import EndUserKeysUnavailable
 from billwarden.core.modes import Mode
 from billwarden.core.subjects import Subject, SubjectType
+from billwarden.errors import InvalidInput
+from billwarden.projects.end_user_auth import EndUserAuthInput, EndUserAuthService, validate
+from billwarden.projects.models import EndUserAuthMethod
+from billwarden.projects.single_tenant import sync_single_tenant_project
 from billwarden_emulator.testing import serving
 from tests.compat.single_tenant import single_tenant
 from tests.conftest import Scratch
@@ -123,7 +128,7 @@ class TestTheSetting:
             "issuer": {"method": "jwks", "jwksUrl": "https://id.example.test/jwks"},
             "jwksUrl": {
                 "method": "jwks",
-                "jwksUrl": "http://id.example.test/jwks",
+                "jwksUrl": "https://user:password@id.example.test/jwks",
                 "issuer": ISSUER,
                 "audience": AUDIENCE,
             },
@@ -256,11 +261,18 @@ class TestJwks:
         )
         refused = {
             "signed by another key": key_server.token("k1", key=stranger, **pid),
-            "expired": key_server.token("k1", exp=time.time() - 10, **pid),
+            "expired": key_server.token("k1", exp=time.time() - 120, **pid),
             "for another audience": key_server.token("k1", aud="someone-else", **pid),
             "from another issuer": key_server.token("k1", iss="https://evil.example.test/", **pid),
             # HS256 keyed with the public key: the classic algorithm confusion
             "HS256 with the public key": _hs256_with(public_pem, pid),
+            # an RSA signature naming the EC key (key ids are public)
+            "RS256 naming an EC key": jwt.encode(
+                {"sub": "x", "iss": ISSUER, "aud": AUDIENCE, "exp": time.time() + 60, **pid},
+                stranger,
+                algorithm="RS256",
+                headers={"kid": "e1"},
+            ),
         }
         for case, token in refused.items():
             answer = await client.get(ME, headers=_bearer(token))
@@ -352,6 +364,16 @@ class TestCookie:
         allowed = await client.post(check, json=body, headers={**cookie, "Origin": ORIGIN})
         assert allowed.status_code == 200, allowed.text
         assert allowed.json()["allowed"] is False
+        # another project's cookie name, sent too, does not shadow this project's
+        other_project, other_owner = await _project(people, tenants)
+        shadow = await client.put(
+            _path(other_project),
+            json={"method": "shared_secret", "sharedSecret": SHARED, "cookie": "_aa"},
+            headers=other_owner,
+        )
+        assert shadow.status_code == 200, shadow.text
+        both = await client.get(ME, headers={"Cookie": f"_aa=GA1.1.123; app_session={token}"})
+        assert both.status_code == 200, both.text
         # another cookie name is not read; a bearer token needs no Origin
         other = await client.get(ME, headers={"Cookie": f"session={token}"})
         assert other.status_code == 401
@@ -361,7 +383,7 @@ class TestCookie:
 
 
 class TestTestMode:
-    async def test_test_mode_selects_the_mode_a_token_leaves_open(
+    async def test_test_mode_picks_the_mode_only_where_the_project_lets_it(
         self, client: httpx.AsyncClient, session: AsyncSession, people: People, tenants: Tenants
     ) -> None:
         owner = await people.user()
@@ -375,10 +397,21 @@ class TestTestMode:
         test_token = jwt.encode({**claims, "mode": "test"}, project.end_user_secret)
         default = await client.get(ME, headers=_bearer(open_token))
         assert default.json()["hasPremiumAccess"] is False  # test mode: nothing bought
+        same = await client.get(f"{ME}?test_mode=true", headers=_bearer(open_token))
+        assert same.status_code == 200, same.text
+        # a token's default mode is fixed unless the project lets the query choose
+        fixed = await client.get(f"{ME}?test_mode=false", headers=_bearer(open_token))
+        assert fixed.status_code == 403, fixed.text
+        assert fixed.json()["code"] == "MODE_MISMATCH"
+        allowed = await client.put(
+            _path(project), json={"modeFromQuery": True}, headers=people.bearer(owner)
+        )
+        assert allowed.status_code == 200, allowed.text
+        assert allowed.json()["modeFromQuery"] is True
         live = await client.get(f"{ME}?test_mode=false", headers=_bearer(open_token))
         assert live.status_code == 200, live.text
         assert live.json()["hasPremiumAccess"] is True
-        for credential in (test_token, key):
+        for credential in (test_token, key):  # a mode claim and a key's mode stay fixed
             refused = await client.post(
                 "/api/v1/entitlements/check?test_mode=false",
                 json={"feature": "premium", "subjectId": "u1"}
@@ -388,6 +421,45 @@ class TestTestMode:
             )
             assert refused.status_code == 403, refused.text
             assert refused.json()["code"] == "MODE_MISMATCH"
+
+
+class TestPrivateHosts:
+    def test_outside_development_the_api_takes_public_https_hosts_only(self) -> None:
+        for url in (
+            "http://id.example.test/jwks",
+            "https://10.0.0.1/jwks",
+            "https://169.254.169.254/latest/meta-data",
+            "https://[::ffff:a9fe:a9fe]/jwks",
+            "https://127.0.0.1:8443/jwks",
+            "https://localhost/jwks",
+        ):
+            config = EndUserAuthInput(
+                method=EndUserAuthMethod.JWKS, jwks_url=url, issuer=ISSUER, audience=AUDIENCE
+            )
+            with pytest.raises(InvalidInput) as refused:
+                validate(config)
+            assert refused.value.details == {"field": "jwksUrl"}, url
+        validate(
+            EndUserAuthInput(
+                method=EndUserAuthMethod.JWKS,
+                jwks_url="https://id.example.test/.well-known/jwks.json",
+                issuer=ISSUER,
+                audience=AUDIENCE,
+            )
+        )
+
+    async def test_a_fetch_outside_development_refuses_a_host_on_a_private_network(
+        self, key_server: KeyServer
+    ) -> None:
+        key_server.add_rsa("k1")
+        loopback_https = key_server.url.replace("http://", "https://")
+        with pytest.raises(EndUserKeysUnavailable):
+            await end_users.JwksKeys().key(loopback_https, "k1", "RS256")
+        assert key_server.fetches == 0
+        # the operator's own URL, and development, may be anywhere
+        trusted = end_users.JwksKeys(trusted=frozenset([key_server.url]))
+        assert await trusted.key(key_server.url, "k1", "RS256") is not None
+        assert key_server.fetches == 1
 
 
 class TestSingleTenantEnvironment:
@@ -437,3 +509,17 @@ class TestSingleTenantEnvironment:
             )
             other = await st.http.get(ME, headers=st.bearer(named))
             assert other.status_code == 401  # a token naming another project is that project's
+            # an identity provider's numeric user id is its decimal string
+            numeric = jwt.encode({"sub": 1234, "exp": time.time() + 60}, SHARED)
+            as_number = await st.http.get(ME, headers=st.bearer(numeric))
+            assert as_number.status_code == 200, as_number.text
+            assert as_number.json()["entitlement"]["userExternalId"] == "1234"
+
+        # the variables removed, the next start removes what they set: the secret stops working
+        plain = scratch.settings.model_copy(
+            update={"single_tenant_secret_key": st.settings.single_tenant_secret_key}
+        )
+        async with scratch.writing() as session:
+            await sync_single_tenant_project(session, scratch.secret_box, plain)
+        async with scratch.session() as session:
+            assert await EndUserAuthService(session, scratch.secret_box).get(st.project_id) is None

@@ -219,20 +219,6 @@ ProjectKey = Annotated[ProjectKeyPrincipal, Depends(project_key)]
 _jwks_keys = from_settings(JwksKeys.from_settings)
 
 
-async def _end_user_token(
-    request: Request, end_users: EndUsers, bearer: HTTPAuthorizationCredentials | None
-) -> tuple[str, str | None]:
-    """The token and, when it came from a cookie, the cookie's name (the bearer comes first)."""
-    if bearer is not None and bearer.credentials:
-        return bearer.credentials, None
-    if request.cookies:
-        for name in sorted(await end_users.cookie_names()):
-            value = request.cookies.get(name)
-            if value:
-                return value, name
-    raise Unauthenticated("This route needs an end-user JWT as Authorization: Bearer.")
-
-
 async def verified_end_user(
     request: Request,
     session: AsyncSession,
@@ -247,15 +233,33 @@ async def verified_end_user(
     (401) when there is none or it is not valid; OriginNotAllowed (403) for a cookie's unsafe
     request from elsewhere."""
     end_users = EndUsers(session, secret_box, settings, cache, await _jwks_keys(request))
-    token, cookie = await _end_user_token(request, end_users, bearer)
-    claims, project = await end_users.verify(token)
-    if cookie is not None:
-        if project.cookie_name != cookie:
-            raise Unauthenticated("The end-user token came in a cookie its project does not read.")
-        if request.method not in SAFE_METHODS:
-            # browsers attach cookies to cross-site requests: only the app's own pages may
-            check_origin(project, request.headers.get("origin"))
-    return claims, project
+    if bearer is not None and bearer.credentials:
+        return await end_users.verify(bearer.credentials)
+    refused: Unauthenticated | None = None
+    if request.cookies:
+        # every configured cookie the browser sent, until one holds a token of a project that
+        # reads that cookie (another project's cookie name must not shadow it)
+        for name in sorted(await end_users.cookie_names()):
+            token = request.cookies.get(name)
+            if not token:
+                continue
+            try:
+                claims, project = await end_users.verify(token)
+            except Unauthenticated as exc:
+                refused = exc
+                continue
+            if project.cookie_name != name:
+                refused = Unauthenticated(
+                    "The end-user token came in a cookie its project does not read."
+                )
+                continue
+            if request.method not in SAFE_METHODS:
+                # browsers attach cookies to cross-site requests: only the app's pages may
+                check_origin(project, request.headers.get("origin"))
+            return claims, project
+    if refused is not None:
+        raise refused
+    raise Unauthenticated("This route needs an end-user JWT as Authorization: Bearer.")
 
 
 async def request_end_user(
@@ -275,15 +279,16 @@ async def request_end_user(
 TestMode = Annotated[
     bool | None,
     Query(
-        description="true: test mode, false: live mode; left out: the token's (or key's) "
-        "mode. A mode that contradicts a key's, or a token's mode claim, is 403 MODE_MISMATCH."
+        description="true: test mode, false: live mode; left out: the credential's mode. A "
+        "key's mode, a token's mode claim and (unless the project sets modeFromQuery) a token's "
+        "default mode are fixed: another is 403 MODE_MISMATCH."
     ),
 ]
 
 
 def _chosen_mode(mode: Mode, fixed: bool, test_mode: bool | None) -> Mode:
-    """`?test_mode=` selects the mode (seed 002) where the credential leaves it open: an API
-    key is of one mode, a token with a `mode` claim too; a token without takes either."""
+    """`?test_mode=` selects the mode (seed 002) where the credential leaves it open; a fixed
+    mode it contradicts is 403 MODE_MISMATCH."""
     if test_mode is None:
         return mode
     wanted = Mode.TEST if test_mode else Mode.LIVE
@@ -296,8 +301,13 @@ def _chosen_mode(mode: Mode, fixed: bool, test_mode: bool | None) -> Mode:
     return wanted
 
 
-def _in_mode(claims: EndUserPrincipal, test_mode: bool | None) -> EndUserPrincipal:
-    mode = _chosen_mode(claims.mode, claims.mode_claimed, test_mode)
+def _in_mode(
+    claims: EndUserPrincipal, project: EndUserAuthSettings, test_mode: bool | None
+) -> EndUserPrincipal:
+    """A token's mode: its claim's, else the project's default, which `?test_mode=` may change
+    only where the project lets it (modeFromQuery: seed 002's apps)."""
+    fixed = claims.mode_claimed or not project.mode_from_query
+    mode = _chosen_mode(claims.mode, fixed, test_mode)
     return claims if mode is claims.mode else replace(claims, mode=mode)
 
 
@@ -310,8 +320,8 @@ async def end_user(
     bearer: Bearer,
     test_mode: TestMode = None,
 ) -> EndUserPrincipal:
-    claims = await request_end_user(request, session, secret_box, settings, cache, bearer)
-    return _in_mode(claims, test_mode)
+    claims, project = await verified_end_user(request, session, secret_box, settings, cache, bearer)
+    return _in_mode(claims, project, test_mode)
 
 
 EndUser = Annotated[EndUserPrincipal, Depends(end_user)]
@@ -333,7 +343,9 @@ async def billing_principal(
         mode = _chosen_mode(key.mode, True, test_mode)
         return BillingPrincipal(key.project_id, mode, key_id=key.key_id)
     try:
-        claims = await request_end_user(request, session, secret_box, settings, cache, bearer)
+        claims, project = await verified_end_user(
+            request, session, secret_box, settings, cache, bearer
+        )
     except Unauthenticated as exc:
         if bearer is None or not bearer.credentials:
             raise Unauthenticated(
@@ -341,7 +353,7 @@ async def billing_principal(
                 "bw_live_...) as Authorization: Bearer."
             ) from exc
         raise
-    claims = _in_mode(claims, test_mode)
+    claims = _in_mode(claims, project, test_mode)
     return BillingPrincipal(claims.project_id, claims.mode, end_user=claims)
 
 

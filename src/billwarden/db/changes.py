@@ -17,9 +17,9 @@ import logging
 import sqlite3
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Integer, Table
+from sqlalchemy import BigInteger, Column, Integer, Table, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from billwarden.db.base import Base
 
@@ -52,6 +52,10 @@ class ChangeWatch:
                 self._sqlite = sqlite3.connect(database, check_same_thread=False)
             return
         self._task = asyncio.create_task(self._listen(), name="billwarden-cache-watch")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self._sqlite is not None
 
     def generation(self) -> int | None:
         if self._sqlite is not None:
@@ -137,6 +141,19 @@ class GenerationCache:
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
         self._entries[key] = (generation, value)
+
+    async def put_read(
+        self, session: AsyncSession, key: object, generation: int | None, value: Any
+    ) -> None:
+        """`put` for a value read through `session`. On SQLite a transaction reads one snapshot
+        from its first statement on: a change committed after that but before `generation` was
+        taken would be cached as current. The generation the snapshot itself holds is the one
+        the value goes with (`put` then keeps it only while nothing changed since)."""
+        if self.watch.is_sqlite:
+            generation = await session.scalar(
+                select(cache_generations.c.generation).where(cache_generations.c.id == 1)
+            )
+        self.put(key, generation, value)
 
     def forget(self, key: object) -> None:
         self._entries.pop(key, None)

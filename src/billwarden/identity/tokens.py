@@ -188,6 +188,7 @@ def verify_end_user_token(
     algorithms: Sequence[str] = (ALGORITHM,),
     issuer: str | None = None,
     audience: str | None = None,
+    leeway: int = 0,
 ) -> EndUserClaims:
     """Verify against each of `keys` in turn (a project's live secrets while rotating, a shared
     secret, or the identity provider's key for the token's `kid`). `project_id` is the project
@@ -209,13 +210,21 @@ def verify_end_user_token(
                 algorithms=list(algorithms),
                 issuer=issuer,
                 audience=audience,
-                options={"require": required, "verify_aud": audience is not None},
+                leeway=leeway,
+                # the user claim is checked below (a numeric id is taken as its string)
+                options={
+                    "require": required,
+                    "verify_aud": audience is not None,
+                    "verify_sub": False,
+                },
             )
             break
         except jwt.InvalidSignatureError:
             continue
         except jwt.PyJWTError as exc:
             raise InvalidToken(_describe(exc)) from exc
+        except (TypeError, ValueError) as exc:  # a key of another type than the algorithm's
+            raise InvalidToken("The token's key does not fit its algorithm.") from exc
     if claims is None:
         raise InvalidToken("The token's signature does not match the project's end-user keys.")
     return _end_user_claims(claims, project_id, default_mode, names)

@@ -4,7 +4,8 @@
   billwarden generates and rotates; the token names the project in `project_id`.
 - `shared_secret`: HS256 with the secret the app already signs its sessions with.
 - `jwks`: RS256/ES256 tokens from the app's identity provider, verified with the keys its JWKS
-  URL publishes, for one issuer and audience.
+  URL publishes, for one issuer and audience. Set through the API, the URL must be a public
+  https host (a private one only in development); the environment's may be any.
 
 Also: which claims name the user, organization, email and roles; a cookie browsers carry the
 token in (unsafe methods then need an `Origin` among `allowed_origins`); and the roles that may
@@ -13,7 +14,6 @@ use the seeds' admin routes. The single-tenant project's comes from `BILLWARDEN_
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import re
 import uuid
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billwarden.config import Settings
+from billwarden.config import Environment, Settings
 from billwarden.crypto import SecretBox
 from billwarden.errors import Conflict, InvalidInput
 from billwarden.identity.cookies import CSRF_COOKIE, SESSION_COOKIE
@@ -49,7 +49,7 @@ class EndUserAuthInput:
     """A project's end-user authentication as an admin (or the environment) sets it."""
 
     method: EndUserAuthMethod = EndUserAuthMethod.PROJECT_SECRET
-    shared_secret: str | None = None
+    shared_secret: str | None = field(default=None, repr=False)
     jwks_url: str | None = None
     issuer: str | None = None
     audience: str | None = None
@@ -57,6 +57,7 @@ class EndUserAuthInput:
     cookie_name: str | None = None
     allowed_origins: tuple[str, ...] = ()
     admin_roles: tuple[str, ...] = ()
+    mode_from_query: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class EndUserAuthSettings:
     cookie_name: str | None = None
     allowed_origins: tuple[str, ...] = ()
     admin_roles: tuple[str, ...] = ()
+    mode_from_query: bool = False
 
 
 def from_environment(settings: Settings) -> EndUserAuthInput | None:
@@ -122,20 +124,34 @@ def _invalid(message: str, field_name: str) -> InvalidInput:
     return InvalidInput(message, code="VALIDATION_ERROR", details={"field": field_name})
 
 
-def _check_jwks_url(url: str) -> None:
+def _check_jwks_url(url: str, allow_private: bool) -> None:
+    """https with a host and no credentials; unless private hosts are allowed (development, or
+    the operator's own setting), not an address on a private, loopback or reserved network (the
+    fetch checks again what a host name resolves to)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if parts.scheme == "https" and host:
+    if not host or parts.username is not None or parts.password is not None:
+        raise _invalid("jwksUrl must name a host, and no user or password.", "jwksUrl")
+    if allow_private:
+        if parts.scheme not in ("https", "http"):
+            raise _invalid("jwksUrl must be an https:// (or http://) URL.", "jwksUrl")
         return
-    loopback = host == "localhost"
-    with contextlib.suppress(ValueError):
-        loopback = loopback or ipaddress.ip_address(host).is_loopback
-    if parts.scheme == "http" and loopback:
-        return  # a key server on the same machine (development, sidecars)
-    raise _invalid("jwksUrl must be an https:// URL (http:// only on a loopback host).", "jwksUrl")
+    if parts.scheme != "https":
+        raise _invalid("jwksUrl must be an https:// URL.", "jwksUrl")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+            raise _invalid("jwksUrl must be a public host.", "jwksUrl") from None
+        return
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    if not (mapped or address).is_global:
+        raise _invalid("jwksUrl must be a public host.", "jwksUrl")
 
 
-def validate(config: EndUserAuthInput, *, has_shared_secret: bool = False) -> None:
+def validate(
+    config: EndUserAuthInput, *, has_shared_secret: bool = False, allow_private: bool = False
+) -> None:
     """400 VALIDATION_ERROR naming the field for anything a verifier could not use."""
     if (
         config.method is EndUserAuthMethod.SHARED_SECRET
@@ -160,7 +176,7 @@ def validate(config: EndUserAuthInput, *, has_shared_secret: bool = False) -> No
             if not value:
                 raise _invalid(f"method jwks needs {name}.", name)
         assert config.jwks_url is not None
-        _check_jwks_url(config.jwks_url)
+        _check_jwks_url(config.jwks_url, allow_private)
     for name, value in (
         ("claims.user", config.claims.user),
         ("claims.organization", config.claims.organization),
@@ -226,6 +242,7 @@ class EndUserAuthService:
             cookie_name=row.cookie_name,
             allowed_origins=tuple(row.allowed_origins),
             admin_roles=tuple(row.admin_roles),
+            mode_from_query=row.mode_from_query,
         )
 
     async def cookie_names(self) -> frozenset[str]:
@@ -251,16 +268,24 @@ class EndUserAuthService:
                 "This project's end-user authentication comes from the environment "
                 "(BILLWARDEN_END_USER_*): change it there."
             )
-        return await self._write(project.id, config)
+        allow_private = settings is not None and settings.environment is Environment.DEVELOPMENT
+        return await self._write(project.id, config, allow_private=allow_private)
 
-    async def _write(self, project_id: uuid.UUID, config: EndUserAuthInput) -> EndUserAuth:
+    async def _write(
+        self,
+        project_id: uuid.UUID,
+        config: EndUserAuthInput,
+        *,
+        allow_private: bool,
+        from_environment: bool = False,
+    ) -> EndUserAuth:
         row = await self.get(project_id)
         keep_secret = (
             row is not None
             and row.shared_secret_ciphertext is not None
             and config.method is EndUserAuthMethod.SHARED_SECRET
         )
-        validate(config, has_shared_secret=keep_secret)
+        validate(config, has_shared_secret=keep_secret, allow_private=allow_private)
         if row is None:
             row = EndUserAuth(project_id=project_id)
             self.session.add(row)
@@ -279,21 +304,32 @@ class EndUserAuthService:
         row.cookie_name = config.cookie_name
         row.allowed_origins = list(config.allowed_origins)
         row.admin_roles = list(config.admin_roles)
+        row.mode_from_query = config.mode_from_query
+        row.from_environment = from_environment
         await self.session.flush()
         return row
 
     async def sync_from_environment(self, project_id: uuid.UUID, settings: Settings) -> bool:
         """Make the single-tenant project's settings the environment's (a no-op, and no write,
-        when they are already); True when something changed."""
+        when they are already). Settings the environment wrote and no longer gives are removed
+        (the project's own secret applies again): a secret taken out of the environment stops
+        verifying. True when something changed."""
         wanted = from_environment(settings)
-        if wanted is None:
-            return False
-        validate(wanted)
-        current = await self.effective(project_id)
         row = await self.get(project_id)
-        if row is not None and _same(current, wanted):
+        if wanted is None:
+            if row is None or not row.from_environment:
+                return False
+            await self.session.delete(row)
+            await self.session.flush()
+            return True
+        validate(wanted, allow_private=True)  # the operator's own setting
+        if (
+            row is not None
+            and row.from_environment
+            and _same(await self.effective(project_id), wanted)
+        ):
             return False
-        await self._write(project_id, wanted)
+        await self._write(project_id, wanted, allow_private=True, from_environment=True)
         return True
 
 
@@ -308,6 +344,7 @@ def _same(current: EndUserAuthSettings, wanted: EndUserAuthInput) -> bool:
         current.cookie_name,
         current.allowed_origins,
         current.admin_roles,
+        current.mode_from_query,
     ) == (
         wanted.method,
         wanted.shared_secret,
@@ -318,4 +355,5 @@ def _same(current: EndUserAuthSettings, wanted: EndUserAuthInput) -> bool:
         wanted.cookie_name,
         wanted.allowed_origins,
         wanted.admin_roles,
+        wanted.mode_from_query,
     )

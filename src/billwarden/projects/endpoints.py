@@ -283,6 +283,7 @@ def _end_user_auth_read(
             cookie=None,
             allowed_origins=[],
             admin_roles=[],
+            mode_from_query=False,
             from_environment=is_env,
             updated_at=None,
         )
@@ -302,6 +303,7 @@ def _end_user_auth_read(
         cookie=auth.cookie_name,
         allowed_origins=list(auth.allowed_origins),
         admin_roles=list(auth.admin_roles),
+        mode_from_query=auth.mode_from_query,
         from_environment=is_env,
         updated_at=auth.updated_at,
     )
@@ -363,6 +365,7 @@ async def put_end_user_auth(
             cookie_name=body.cookie,
             allowed_origins=tuple(body.allowed_origins),
             admin_roles=tuple(body.admin_roles),
+            mode_from_query=body.mode_from_query,
         ),
         settings,
     )

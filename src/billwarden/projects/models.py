@@ -187,3 +187,8 @@ class EndUserAuth(TimestampMixin, Base):
     cookie_name: Mapped[str | None] = mapped_column(String(100))
     allowed_origins: Mapped[list[str]] = mapped_column(JSON, default=list)
     admin_roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # `?test_mode=` picks the mode of tokens without a mode claim (seed 002's apps)
+    mode_from_query: Mapped[bool] = mapped_column(default=False)
+    # written from BILLWARDEN_END_USER_* (removed with them: a secret taken out of the
+    # environment stops verifying)
+    from_environment: Mapped[bool] = mapped_column(default=False)

@@ -143,6 +143,11 @@ class EndUserAuthWrite(CamelModel):
         max_length=20,
         description="Roles (in the roles claim) that may use the seeds' admin routes.",
     )
+    mode_from_query: bool = Field(
+        default=False,
+        description="?test_mode= picks the mode of tokens without a mode claim (seed 002's "
+        "apps); otherwise such a token acts in the project's default mode only.",
+    )
 
 
 class EndUserAuthRead(CamelModel):
@@ -156,6 +161,7 @@ class EndUserAuthRead(CamelModel):
     cookie: str | None
     allowed_origins: list[str]
     admin_roles: list[str]
+    mode_from_query: bool
     from_environment: bool = Field(
         description="True for the single-tenant project when BILLWARDEN_END_USER_* sets it."
     )

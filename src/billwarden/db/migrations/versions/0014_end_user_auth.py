@@ -1,6 +1,7 @@
 """How each project accepts its end users' tokens: its own HS256 secret (the default, no row), a
 shared HS256 secret, or an identity provider's JWKS; which claims name the user, organization,
-email and roles; a cookie to read; the origins allowed to use it; the seeds' admin roles.
+email and roles; a cookie to read; the origins allowed to use it; the seeds' admin roles; whether
+`?test_mode=` picks the mode of tokens without a mode claim; whether the environment wrote it.
 
 Cached by every process (like Stripe configurations): its changes bump the read-cache generation.
 
@@ -48,6 +49,8 @@ def upgrade() -> None:
         sa.Column("cookie_name", sa.String(length=100), nullable=True),
         sa.Column("allowed_origins", sa.JSON(), nullable=False),
         sa.Column("admin_roles", sa.JSON(), nullable=False),
+        sa.Column("mode_from_query", sa.Boolean(), nullable=False),
+        sa.Column("from_environment", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
