@@ -1,0 +1,208 @@
+"""The Stripe CLI's billing `stripe trigger` fixtures (`../shared/stripe/cli-triggers/`), run
+against the emulator the way the CLI runs them (tests/emulator/cli_triggers.py): each must go
+through and make the emulator emit the event it is named after.
+
+`NOT_YET` lists the fixtures that fail today with the reason; each is expected to fail, strictly, so
+a fixture that starts passing must leave the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.emulator.cli_triggers import (
+    Answers,
+    Fixture,
+    TriggerRunner,
+    UndeclaredStep,
+    find_cli_triggers,
+    form_pairs,
+)
+
+_ROUTE = "route missing (404 Unrecognized request URL)"
+
+NOT_YET: dict[str, str] = {
+    # POST /v1/invoiceitems, then creating, changing and deleting draft invoices
+    "credit_note.created": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/credit_notes",
+    "credit_note.updated": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/credit_notes/{{id}}",
+    "credit_note.voided": f"POST /v1/invoiceitems: {_ROUTE}; then /v1/credit_notes/{{id}}/void",
+    "invoice.created": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/invoices",
+    "invoice.deleted": f"POST /v1/invoiceitems: {_ROUTE}; then DELETE /v1/invoices/{{id}}",
+    "invoice.finalized": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/invoices/{{id}}/finalize",
+    "invoice.marked_uncollectible": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/invoices",
+    "invoice.sent": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/invoices/{{id}}/send",
+    "invoice.updated": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/invoices/{{id}}",
+    "invoice.voided": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/invoices",
+    "invoiceitem.created": f"POST /v1/invoiceitems: {_ROUTE}",
+    "invoiceitem.deleted": f"POST /v1/invoiceitems: {_ROUTE}; then DELETE /v1/invoiceitems/{{id}}",
+    # POST /v1/payment_intents
+    "charge.captured": f"POST /v1/payment_intents: {_ROUTE}; then /capture",
+    "charge.failed": f"POST /v1/payment_intents: {_ROUTE}",
+    "charge.refunded": f"POST /v1/payment_intents: {_ROUTE}",
+    "charge.succeeded": f"POST /v1/payment_intents: {_ROUTE}",
+    "payment_intent.amount_capturable_updated": f"POST /v1/payment_intents: {_ROUTE}",
+    "payment_intent.canceled": f"POST /v1/payment_intents: {_ROUTE}; then /cancel",
+    "payment_intent.created": f"POST /v1/payment_intents: {_ROUTE}",
+    "payment_intent.partially_funded": (
+        f"POST /v1/payment_intents: {_ROUTE}; then /v1/test_helpers/customers/{{id}}/"
+        "fund_cash_balance"
+    ),
+    "payment_intent.payment_failed": f"POST /v1/payment_intents: {_ROUTE}",
+    "payment_intent.requires_action": f"POST /v1/payment_intents: {_ROUTE}",
+    "payment_intent.succeeded": f"POST /v1/payment_intents: {_ROUTE}",
+    "payment_intent.processing": f"POST /v1/payment_methods: {_ROUTE}; then /v1/payment_intents",
+    # POST /v1/coupons, then /v1/promotion_codes and discounts on customers
+    "coupon.created": f"POST /v1/coupons: {_ROUTE}",
+    "coupon.deleted": f"POST /v1/coupons: {_ROUTE}; then DELETE /v1/coupons/{{id}}",
+    "coupon.updated": f"POST /v1/coupons: {_ROUTE}; then POST /v1/coupons/{{id}}",
+    "customer.discount.created": f"POST /v1/coupons: {_ROUTE}; then customers' coupon",
+    "customer.discount.deleted": f"POST /v1/coupons: {_ROUTE}; then customers' coupon",
+    "customer.discount.updated": f"POST /v1/coupons: {_ROUTE}; then customers' coupon",
+    "promotion_code.created": f"POST /v1/coupons: {_ROUTE}; then POST /v1/promotion_codes",
+    "promotion_code.updated": f"POST /v1/coupons: {_ROUTE}; then /v1/promotion_codes/{{id}}",
+    # POST /v1/subscription_schedules
+    "subscription_schedule.aborted": f"POST /v1/subscription_schedules: {_ROUTE}; then /cancel",
+    "subscription_schedule.canceled": f"POST /v1/subscription_schedules: {_ROUTE}; then /cancel",
+    "subscription_schedule.completed": f"POST /v1/subscription_schedules: {_ROUTE}",
+    "subscription_schedule.created": f"POST /v1/subscription_schedules: {_ROUTE}",
+    "subscription_schedule.expiring": f"POST /v1/subscription_schedules: {_ROUTE}",
+    "subscription_schedule.released": f"POST /v1/subscription_schedules: {_ROUTE}; then /release",
+    "subscription_schedule.updated": f"POST /v1/subscription_schedules: {_ROUTE}",
+    # POST /v1/setup_intents
+    "payment_method.updated": f"POST /v1/setup_intents: {_ROUTE}; then /v1/payment_methods/{{id}}",
+    "setup_intent.canceled": f"POST /v1/setup_intents: {_ROUTE}; then /cancel",
+    "setup_intent.created": f"POST /v1/setup_intents: {_ROUTE}",
+    "setup_intent.requires_action": f"POST /v1/setup_intents: {_ROUTE}",
+    "setup_intent.setup_failed": f"POST /v1/setup_intents: {_ROUTE}",
+    "setup_intent.succeeded": f"POST /v1/setup_intents: {_ROUTE}",
+    # POST /v1/payment_methods/{id}/attach (the pm_card_* test tokens)
+    "invoice.paid": f"POST /v1/payment_methods/{{id}}/attach: {_ROUTE}; then /v1/invoiceitems",
+    "invoice.payment_action_required": f"/v1/payment_methods/{{id}}/attach: {_ROUTE}",
+    "invoice.payment_failed": f"POST /v1/payment_methods/{{id}}/attach: {_ROUTE}",
+    "payment_method.attached": f"POST /v1/payment_methods/{{id}}/attach: {_ROUTE}",
+    "payment_method.detached": f"POST /v1/payment_methods/{{id}}/attach: {_ROUTE}; then /detach",
+    # legacy plans
+    "plan.created": f"POST /v1/plans: {_ROUTE}",
+    "plan.deleted": f"POST /v1/plans: {_ROUTE}; then DELETE /v1/plans/{{id}}",
+    "plan.updated": f"POST /v1/plans: {_ROUTE}; then POST /v1/plans/{{id}}",
+    # the hosted checkout page the CLI pays through
+    "checkout.session.completed": f"GET /v1/payment_pages/{{id}}: {_ROUTE}; then /confirm",
+    "checkout.session.async_payment_succeeded": f"GET /v1/payment_pages/{{id}}: {_ROUTE}",
+    "checkout.session.async_payment_failed": (
+        "event never emitted: payment_pages and POST /v1/payment_methods answer 404, which the "
+        "fixture tolerates (expected_error_type), so nothing fails the payment"
+    ),
+    # billing portal configurations
+    "billing_portal.configuration.created": f"POST /v1/billing_portal/configurations: {_ROUTE}",
+    "billing_portal.configuration.updated": f"POST /v1/billing_portal/configurations: {_ROUTE}",
+    # card sources
+    "customer.source.created": f"POST /v1/customers/{{id}}/sources: {_ROUTE}",
+    "customer.source.updated": f"POST /v1/customers/{{id}}/sources: {_ROUTE}",
+    # /v2 meter events; Stripe lists these thin events at GET /v2/core/events
+    "v1.billing.meter.error_report_triggered": "POST /v2/billing/meter_event_session: plain 404",
+    "v1.billing.meter.no_meter_found": "POST /v2/billing/meter_event_session: plain 404",
+    # every request goes through, the event does not come
+    "billing_portal.session.created": "event never emitted (the session is created silently)",
+    "customer.subscription.paused": (
+        "event never emitted: trial_settings[end_behavior][missing_payment_method]=pause is "
+        "ignored; a customer with no payment method is charged when the trial ends (trial_end=now)"
+    ),
+    "customer.subscription.trial_will_end": (
+        "event never emitted: a 1-day trial gets it only 3 days before its end, not at once"
+    ),
+}
+
+# how long to look for the event after the last step: the emulator emits during the request, so
+# a passing fixture finds it at once; an expected failure should not hold the run up
+EVENT_WAIT = 2.0
+EVENT_WAIT_NOT_YET = 0.2
+
+
+def _fixture_files() -> tuple[list[Path], str | None]:
+    try:
+        folder = find_cli_triggers()
+    except FileNotFoundError as missing:
+        return [], str(missing)
+    return sorted(folder.glob("*.json")), None
+
+
+FILES, MISSING = _fixture_files()
+
+
+def _cases() -> list[Any]:
+    if MISSING is not None:
+        return [pytest.param(None, id="cli-triggers-folder")]
+    return [
+        pytest.param(
+            path,
+            id=path.stem,
+            marks=[pytest.mark.xfail(strict=True, reason=NOT_YET[path.stem])]
+            if path.stem in NOT_YET
+            else [],
+        )
+        for path in FILES
+    ]
+
+
+@pytest.fixture(scope="module")
+def runner(emulator_url: str) -> Iterator[TriggerRunner]:
+    with httpx.Client(base_url=emulator_url, timeout=10) as http:
+        yield TriggerRunner(http)
+
+
+class TestEveryCliTriggerEmitsItsEvent:
+    @pytest.mark.parametrize("path", _cases())
+    def test_fixture_runs_and_emits_its_event(
+        self, runner: TriggerRunner, path: Path | None
+    ) -> None:
+        if path is None:
+            # like the shape contract: the fixtures live beside the project; missing is a failure
+            pytest.fail(str(MISSING), pytrace=False)
+        fixture = Fixture.load(path)
+        wait = EVENT_WAIT_NOT_YET if fixture.event_type in NOT_YET else EVENT_WAIT
+
+        outcome = runner.run(fixture, event_wait=wait)
+
+        assert outcome.passed, outcome.reason
+
+    def test_not_yet_names_only_fixtures_that_exist(self) -> None:
+        if MISSING is not None:
+            pytest.fail(MISSING, pytrace=False)
+        assert sorted(set(NOT_YET) - {path.stem for path in FILES}) == []
+
+
+class TestRequestsAreEncodedLikeTheCli:
+    def test_nested_maps_lists_and_scalars(self) -> None:
+        params = {
+            "items": [{"price": "price_1", "price_data": {"recurring": {"interval": "month"}}}],
+            "payment_method_types": ["card", "sepa_debit"],
+            "recurring[interval]": "month",
+            "confirm": True,
+            "amount": 2000,
+            "skipped": None,
+        }
+
+        assert form_pairs(params, Answers()) == [
+            ("items[0][price]", "price_1"),
+            ("items[0][price_data][recurring][interval]", "month"),
+            ("payment_method_types[]", "card"),
+            ("payment_method_types[]", "sepa_debit"),
+            ("recurring[interval]", "month"),
+            ("confirm", "true"),
+            ("amount", "2000"),
+        ]
+
+    def test_references_reach_into_earlier_answers(self) -> None:
+        answers = Answers({"sub": {"id": "sub_1", "items": {"data": [{"id": "si_1"}]}}})
+
+        assert answers.resolve("${sub:items.data.0.id}") == "si_1"
+        assert answers.resolve("/v1/subscriptions/${sub:id}/x") == "/v1/subscriptions/sub_1/x"
+        assert answers.resolve("${sub:currency|usd}") == "usd"
+        assert answers.resolve("${sub:currency}") == "${sub:currency}"
+        with pytest.raises(UndeclaredStep):
+            answers.resolve("${customer:id}")
