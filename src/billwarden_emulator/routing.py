@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 
 from billwarden_emulator.resources import ROUTES, Route
@@ -30,16 +32,9 @@ class Router:
 
 
 def build_router() -> Router:
-    # importing the modules registers their routes
-    from billwarden_emulator.resources import (  # noqa: F401
-        catalog,
-        checkout,
-        customers,
-        invoices,
-        meters,
-        platform,
-        refunds,
-        subscriptions,
-    )
+    # importing the modules registers their routes: every module of the resources package
+    from billwarden_emulator import resources
 
+    for module in pkgutil.iter_modules(resources.__path__):
+        importlib.import_module(f"{resources.__name__}.{module.name}")
     return Router(ROUTES)
