@@ -34,6 +34,9 @@ PREFIXES: dict[str, tuple[str, str]] = {
     "we": ("webhook_endpoints", "webhook_endpoint"),
     "clock": ("test_clocks", "test_clock"),
     "bps": ("portal_sessions", "billing_portal.session"),
+    "pm": ("payment_methods", "payment_method"),
+    "seti": ("setup_intents", "setup_intent"),
+    "card": ("cards", "source"),
 }
 COLLECTION_NAMES = {collection: name for collection, name in PREFIXES.values()}
 

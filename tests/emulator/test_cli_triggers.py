@@ -84,8 +84,6 @@ NOT_YET: dict[str, str] = {
     "invoice.paid": f"POST /v1/payment_methods/{{id}}/attach: {_ROUTE}; then /v1/invoiceitems",
     "invoice.payment_action_required": f"/v1/payment_methods/{{id}}/attach: {_ROUTE}",
     "invoice.payment_failed": f"POST /v1/payment_methods/{{id}}/attach: {_ROUTE}",
-    "payment_method.attached": f"POST /v1/payment_methods/{{id}}/attach: {_ROUTE}",
-    "payment_method.detached": f"POST /v1/payment_methods/{{id}}/attach: {_ROUTE}; then /detach",
     # legacy plans
     "plan.created": f"POST /v1/plans: {_ROUTE}",
     "plan.deleted": f"POST /v1/plans: {_ROUTE}; then DELETE /v1/plans/{{id}}",
