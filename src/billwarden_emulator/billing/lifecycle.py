@@ -128,6 +128,8 @@ def start_subscription(
     default_payment_method: str | None = None,
     collection_method: str = "charge_automatically",
     days_until_due: int | None = None,
+    missing_payment_method: str = "create_invoice",
+    schedule: str | None = None,
 ) -> JSON:
     """Create a subscription with its first invoice, emitting Stripe's events in order."""
     interval, count, currency = check_recurring(specs, "items")
@@ -175,11 +177,16 @@ def start_subscription(
             "url": f"/v1/subscription_items?subscription={subscription_id}",
         },
     )
+    subscription["trial_settings"] = {
+        "end_behavior": {"missing_payment_method": missing_payment_method}
+    }
+    subscription["schedule"] = schedule
     if cancel_at_period_end or cancel_at is not None:
         _schedule_cancel(subscription, now, period_end if cancel_at is None else cancel_at)
         subscription["cancel_at_period_end"] = cancel_at is None
     ctx.account.put("subscriptions", subscription)
     ctx.emit("customer.subscription.created", subscription, created=now)
+    notify_trial_ending(ctx, subscription, now)
     invoice = payments.create_invoice(
         ctx,
         customer=customer,
@@ -298,9 +305,72 @@ def end_subscription(ctx: Ctx, subscription: JSON, at: int, *, reason: str) -> N
     ctx.emit("customer.subscription.deleted", subscription, created=at)
 
 
+def notify_trial_ending(ctx: Ctx, subscription: JSON, now: int) -> None:
+    """`customer.subscription.trial_will_end` at once when the trial has under 3 days left (Stripe
+    sends it then, not only 3 days ahead), once per trial end."""
+    trial_end = subscription["trial_end"]
+    sent: list[str] = ctx.account.internal["trial_will_end_sent"]
+    if (
+        subscription["status"] != "trialing"
+        or trial_end is None
+        or trial_end - now >= TRIAL_WILL_END_NOTICE
+        or subscription["id"] in sent
+    ):
+        return
+    sent.append(subscription["id"])
+    ctx.emit("customer.subscription.trial_will_end", subscription, created=now)
+
+
+def trial_end_moved(ctx: Ctx, subscription: JSON, now: int) -> None:
+    """A new trial end: the notice is due again, at once if it is under 3 days away."""
+    sent: list[str] = ctx.account.internal["trial_will_end_sent"]
+    if subscription["id"] in sent:
+        sent.remove(subscription["id"])
+    notify_trial_ending(ctx, subscription, now)
+
+
+def has_payment_method(ctx: Ctx, subscription: JSON) -> bool:
+    """A default payment method or source on the subscription or its customer, or a test card
+    chosen through `/_emulator/customers/{id}/card`."""
+    if subscription["default_payment_method"] or subscription["default_source"]:
+        return True
+    customer = ctx.account.collection("customers").get(subscription["customer"]) or {}
+    settings = customer.get("invoice_settings") or {}
+    return bool(
+        settings.get("default_payment_method")
+        or customer.get("default_source")
+        or (customer.get("metadata") or {}).get("emulator_card")
+    )
+
+
+def _end_trial_without_payment_method(ctx: Ctx, subscription: JSON, at: int) -> bool:
+    """`trial_settings[end_behavior][missing_payment_method]`: `pause` or `cancel` instead of
+    invoicing when the trial ends with no payment method. True when it applied."""
+    behavior = subscription["trial_settings"]["end_behavior"]["missing_payment_method"]
+    if behavior not in ("pause", "cancel") or has_payment_method(ctx, subscription):
+        return False
+    if behavior == "cancel":
+        end_subscription(ctx, subscription, at, reason="cancellation_requested")
+        return True
+    before = copy_json(subscription)
+    subscription["status"] = "paused"
+    ctx.emit(
+        "customer.subscription.updated",
+        subscription,
+        previous_attributes(before, subscription),
+        created=at,
+    )
+    ctx.emit("customer.subscription.paused", subscription, created=at)
+    return True
+
+
 def renew(ctx: Ctx, subscription: JSON, at: int) -> None:
     """Roll every item into its next period and invoice it (paid or declined per the card)."""
     account = ctx.account
+    if subscription["status"] == "trialing" and _end_trial_without_payment_method(
+        ctx, subscription, at
+    ):
+        return
     customer = account.collection("customers")[subscription["customer"]]
     before = copy_json(subscription)
     previous_start = min(item["current_period_start"] for item in subscription["items"]["data"])

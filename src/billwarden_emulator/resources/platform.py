@@ -100,7 +100,9 @@ def create_portal_session(ctx: Ctx, params: Params) -> JSON:
         url=f"{ctx.base_url}/_emulator/portal/{session_id}",
     )
     params.finish()
-    return ctx.account.put("portal_sessions", session)
+    ctx.account.put("portal_sessions", session)
+    ctx.emit("billing_portal.session.created", session, created=session["created"])
+    return session
 
 
 # --- webhook endpoints -------------------------------------------------------------------------

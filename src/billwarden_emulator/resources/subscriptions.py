@@ -47,8 +47,23 @@ _ACCEPTED_CREATE = (
     "proration_behavior",
     "transfer_data",
     "trial_from_plan",
-    "trial_settings",
 )
+_MISSING_PAYMENT_METHOD = ("cancel", "create_invoice", "pause")
+
+
+def missing_payment_method_from(params: Params) -> str | None:
+    """`trial_settings[end_behavior][missing_payment_method]`, if sent."""
+    settings = params.nested("trial_settings")
+    if settings is None:
+        return None
+    end_behavior = settings.nested("end_behavior", required=True)
+    assert end_behavior is not None
+    behavior = end_behavior.str(
+        "missing_payment_method", required=True, choices=_MISSING_PAYMENT_METHOD
+    )
+    end_behavior.finish()
+    settings.finish()
+    return behavior
 
 
 def _item_specs(ctx: Ctx, params: Params) -> list[ItemSpec]:
@@ -107,6 +122,7 @@ def create_subscription(ctx: Ctx, params: Params) -> JSON:
     description = params.str("description")
     default_payment_method = params.str("default_payment_method")
     days_until_due = params.int("days_until_due", minimum=0)
+    missing_payment_method = missing_payment_method_from(params) or "create_invoice"
     params.accept(*_ACCEPTED_CREATE)
     params.finish()
     return lifecycle.start_subscription(
@@ -124,6 +140,7 @@ def create_subscription(ctx: Ctx, params: Params) -> JSON:
         default_payment_method=default_payment_method,
         collection_method=collection_method,
         days_until_due=days_until_due,
+        missing_payment_method=missing_payment_method,
     )
 
 
@@ -202,12 +219,18 @@ def update_subscription(ctx: Ctx, params: Params, id: str) -> JSON:
                 "resumes_at": pause.int("resumes_at"),
             }
             pause.finish()
-    end_trial_now = False
+    end_trial_now = trial_moved = False
+    missing_payment_method = missing_payment_method_from(params)
+    if missing_payment_method is not None:
+        subscription["trial_settings"] = {
+            "end_behavior": {"missing_payment_method": missing_payment_method}
+        }
     if params.has("trial_end"):
         trial_end = params.timestamp_or_now("trial_end")
         if trial_end == "now" or (isinstance(trial_end, int) and trial_end <= now):
             end_trial_now = subscription["status"] == "trialing"
         elif isinstance(trial_end, int) and subscription["status"] == "trialing":
+            trial_moved = trial_end != subscription["trial_end"]
             subscription["trial_end"] = trial_end
             for item in subscription["items"]["data"]:
                 item["current_period_end"] = trial_end
@@ -222,10 +245,13 @@ def update_subscription(ctx: Ctx, params: Params, id: str) -> JSON:
     params.accept(*_ACCEPTED_CREATE, "proration_date", "billing_cycle_anchor", "trial_from_plan")
     params.finish()
     _emit_update(ctx, subscription, before, now)
+    if trial_moved:
+        lifecycle.trial_end_moved(ctx, subscription, now)
     if planned is not None:
         changes.invoice_now(ctx, subscription, planned, now)
     if end_trial_now:
         subscription["trial_end"] = now
+        lifecycle.notify_trial_ending(ctx, subscription, now)
         for item in subscription["items"]["data"]:
             item["current_period_end"] = now
         subscription["billing_cycle_anchor"] = now
