@@ -40,6 +40,22 @@ NOT_YET: dict[str, str] = {
     "invoice.voided": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/invoices",
     "invoiceitem.created": f"POST /v1/invoiceitems: {_ROUTE}",
     "invoiceitem.deleted": f"POST /v1/invoiceitems: {_ROUTE}; then DELETE /v1/invoiceitems/{{id}}",
+    # POST /v1/payment_intents
+    "charge.captured": f"POST /v1/payment_intents: {_ROUTE}; then /capture",
+    "charge.failed": f"POST /v1/payment_intents: {_ROUTE}",
+    "charge.refunded": f"POST /v1/payment_intents: {_ROUTE}",
+    "charge.succeeded": f"POST /v1/payment_intents: {_ROUTE}",
+    "payment_intent.amount_capturable_updated": f"POST /v1/payment_intents: {_ROUTE}",
+    "payment_intent.canceled": f"POST /v1/payment_intents: {_ROUTE}; then /cancel",
+    "payment_intent.created": f"POST /v1/payment_intents: {_ROUTE}",
+    "payment_intent.partially_funded": (
+        f"POST /v1/payment_intents: {_ROUTE}; then /v1/test_helpers/customers/{{id}}/"
+        "fund_cash_balance"
+    ),
+    "payment_intent.payment_failed": f"POST /v1/payment_intents: {_ROUTE}",
+    "payment_intent.requires_action": f"POST /v1/payment_intents: {_ROUTE}",
+    "payment_intent.succeeded": f"POST /v1/payment_intents: {_ROUTE}",
+    "payment_intent.processing": f"POST /v1/payment_methods: {_ROUTE}; then /v1/payment_intents",
     # POST /v1/coupons, then /v1/promotion_codes and discounts on customers
     "coupon.created": f"POST /v1/coupons: {_ROUTE}",
     "coupon.deleted": f"POST /v1/coupons: {_ROUTE}; then DELETE /v1/coupons/{{id}}",
