@@ -154,6 +154,12 @@ def test_card(ctx: Ctx, payment_method_id: str) -> TestCard | None:
     return TEST_CARDS.get(source)
 
 
+def test_iban(ctx: Ctx, payment_method_id: str) -> str | None:
+    """The IBAN of a SEPA Direct Debit payment method, None for any other."""
+    source = _source_of(ctx, payment_method_id, "payment_method")
+    return source[5:] if source.startswith("iban:") else None
+
+
 def payment_method_outcome(ctx: Ctx, payment_method_id: str) -> str:
     """What charging `payment_method_id` does: "succeeded", "declined" or "requires_action".
 
