@@ -79,24 +79,12 @@ NOT_YET: dict[str, str] = {
         "event never emitted: payment_pages and POST /v1/payment_methods answer 404, which the "
         "fixture tolerates (expected_error_type), so nothing fails the payment"
     ),
-    # billing portal configurations
-    "billing_portal.configuration.created": f"POST /v1/billing_portal/configurations: {_ROUTE}",
-    "billing_portal.configuration.updated": f"POST /v1/billing_portal/configurations: {_ROUTE}",
     # card sources
     "customer.source.created": f"POST /v1/customers/{{id}}/sources: {_ROUTE}",
     "customer.source.updated": f"POST /v1/customers/{{id}}/sources: {_ROUTE}",
     # /v2 meter events; Stripe lists these thin events at GET /v2/core/events
     "v1.billing.meter.error_report_triggered": "POST /v2/billing/meter_event_session: plain 404",
     "v1.billing.meter.no_meter_found": "POST /v2/billing/meter_event_session: plain 404",
-    # every request goes through, the event does not come
-    "billing_portal.session.created": "event never emitted (the session is created silently)",
-    "customer.subscription.paused": (
-        "event never emitted: trial_settings[end_behavior][missing_payment_method]=pause is "
-        "ignored; a customer with no payment method is charged when the trial ends (trial_end=now)"
-    ),
-    "customer.subscription.trial_will_end": (
-        "event never emitted: a 1-day trial gets it only 3 days before its end, not at once"
-    ),
 }
 
 # how long to look for the event after the last step: the emulator emits during the request, so
