@@ -332,6 +332,29 @@ class StripeGateway:
             raise map_stripe_error(exc) from exc
         return customer.to_dict()
 
+    async def update_customer_metadata(
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        secret_key: str,
+        customer_id: str,
+        metadata: dict[str, str],
+        *,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        """Set these metadata keys on the customer (Stripe merges them: other keys stay)."""
+        params: stripe.params.CustomerUpdateParams = {"metadata": metadata}
+        try:
+            async with self.lease(project_id, mode, secret_key) as client:
+                customer = await self._with_rate_limit_retries(
+                    lambda: client.v1.customers.update_async(
+                        customer_id, params, {"idempotency_key": idempotency_key}
+                    )
+                )
+        except stripe.StripeError as exc:
+            raise map_stripe_error(exc) from exc
+        return customer.to_dict()
+
     async def create_checkout_session(
         self, project_id: uuid.UUID, mode: Mode, secret_key: str, params: dict[str, Any]
     ) -> dict[str, Any]:
