@@ -34,6 +34,12 @@ PREFIXES: dict[str, tuple[str, str]] = {
     "we": ("webhook_endpoints", "webhook_endpoint"),
     "clock": ("test_clocks", "test_clock"),
     "bps": ("portal_sessions", "billing_portal.session"),
+    "ii": ("invoiceitems", "invoiceitem"),
+    "cn": ("credit_notes", "credit_note"),
+    "promo": ("promotion_codes", "promotion_code"),
+    "di": ("discounts", "discount"),
+    # coupon ids carry no prefix (any id the caller chooses); this key only names the collection
+    "coupon": ("coupons", "coupon"),
     "pm": ("payment_methods", "payment_method"),
     "seti": ("setup_intents", "setup_intent"),
     "card": ("cards", "source"),

@@ -27,28 +27,6 @@ from tests.emulator.cli_triggers import (
 _ROUTE = "route missing (404 Unrecognized request URL)"
 
 NOT_YET: dict[str, str] = {
-    # POST /v1/invoiceitems, then creating, changing and deleting draft invoices
-    "credit_note.created": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/credit_notes",
-    "credit_note.updated": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/credit_notes/{{id}}",
-    "credit_note.voided": f"POST /v1/invoiceitems: {_ROUTE}; then /v1/credit_notes/{{id}}/void",
-    "invoice.created": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/invoices",
-    "invoice.deleted": f"POST /v1/invoiceitems: {_ROUTE}; then DELETE /v1/invoices/{{id}}",
-    "invoice.finalized": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/invoices/{{id}}/finalize",
-    "invoice.marked_uncollectible": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/invoices",
-    "invoice.sent": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/invoices/{{id}}/send",
-    "invoice.updated": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/invoices/{{id}}",
-    "invoice.voided": f"POST /v1/invoiceitems: {_ROUTE}; then POST /v1/invoices",
-    "invoiceitem.created": f"POST /v1/invoiceitems: {_ROUTE}",
-    "invoiceitem.deleted": f"POST /v1/invoiceitems: {_ROUTE}; then DELETE /v1/invoiceitems/{{id}}",
-    # POST /v1/coupons, then /v1/promotion_codes and discounts on customers
-    "coupon.created": f"POST /v1/coupons: {_ROUTE}",
-    "coupon.deleted": f"POST /v1/coupons: {_ROUTE}; then DELETE /v1/coupons/{{id}}",
-    "coupon.updated": f"POST /v1/coupons: {_ROUTE}; then POST /v1/coupons/{{id}}",
-    "customer.discount.created": f"POST /v1/coupons: {_ROUTE}; then customers' coupon",
-    "customer.discount.deleted": f"POST /v1/coupons: {_ROUTE}; then customers' coupon",
-    "customer.discount.updated": f"POST /v1/coupons: {_ROUTE}; then customers' coupon",
-    "promotion_code.created": f"POST /v1/coupons: {_ROUTE}; then POST /v1/promotion_codes",
-    "promotion_code.updated": f"POST /v1/coupons: {_ROUTE}; then /v1/promotion_codes/{{id}}",
     # POST /v1/subscription_schedules
     "subscription_schedule.aborted": f"POST /v1/subscription_schedules: {_ROUTE}; then /cancel",
     "subscription_schedule.canceled": f"POST /v1/subscription_schedules: {_ROUTE}; then /cancel",
@@ -65,13 +43,6 @@ NOT_YET: dict[str, str] = {
     "setup_intent.setup_failed": f"POST /v1/setup_intents: {_ROUTE}",
     "setup_intent.succeeded": f"POST /v1/setup_intents: {_ROUTE}",
     # POST /v1/payment_methods/{id}/attach (the pm_card_* test tokens)
-    "invoice.paid": f"POST /v1/payment_methods/{{id}}/attach: {_ROUTE}; then /v1/invoiceitems",
-    "invoice.payment_action_required": f"/v1/payment_methods/{{id}}/attach: {_ROUTE}",
-    "invoice.payment_failed": f"POST /v1/payment_methods/{{id}}/attach: {_ROUTE}",
-    # legacy plans
-    "plan.created": f"POST /v1/plans: {_ROUTE}",
-    "plan.deleted": f"POST /v1/plans: {_ROUTE}; then DELETE /v1/plans/{{id}}",
-    "plan.updated": f"POST /v1/plans: {_ROUTE}; then POST /v1/plans/{{id}}",
     # the hosted checkout page the CLI pays through
     "checkout.session.completed": f"GET /v1/payment_pages/{{id}}: {_ROUTE}; then /confirm",
     "checkout.session.async_payment_succeeded": f"GET /v1/payment_pages/{{id}}: {_ROUTE}",

@@ -7,10 +7,12 @@ renewal invoices); a charge succeeds or fails at once according to the customer'
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from billwarden_emulator import shapes
 from billwarden_emulator.ids import new_id, random_part
+from billwarden_emulator.resources import coupons
 from billwarden_emulator.resources.customers import card_outcome
 from billwarden_emulator.state import JSON, Ctx, copy_json, previous_attributes
 
@@ -80,13 +82,19 @@ def create_invoice(
     currency: str,
     subscription: JSON | None = None,
     invoice_id: str | None = None,
+    discounts: list[str] | None = None,
+    include_pending_items: bool | None = None,
+    fields: JSON | None = None,
 ) -> JSON:
-    """Store a draft invoice over `lines` and emit `invoice.created`."""
+    """Store a draft invoice over `lines` and emit `invoice.created`.
+
+    A subscription's invoice (and any invoice with `include_pending_items`) also bills the
+    customer's pending invoice items; `discounts` (discount ids) default to the subscription's,
+    else the customer's, that still apply.
+    """
     invoice_id = invoice_id or new_id("in")
-    total = sum(line["amount"] for line in lines)
     for line in lines:
         line["invoice"] = invoice_id
-    amount_due = max(total, 0)
     invoice = shapes.invoice(
         id=invoice_id,
         livemode=ctx.account.livemode,
@@ -101,12 +109,6 @@ def create_invoice(
         billing_reason=billing_reason,
         period_start=period_start,
         period_end=period_end,
-        subtotal=total,
-        subtotal_excluding_tax=total,
-        total=total,
-        total_excluding_tax=total,
-        amount_due=amount_due,
-        amount_remaining=amount_due,
         starting_balance=0,
         test_clock=customer["test_clock"],
         lines={
@@ -125,7 +127,18 @@ def create_invoice(
             },
             "type": "subscription_details",
         },
+        **(fields or {}),
     )
+    if include_pending_items if include_pending_items is not None else subscription is not None:
+        for item in pending_invoice_items(ctx, customer["id"], subscription):
+            add_invoice_item(ctx, invoice, item)
+    invoice["discounts"] = (
+        discounts
+        if discounts is not None
+        else applicable_discounts(ctx, customer, subscription, now)
+    )
+    price_invoice(ctx, invoice)
+    total = invoice["total"]
     if total < 0:
         # a credit goes to the customer's balance, as Stripe does
         customer["balance"] += total
@@ -133,6 +146,160 @@ def create_invoice(
     ctx.account.put("invoices", invoice)
     ctx.emit("invoice.created", invoice, created=now)
     return invoice
+
+
+# --- invoice items and discounts on invoices ---------------------------------------------------
+
+
+def pending_invoice_items(ctx: Ctx, customer_id: str, subscription: JSON | None) -> list[JSON]:
+    """The customer's invoice items not yet on an invoice (those of another subscription wait
+    for that subscription's invoice), oldest first."""
+    subscription_id = None if subscription is None else subscription["id"]
+    found = []
+    for item in ctx.account.collection("invoiceitems").values():
+        if item["customer"] != customer_id or item["invoice"] is not None:
+            continue
+        owner = ((item["parent"] or {}).get("subscription_details") or {}).get("subscription")
+        if owner is None or owner == subscription_id:
+            found.append(item)
+    return found
+
+
+def add_invoice_item(ctx: Ctx, invoice: JSON, item: JSON) -> JSON:
+    """Put a pending invoice item on a draft invoice as one of its lines."""
+    item["invoice"] = invoice["id"]
+    owner = ((item["parent"] or {}).get("subscription_details") or {}).get("subscription")
+    line = shapes.invoice_line(
+        id=new_id("il"),
+        livemode=ctx.account.livemode,
+        amount=item["amount"],
+        subtotal=item["amount"],
+        currency=item["currency"],
+        description=item["description"],
+        discountable=item["discountable"],
+        invoice=invoice["id"],
+        period=dict(item["period"]),
+        quantity=item["quantity"],
+        quantity_decimal=item["quantity_decimal"],
+        metadata=dict(item["metadata"]),
+        subscription=owner,
+        parent={
+            "invoice_item_details": {
+                "invoice_item": item["id"],
+                "proration": item["proration"],
+                "proration_details": {"credited_items": None},
+                "subscription": owner,
+            },
+            "subscription_item_details": None,
+            "type": "invoice_item_details",
+        },
+        pricing=copy_json(item["pricing"]) if item["pricing"] is not None else None,
+    )
+    invoice["lines"]["data"].append(line)
+    return line
+
+
+def remove_invoice_item(invoice: JSON, item_id: str) -> None:
+    invoice["lines"]["data"] = [
+        line
+        for line in invoice["lines"]["data"]
+        if ((line["parent"] or {}).get("invoice_item_details") or {}).get("invoice_item") != item_id
+    ]
+
+
+def applicable_discounts(
+    ctx: Ctx, customer: JSON, subscription: JSON | None, now: int
+) -> list[str]:
+    """The subscription's discounts, else the customer's, dropping those that have ended (a
+    `once` coupon already used, a `repeating` one past its end) with `customer.discount.deleted`."""
+    used: list[str] = ctx.account.internal.setdefault("discounts_used", [])
+    if subscription is not None and subscription["discounts"]:
+        kept = []
+        for discount_id in list(subscription["discounts"]):
+            discount = ctx.account.collection("discounts").get(discount_id)
+            if discount is None or _discount_ended(ctx, discount, used, now):
+                coupons.remove_subscription_discount(ctx, subscription, discount_id, now)
+            else:
+                kept.append(discount_id)
+        if kept:
+            used.extend(d for d in kept if d not in used)
+            return kept
+    discount = customer["discount"]
+    if discount is None:
+        return []
+    if _discount_ended(ctx, discount, used, now):
+        before = copy_json(customer)
+        events = coupons.set_customer_discount(ctx, customer, [], now=now)
+        ctx.emit("customer.updated", customer, previous_attributes(before, customer), created=now)
+        coupons.emit_all(ctx, events, now=now)
+        return []
+    if discount["id"] not in used:
+        used.append(discount["id"])
+    return [discount["id"]]
+
+
+def _discount_ended(ctx: Ctx, discount: JSON, used: list[str], now: int) -> bool:
+    if discount["end"] is not None and now >= discount["end"]:
+        return True
+    return coupons.coupon_of(ctx, discount)["duration"] == "once" and discount["id"] in used
+
+
+def _round_half_up(value: float) -> int:
+    return math.floor(value + 0.5)
+
+
+def price_invoice(ctx: Ctx, invoice: JSON) -> None:
+    """Recompute an invoice's amounts from its lines, its discounts and its credit notes."""
+    lines = invoice["lines"]["data"]
+    subtotal = sum(line["amount"] for line in lines)
+    remaining = {line["id"]: line["amount"] for line in lines}
+    for line in lines:
+        line["discount_amounts"] = []
+    totals = []
+    for discount_id in invoice["discounts"]:
+        discount = ctx.account.collection("discounts").get(discount_id)
+        if discount is None:
+            continue
+        coupon = coupons.coupon_of(ctx, discount)
+        shares = _discount_shares(coupon, invoice["currency"], lines, remaining)
+        for line in lines:
+            share = shares.get(line["id"], 0)
+            remaining[line["id"]] -= share
+            line["discount_amounts"].append({"amount": share, "discount": discount_id})
+        totals.append({"amount": sum(shares.values()), "discount": discount_id})
+    invoice["total_discount_amounts"] = totals
+    total = subtotal - sum(entry["amount"] for entry in totals)
+    invoice["subtotal"] = invoice["subtotal_excluding_tax"] = subtotal
+    invoice["total"] = invoice["total_excluding_tax"] = total
+    credited = invoice["pre_payment_credit_notes_amount"]
+    invoice["amount_due"] = max(total - credited, 0)
+    invoice["amount_remaining"] = max(invoice["amount_due"] - invoice["amount_paid"], 0)
+
+
+def _discount_shares(
+    coupon: JSON, currency: str, lines: list[JSON], remaining: dict[str, int]
+) -> dict[str, int]:
+    """What one coupon takes off each discountable line (after earlier discounts)."""
+    eligible = [line for line in lines if line["discountable"] and remaining[line["id"]] > 0]
+    if coupon["percent_off"] is not None:
+        return {
+            line["id"]: _round_half_up(remaining[line["id"]] * coupon["percent_off"] / 100)
+            for line in eligible
+        }
+    if coupon["amount_off"] is None or coupon["currency"] != currency:
+        return {}
+    base = sum(remaining[line["id"]] for line in eligible)
+    off = min(coupon["amount_off"], base)
+    shares: dict[str, int] = {}
+    given = 0
+    for index, line in enumerate(eligible):
+        if index == len(eligible) - 1:
+            share = off - given
+        else:
+            share = _round_half_up(off * remaining[line["id"]] / base)
+        shares[line["id"]] = share
+        given += share
+    return shares
 
 
 def finalize_invoice(ctx: Ctx, invoice: JSON, now: int) -> None:
@@ -166,7 +333,7 @@ def mark_paid(
         ctx.emit("invoice.payment_succeeded", invoice, created=now)
 
 
-PaymentMode = Literal["charge", "processing"]
+PaymentMode = Literal["charge", "processing", "action"]
 
 
 def charge_customer(
@@ -180,8 +347,11 @@ def charge_customer(
     description: str | None = None,
     mode: PaymentMode = "charge",
     intent_fields: JSON | None = None,
+    payment_method: str | None = None,
 ) -> JSON:
     """Create a payment intent and its charge; succeeds unless `decline_code` is given.
+
+    `mode="action"` leaves it `requires_action` (3D Secure asked for) with no charge.
 
     `mode="processing"` leaves the payment intent `processing` (a delayed payment method) with no
     charge yet; `settle_intent` finishes it later. `intent_fields` sets more of the intent's
@@ -199,7 +369,7 @@ def charge_customer(
         currency=currency,
         customer=None if customer is None else customer["id"],
         client_secret=f"{intent_id}_secret_{random_part(25)}",
-        payment_method=_payment_method_id(customer),
+        payment_method=payment_method or _payment_method_id(customer),
         status="processing" if mode == "processing" else "requires_payment_method",
         automatic_payment_methods={"allow_redirects": "always", "enabled": True},
         processing={"type": "card", "card": None} if mode == "processing" else None,
@@ -209,6 +379,14 @@ def charge_customer(
     ctx.emit("payment_intent.created", intent, created=now)
     if mode == "processing":
         ctx.emit("payment_intent.processing", intent, created=now)
+        return intent
+    if mode == "action":
+        intent["status"] = "requires_action"
+        intent["next_action"] = {
+            "type": "use_stripe_sdk",
+            "use_stripe_sdk": {"type": "three_d_secure_redirect", "stripe_js": ""},
+        }
+        ctx.emit("payment_intent.requires_action", intent, created=now)
         return intent
     settle_intent(ctx, intent, now, decline_code=decline_code)
     return intent
@@ -324,8 +502,10 @@ def attempt_invoice(
     *,
     decline_code: str | Literal["customer"] | None = "customer",
     mode: PaymentMode = "charge",
+    payment_method: str | None = None,
 ) -> bool | None:
-    """Try to collect an open invoice. True paid, False declined, None still processing."""
+    """Try to collect an open invoice. True paid, False declined, None still processing or
+    waiting for the customer's action (`invoice.payment_action_required`)."""
     customer = ctx.account.collection("customers").get(invoice["customer"])
     if invoice["amount_due"] == 0:
         mark_paid(ctx, invoice, now, attempted=False)
@@ -340,9 +520,15 @@ def attempt_invoice(
         now=now,
         decline_code=code,
         mode=mode,
+        payment_method=payment_method,
     )
     record_invoice_payment(ctx, invoice, intent, now)
     if mode == "processing":
+        return None
+    if mode == "action":
+        invoice["attempt_count"] += 1
+        invoice["attempted"] = True
+        ctx.emit("invoice.payment_action_required", invoice, created=now)
         return None
     return apply_intent_result(ctx, invoice, intent, now)
 

@@ -15,14 +15,13 @@ from billwarden_emulator.errors import invalid_value
 from billwarden_emulator.forms import Params, merge_metadata
 from billwarden_emulator.ids import new_id, random_part
 from billwarden_emulator.listing import newest_first, page, range_filter
-from billwarden_emulator.resources import delete, get, post
+from billwarden_emulator.resources import coupons, delete, get, post
 from billwarden_emulator.state import JSON, Ctx, copy_json, previous_attributes
 
+_DISCOUNT_PARAMS = ("coupon", "promotion_code")
 _ADDRESS_FIELDS = ("city", "country", "line1", "line2", "postal_code", "state")
 _ACCEPTED = (
     "cash_balance",
-    "coupon",
-    "promotion_code",
     "source",
     "tax",
     "tax_id_data",
@@ -99,10 +98,17 @@ def create_customer(ctx: Ctx, params: Params) -> JSON:
     if clock_id is not None:
         customer["created"] = account.collection("test_clocks")[clock_id]["frozen_time"]
     _apply_common(ctx, customer, params)
+    specs = coupons.read_discount_specs(
+        ctx, params, now=customer["created"], customer=customer["id"], names=_DISCOUNT_PARAMS
+    )
     params.accept(*_ACCEPTED)
     params.finish()
     account.put("customers", customer)
+    discount_events = coupons.set_customer_discount(
+        ctx, customer, specs or [], now=customer["created"]
+    )
     ctx.emit("customer.created", customer, created=customer["created"])
+    coupons.emit_all(ctx, discount_events, now=customer["created"])
     return customer
 
 
@@ -120,11 +126,17 @@ def update_customer(ctx: Ctx, params: Params, id: str) -> JSON:
     customer = ctx.account.get("customers", id)
     before = copy_json(customer)
     _apply_common(ctx, customer, params)
+    now = ctx.account.now_for(id)
+    specs = coupons.read_discount_specs(ctx, params, now=now, customer=id, names=_DISCOUNT_PARAMS)
     params.accept(*_ACCEPTED, "default_source")
     params.finish()
+    discount_events = (
+        [] if specs is None else coupons.set_customer_discount(ctx, customer, specs, now=now)
+    )
     changes = previous_attributes(before, customer)
     if changes:
-        ctx.emit("customer.updated", customer, changes, created=ctx.account.now_for(id))
+        ctx.emit("customer.updated", customer, changes, created=now)
+    coupons.emit_all(ctx, discount_events, now=now)
     return customer
 
 
