@@ -71,15 +71,16 @@ class Tenant:
     def config(self, suffix: str = "config") -> str:
         return f"{STRIPE}/projects/{self.project_id}/{suffix}"
 
-    def token(self, sub: str, *, mode: str = "test", secret: str | None = None) -> str:
-        """An end user's token as the tenant's backend signs it."""
-        claims = {
+    def token(self, sub: str, *, mode: str | None = "test", secret: str | None = None) -> str:
+        """An end user's token as the tenant's backend signs it (`mode=None`: no mode claim)."""
+        claims: dict[str, Any] = {
             "sub": sub,
             "project_id": self.project_id,
-            "mode": mode,
             "email": f"{sub}@example.test",
             "exp": int(time.time()) + 600,
         }
+        if mode is not None:
+            claims["mode"] = mode
         return jwt.encode(claims, secret or self.end_user_secret, algorithm="HS256")
 
     @staticmethod
@@ -830,6 +831,33 @@ class TestLiveMode:
             )
             assert mine["subscription"]["priceId"] == account.prices["premium_monthly"]
             assert (await t.get(f"{STRIPE}/my-subscription", t.bearer(test)))["subscriptions"] == []
+            # test_mode picks the mode of a token without a mode claim once the project lets it
+            unclaimed = t.token("ada", mode=None)
+            fixed = await t.http.get(
+                f"{STRIPE}/my-subscription",
+                params={"test_mode": "false"},
+                headers=t.bearer(unclaimed),
+            )
+            refused(fixed, 403, "MODE_MISMATCH")
+            allowed = await t.http.put(
+                f"/api/v1/projects/{t.project_id}/end-user-auth",
+                json={"modeFromQuery": True},
+                headers=t.developer,
+            )
+            assert allowed.status_code == 200, allowed.text
+            chosen = await t.get(
+                f"{STRIPE}/my-subscription", t.bearer(unclaimed), test_mode="false"
+            )
+            assert chosen["subscription"]["id"] == mine["subscription"]["id"]
+            refused(  # a token's own mode claim stays fixed
+                await t.http.get(
+                    f"{STRIPE}/my-subscription",
+                    params={"test_mode": "true"},
+                    headers=t.bearer(live),
+                ),
+                403,
+                "MODE_MISMATCH",
+            )
             paid = await eventually(
                 lambda: t.get(f"{STRIPE}/my-payments", t.bearer(live)),
                 lambda body: bool(body["data"]),
