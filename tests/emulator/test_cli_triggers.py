@@ -35,13 +35,6 @@ NOT_YET: dict[str, str] = {
     "subscription_schedule.expiring": f"POST /v1/subscription_schedules: {_ROUTE}",
     "subscription_schedule.released": f"POST /v1/subscription_schedules: {_ROUTE}; then /release",
     "subscription_schedule.updated": f"POST /v1/subscription_schedules: {_ROUTE}",
-    # POST /v1/setup_intents
-    "payment_method.updated": f"POST /v1/setup_intents: {_ROUTE}; then /v1/payment_methods/{{id}}",
-    "setup_intent.canceled": f"POST /v1/setup_intents: {_ROUTE}; then /cancel",
-    "setup_intent.created": f"POST /v1/setup_intents: {_ROUTE}",
-    "setup_intent.requires_action": f"POST /v1/setup_intents: {_ROUTE}",
-    "setup_intent.setup_failed": f"POST /v1/setup_intents: {_ROUTE}",
-    "setup_intent.succeeded": f"POST /v1/setup_intents: {_ROUTE}",
     # POST /v1/payment_methods/{id}/attach (the pm_card_* test tokens)
     # the hosted checkout page the CLI pays through
     "checkout.session.completed": f"GET /v1/payment_pages/{{id}}: {_ROUTE}; then /confirm",
