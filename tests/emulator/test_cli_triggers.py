@@ -36,13 +36,6 @@ NOT_YET: dict[str, str] = {
     "subscription_schedule.released": f"POST /v1/subscription_schedules: {_ROUTE}; then /release",
     "subscription_schedule.updated": f"POST /v1/subscription_schedules: {_ROUTE}",
     # POST /v1/payment_methods/{id}/attach (the pm_card_* test tokens)
-    # the hosted checkout page the CLI pays through
-    "checkout.session.completed": f"GET /v1/payment_pages/{{id}}: {_ROUTE}; then /confirm",
-    "checkout.session.async_payment_succeeded": f"GET /v1/payment_pages/{{id}}: {_ROUTE}",
-    "checkout.session.async_payment_failed": (
-        "event never emitted: payment_pages and POST /v1/payment_methods answer 404, which the "
-        "fixture tolerates (expected_error_type), so nothing fails the payment"
-    ),
     # card sources
     "customer.source.created": f"POST /v1/customers/{{id}}/sources: {_ROUTE}",
     "customer.source.updated": f"POST /v1/customers/{{id}}/sources: {_ROUTE}",
