@@ -36,9 +36,6 @@ NOT_YET: dict[str, str] = {
     "subscription_schedule.released": f"POST /v1/subscription_schedules: {_ROUTE}; then /release",
     "subscription_schedule.updated": f"POST /v1/subscription_schedules: {_ROUTE}",
     # POST /v1/payment_methods/{id}/attach (the pm_card_* test tokens)
-    # card sources
-    "customer.source.created": f"POST /v1/customers/{{id}}/sources: {_ROUTE}",
-    "customer.source.updated": f"POST /v1/customers/{{id}}/sources: {_ROUTE}",
     # /v2 meter events; Stripe lists these thin events at GET /v2/core/events
     "v1.billing.meter.error_report_triggered": "POST /v2/billing/meter_event_session: plain 404",
     "v1.billing.meter.no_meter_found": "POST /v2/billing/meter_event_session: plain 404",

@@ -1,5 +1,5 @@
 """Setup intents and payment methods: the pm_card_* test cards on setup, attach and detach, card
-sources, and payment_method_outcome for the payment flows."""
+sources (customer.source.*), and payment_method_outcome for the payment flows."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from tests.emulator.test_shapes import SDK_CLASSES, shape_problems
 # the shape contract reads which fields may be null from the SDK's classes
 SDK_CLASSES.setdefault("setup_intent", stripe.SetupIntent)
 SDK_CLASSES.setdefault("payment_method", stripe.PaymentMethod)
+SDK_CLASSES.setdefault("card", stripe.Card)
 
 
 def _types(client: stripe.StripeClient) -> list[str]:
@@ -211,3 +212,46 @@ class TestPaymentMethodOutcome:
 
         assert payment_method_outcome(ctx, test_id) == outcome
         assert payment_method_outcome(ctx, made["id"]) == outcome
+
+
+class TestCardSources:
+    def test_token_becomes_the_default_source(self, client: stripe.StripeClient) -> None:
+        customer = client.v1.customers.create({})
+
+        card = client.v1.customers.payment_sources.create(customer.id, {"source": "tok_visa"})
+
+        assert (card.object, card.last4, card.customer) == ("card", "4242", customer.id)
+        assert shape_problems("card", card.to_dict()) == []
+        assert client.v1.customers.retrieve(customer.id).default_source == card.id
+        assert _types(client)[-2:] == ["customer.source.created", "customer.updated"]
+
+    def test_update_emits_previous_attributes(self, client: stripe.StripeClient) -> None:
+        customer = client.v1.customers.create({})
+        card = client.v1.customers.payment_sources.create(customer.id, {"source": "tok_visa"})
+
+        client.v1.customers.payment_sources.update(
+            customer.id, card.id, {"metadata": {"foo": "bar"}}
+        )
+
+        event = client.v1.events.list({"type": "customer.source.updated"}).data[0]
+        assert event.data.object.metadata.to_dict() == {"foo": "bar"}
+        assert event.data.previous_attributes["metadata"].to_dict() == {"foo": None}
+
+    def test_declining_token_is_refused(self, client: stripe.StripeClient) -> None:
+        customer = client.v1.customers.create({})
+
+        with pytest.raises(stripe.CardError) as declined:
+            client.v1.customers.payment_sources.create(
+                customer.id, {"source": "tok_chargeDeclined"}
+            )
+
+        assert declined.value.code == "card_declined"
+
+    def test_delete_clears_the_default(self, client: stripe.StripeClient) -> None:
+        customer = client.v1.customers.create({})
+        card = client.v1.customers.payment_sources.create(customer.id, {"source": "tok_visa"})
+
+        client.v1.customers.payment_sources.delete(customer.id, card.id)
+
+        assert client.v1.customers.retrieve(customer.id).default_source is None
+        assert "customer.source.deleted" in _types(client)
