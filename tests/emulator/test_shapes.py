@@ -48,6 +48,7 @@ SDK_CLASSES: dict[str, type[Any]] = {
     "account": stripe.Account,
     "balance": stripe.Balance,
     "billing.meter_event": stripe.billing.MeterEvent,
+    "billing_portal.configuration": stripe.billing_portal.Configuration,
     "billing_portal.session": stripe.billing_portal.Session,
     "charge": stripe.Charge,
     "checkout.session": stripe.checkout.Session,
@@ -63,6 +64,7 @@ SDK_CLASSES: dict[str, type[Any]] = {
     "refund": stripe.Refund,
     "subscription": stripe.Subscription,
     "subscription_item": stripe.SubscriptionItem,
+    "subscription_schedule": stripe.SubscriptionSchedule,
     "test_helpers.test_clock": stripe.test_helpers.TestClock,
     "webhook_endpoint": stripe.WebhookEndpoint,
 }

@@ -10,6 +10,7 @@ invoice is retried 3, 5 and 7 days later; when the last retry fails the subscrip
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,6 +19,7 @@ from billwarden_emulator.billing import payments
 from billwarden_emulator.clock import next_period_end
 from billwarden_emulator.errors import card_declined, invalid_request
 from billwarden_emulator.ids import new_id
+from billwarden_emulator.resources import coupons
 from billwarden_emulator.resources.customers import card_outcome
 from billwarden_emulator.state import JSON, Ctx, copy_json, previous_attributes
 
@@ -130,6 +132,7 @@ def start_subscription(
     days_until_due: int | None = None,
     missing_payment_method: str = "create_invoice",
     schedule: str | None = None,
+    discounts: Sequence[coupons.DiscountSpec] = (),
 ) -> JSON:
     """Create a subscription with its first invoice, emitting Stripe's events in order."""
     interval, count, currency = check_recurring(specs, "items")
@@ -184,6 +187,8 @@ def start_subscription(
     if cancel_at_period_end or cancel_at is not None:
         _schedule_cancel(subscription, now, period_end if cancel_at is None else cancel_at)
         subscription["cancel_at_period_end"] = cancel_at is None
+    if discounts:
+        coupons.set_subscription_discounts(ctx, subscription, list(discounts), now=now)
     ctx.account.put("subscriptions", subscription)
     ctx.emit("customer.subscription.created", subscription, created=now)
     notify_trial_ending(ctx, subscription, now)

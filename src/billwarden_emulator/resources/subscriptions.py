@@ -12,7 +12,7 @@ from billwarden_emulator.billing.lifecycle import ENDED, ItemSpec
 from billwarden_emulator.errors import invalid_request, resource_missing
 from billwarden_emulator.forms import Params, merge_metadata
 from billwarden_emulator.listing import newest_first, page, range_filter
-from billwarden_emulator.resources import delete, get, post
+from billwarden_emulator.resources import coupons, delete, get, post
 from billwarden_emulator.state import JSON, Ctx, copy_json, previous_attributes
 
 _STATUSES = (
@@ -123,6 +123,7 @@ def create_subscription(ctx: Ctx, params: Params) -> JSON:
     default_payment_method = params.str("default_payment_method")
     days_until_due = params.int("days_until_due", minimum=0)
     missing_payment_method = missing_payment_method_from(params) or "create_invoice"
+    discounts = coupons.read_discount_specs(ctx, params, now=now, customer=customer_id)
     params.accept(*_ACCEPTED_CREATE)
     params.finish()
     return lifecycle.start_subscription(
@@ -141,6 +142,7 @@ def create_subscription(ctx: Ctx, params: Params) -> JSON:
         collection_method=collection_method,
         days_until_due=days_until_due,
         missing_payment_method=missing_payment_method,
+        discounts=discounts or (),
     )
 
 
@@ -242,8 +244,11 @@ def update_subscription(ctx: Ctx, params: Params, id: str) -> JSON:
     if params.has("days_until_due"):
         subscription["days_until_due"] = params.int("days_until_due", minimum=0)
     params.str("payment_behavior")
+    discounts = coupons.read_discount_specs(ctx, params, now=now, customer=subscription["customer"])
     params.accept(*_ACCEPTED_CREATE, "proration_date", "billing_cycle_anchor", "trial_from_plan")
     params.finish()
+    if discounts is not None:
+        coupons.set_subscription_discounts(ctx, subscription, discounts, now=now)
     _emit_update(ctx, subscription, before, now)
     if trial_moved:
         lifecycle.trial_end_moved(ctx, subscription, now)
