@@ -308,6 +308,10 @@ def end_subscription(ctx: Ctx, subscription: JSON, at: int, *, reason: str) -> N
     }
     ctx.account.internal["pending_lines"].pop(subscription["id"], None)
     ctx.emit("customer.subscription.deleted", subscription, created=at)
+    if subscription["schedule"] is not None:
+        from billwarden_emulator.billing import schedules  # imports this module
+
+        schedules.subscription_ended(ctx, subscription, at, reason=reason)
 
 
 def notify_trial_ending(ctx: Ctx, subscription: JSON, now: int) -> None:
@@ -462,6 +466,8 @@ def _subscription_actions(ctx: Ctx, subscription: JSON) -> list[Action]:
 
 def advance_clock(ctx: Ctx, clock: JSON, target: int) -> None:
     """Run every renewal, retry, expiry and cancellation due up to `target`, in time order."""
+    from billwarden_emulator.billing import schedules  # imports this module
+
     account = ctx.account
     customers = {
         cid
@@ -480,12 +486,16 @@ def advance_clock(ctx: Ctx, clock: JSON, target: int) -> None:
                 and invoice["next_payment_attempt"] is not None
             ):
                 candidates.append((invoice["next_payment_attempt"], 4, "retry", invoice["id"]))
+        candidates.extend(schedules.actions(ctx, customers))
         due = [action for action in candidates if action[0] <= target]
         if not due:
             break
         at, _, kind, object_id = min(due)
         clock["frozen_time"] = max(clock["frozen_time"], at)
-        _run_action(ctx, kind, object_id, at)
+        if kind.startswith("schedule_"):
+            schedules.run(ctx, kind, object_id, at)
+        else:
+            _run_action(ctx, kind, object_id, at)
     clock["frozen_time"] = target
 
 
