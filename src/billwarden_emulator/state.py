@@ -95,6 +95,10 @@ def previous_attributes(before: JSON, after: JSON) -> JSON:
     return changed
 
 
+# collections whose ids need not carry a prefix (`find` looks them up by id alone)
+UNPREFIXED = ("coupons",)
+
+
 class Account:
     """Everything one API key sees."""
 
@@ -133,6 +137,11 @@ class Account:
         prefix = object_id.split("_", 1)[0]
         entry = PREFIXES.get(prefix)
         if entry is None:
+            # coupons may have ids of the user's choosing, without a prefix
+            for collection in UNPREFIXED:
+                found = self.collections.get(collection, {}).get(object_id)
+                if found is not None:
+                    return found
             return None
         found = self.collections[entry[0]].get(object_id)
         return found if found is not None else self.deleted.get(object_id)

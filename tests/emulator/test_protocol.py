@@ -262,6 +262,26 @@ class TestFiltersAndExpand:
         with pytest.raises(stripe.InvalidRequestError):
             client.v1.subscriptions.retrieve(subscription.id, {"expand": ["no_such_field"]})
 
+    def test_expand_through_a_list_of_ids_to_a_coupon(self, client: stripe.StripeClient) -> None:
+        customer = client.v1.customers.create({"payment_method": "pm_card_visa"})
+        coupon = client.v1.coupons.create({"id": "SPRING20", "percent_off": 20})
+        subscription = client.v1.subscriptions.create(
+            {
+                "customer": customer.id,
+                "items": [{"price": _recurring_price(client).id}],
+                "discounts": [{"coupon": coupon.id}],
+            }
+        )
+        assert [d for d in subscription.discounts if isinstance(d, str)]  # ids unless expanded
+        expanded = client.v1.subscriptions.retrieve(
+            subscription.id, {"expand": ["discounts.source.coupon"]}
+        )
+        (discount,) = expanded.discounts
+        assert isinstance(discount, stripe.Discount)
+        coupon_object = discount.source.coupon  # a coupon id of the user's choosing, expanded
+        assert isinstance(coupon_object, stripe.Coupon)
+        assert coupon_object.percent_off == 20
+
     def test_events_filter_by_type_created_and_delivery_success(
         self, client: stripe.StripeClient
     ) -> None:

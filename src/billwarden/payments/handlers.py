@@ -46,11 +46,16 @@ async def payment_intent_changed(context: EventContext) -> None:
 
 
 async def charge_refunded(context: EventContext) -> None:
+    """A refund of a one-time payment billwarden sold, or of an invoice's payment (a
+    subscription's): the row's refunded amount follows the charge's."""
     intent = context.event["data"]["object"].get("payment_intent")
     if isinstance(intent, dict):
         intent = intent.get("id")
     if isinstance(intent, str) and intent:
-        await _service(context).apply_payment_intent(intent, EventStamp.of(context.event))
+        service = _service(context)
+        stamp = EventStamp.of(context.event)
+        if await service.apply_payment_intent(intent, stamp) is None:
+            await service.apply_invoice_refund(intent, stamp)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -75,6 +75,13 @@ def invoice_status(invoice: dict[str, Any]) -> str:
     return "pending"
 
 
+def _refund_status(status: str, amount: int, refunded: int) -> str:
+    """A paid invoice's status once some of its payment was refunded."""
+    if status != "succeeded" or not refunded:
+        return status
+    return "refunded" if refunded >= amount else "partially_refunded"
+
+
 def intent_status(intent: dict[str, Any], refunded: int) -> str:
     status = intent.get("status")
     if status == "succeeded":
@@ -187,7 +194,7 @@ class PaymentsService:
         paid = obj.get("status") == "paid"
         row.amount = _int(obj.get("amount_paid")) if paid else _int(obj.get("amount_due"))
         row.currency = str(obj.get("currency") or row.currency)[:3]
-        row.status = invoice_status(obj)
+        row.status = _refund_status(invoice_status(obj), row.amount, row.amount_refunded or 0)
         row.description = _text(obj.get("description"), 1000) or _line_description(obj)
         row.hosted_invoice_url = _text(obj.get("hosted_invoice_url"), 2000)
         row.invoice_pdf = _text(obj.get("invoice_pdf"), 2000)
@@ -233,6 +240,36 @@ class PaymentsService:
         await self.session.flush()
         await self._notify(row, previous)
         return row
+
+    async def apply_invoice_refund(self, intent_id: str, stamp: EventStamp | None) -> None:
+        """A refund of the payment intent that paid an invoice: the invoice's row (read again)
+        with what its payments' charges have refunded in all."""
+        found = await self.sync.gateway.list_page(
+            self.project_id,
+            self.mode,
+            await self.sync.secret_key(),
+            "/v1/invoice_payments",
+            {"payment": {"type": "payment_intent", "payment_intent": intent_id}, "limit": 1},
+        )
+        invoice_id = next(
+            (
+                str(payment["invoice"])
+                for payment in found["data"]
+                if isinstance(payment, dict) and isinstance(payment.get("invoice"), str)
+            ),
+            None,
+        )
+        if invoice_id is None:
+            return
+        row = await self.apply_invoice(invoice_id, stamp)
+        if row is None or row.kind != INVOICE:
+            return
+        intent = await self.sync.fetch(f"/v1/payment_intents/{intent_id}")
+        if intent is None:
+            return
+        row.amount_refunded = await self._refunded(intent)
+        row.status = _refund_status(row.status, row.amount, row.amount_refunded)
+        await self.session.flush()
 
     async def _refunded(self, intent: dict[str, Any]) -> int:
         charge = intent.get("latest_charge")

@@ -260,12 +260,19 @@ class StripeGateway:
         return StripePrice.from_stripe(price)
 
     async def retrieve(
-        self, project_id: uuid.UUID, mode: Mode, secret_key: str, path: str
+        self,
+        project_id: uuid.UUID,
+        mode: Mode,
+        secret_key: str,
+        path: str,
+        *,
+        expand: list[str] | None = None,
     ) -> dict[str, Any] | None:
-        """`GET path` (`/v1/subscriptions/sub_...`) as Stripe's raw JSON, or None when Stripe
-        has no such object (404). Raw, not the SDK's typed objects: the mirror keeps it as is,
-        and building typed objects costs most of a read's time."""
-        return await self._raw_get(project_id, mode, secret_key, path, {})
+        """`GET path` (`/v1/subscriptions/sub_...`, with `expand[]`) as Stripe's raw JSON, or
+        None when Stripe has no such object (404). Raw, not the SDK's typed objects: the mirror
+        keeps it as is, and building typed objects costs most of a read's time."""
+        params: dict[str, Any] = {"expand": expand} if expand else {}
+        return await self._raw_get(project_id, mode, secret_key, path, params)
 
     async def list_page(
         self,

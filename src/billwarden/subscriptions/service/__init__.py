@@ -288,11 +288,16 @@ def recurring_amount(obj: dict[str, Any]) -> tuple[str | None, float | None]:
     item's unit amount times its quantity, times its billing periods in a year (a yearly price
     once, a monthly one 12 times, a weekly one 52, a daily one 365, each over its
     `interval_count`). Metered items and prices without a unit amount (tiered) add nothing;
-    discounts and taxes are not taken off. None when no item has a recurring price."""
+    taxes are not taken off. The subscription's recurring discounts are (`discounts` expanded to
+    their coupons, as `SubscriptionSync` reads it): a percent off takes its share, an amount off
+    (in the subscription's currency) comes off each billing period; a `once` discount, or one
+    that has ended, does not recur and is not taken off. None when no item has a recurring
+    price."""
     currency = _text(obj.get("currency"), 3)
     items = obj.get("items")
     data = items.get("data") if isinstance(items, dict) else None
     total: float | None = None
+    periods: float | None = None  # billing periods a year, of the first licensed item
     for item in data if isinstance(data, list) else []:
         price = item.get("price") if isinstance(item, dict) else None
         recurring = price.get("recurring") if isinstance(price, dict) else None
@@ -313,7 +318,37 @@ def recurring_amount(obj: dict[str, Any]) -> tuple[str | None, float | None]:
         ):
             continue
         total += unit * quantity * per_year / count
-    return (currency.lower() if currency else None), total
+        periods = periods or per_year / count
+    currency = currency.lower() if currency else None
+    if total is not None:
+        total = _discounted(obj, total, currency, periods or 0.0)
+    return currency, total
+
+
+def _discounted(obj: dict[str, Any], total: float, currency: str | None, periods: float) -> float:
+    """`total` (a year) less the subscription's recurring discounts whose coupons are expanded."""
+    now = utcnow().timestamp()
+    for discount in obj.get("discounts") or ():
+        if not isinstance(discount, dict):
+            continue  # an id: not expanded, nothing known of it
+        end = discount.get("end")
+        if isinstance(end, int) and not isinstance(end, bool) and end <= now:
+            continue
+        source = discount.get("source")
+        coupon = source.get("coupon") if isinstance(source, dict) else discount.get("coupon")
+        if not isinstance(coupon, dict) or coupon.get("duration") == "once":
+            continue
+        percent = coupon.get("percent_off")
+        amount = coupon.get("amount_off")
+        if isinstance(percent, int | float) and not isinstance(percent, bool):
+            total *= max(0.0, 1 - min(float(percent), 100.0) / 100)
+        elif (
+            isinstance(amount, int)
+            and not isinstance(amount, bool)
+            and str(coupon.get("currency") or "").lower() == currency
+        ):
+            total = max(0.0, total - amount * periods)
+    return total
 
 
 def period_of(obj: dict[str, Any]) -> tuple[datetime | None, datetime | None]:

@@ -29,6 +29,8 @@ from billwarden.subscriptions.models import Subscription
 from billwarden.subscriptions.service import EventStamp, MirrorService
 
 ENDED = frozenset({"canceled", "incomplete_expired"})
+# a subscription is read with its discounts' coupons, which its recurring amount (MRR) takes off
+DISCOUNTS = ["discounts.source.coupon"]
 
 
 class SubscriptionSync:
@@ -65,9 +67,9 @@ class SubscriptionSync:
             self._secret_key = credentials.secret_key
         return self._secret_key
 
-    async def fetch(self, path: str) -> dict[str, Any] | None:
+    async def fetch(self, path: str, *, expand: list[str] | None = None) -> dict[str, Any] | None:
         return await self.gateway.retrieve(
-            self.project_id, self.mode, await self.secret_key(), path
+            self.project_id, self.mode, await self.secret_key(), path, expand=expand
         )
 
     async def sync_subscription(
@@ -90,7 +92,7 @@ class SubscriptionSync:
         )
         if row is not None and stamp is not None and stamp.is_older_than(row.last_event_created):
             return set()
-        current = await self.fetch(f"/v1/subscriptions/{subscription_id}")
+        current = await self.fetch(f"/v1/subscriptions/{subscription_id}", expand=DISCOUNTS)
         if current is None:
             # Stripe no longer has it: only an ending is taken from the event itself (a stale
             # "active" payload must never outlive a deletion delivered before it)
