@@ -1,4 +1,4 @@
-"""The emulator's ASGI app: Stripe's `/v1` protocol plus the `/_emulator/` test helpers.
+"""The emulator's ASGI app: Stripe's `/v1` and `/v2` protocols plus the `/_emulator/` helpers.
 
 Per request: authenticate the key (each well-formed key is its own account), apply the account's
 fault knobs, decode Stripe's form encoding, honour `Idempotency-Key`, run the handler, `expand`,
@@ -35,6 +35,7 @@ from billwarden_emulator.errors import (
 from billwarden_emulator.forms import Params, decode_form, expand_paths
 from billwarden_emulator.ids import random_part
 from billwarden_emulator.listing import expand
+from billwarden_emulator.resources import meter_streams
 from billwarden_emulator.routing import build_router
 from billwarden_emulator.state import Account, Ctx, DispatcherLike, FaultsLike, Store
 
@@ -198,6 +199,65 @@ class Emulator:
                 orjson.dumps(error.body()), error.status, headers, media_type="application/json"
             )
 
+    async def handle_v2(self, request: Request) -> Response:
+        """`/v2`: JSON bodies, and errors in the v2 envelope (`type`, `code`, `message`).
+        The meter event stream is authorised by a meter event session's token, not a key."""
+        headers = {"Request-Id": "req_" + random_part(14)}
+        method = request.method
+        path: str = request.scope["path"]
+        try:
+            if path == "/v2/billing/meter_event_stream" and method == "POST":
+                token = request.headers.get("authorization", "").partition(" ")[2].strip()
+                account = meter_streams.account_for_session(self.store, token)
+            else:
+                account = self.authenticate(request)
+            matched = self.router.match(method, path)
+            if matched is None:
+                raise StripeError(
+                    404,
+                    "invalid_request_error",
+                    f"Unrecognized request URL ({method}: {path}).",
+                    code="not_found",
+                )
+            route, path_params = matched
+            data: Any = decode_form(parse_qsl(request.url.query, keep_blank_values=True))
+            if method == "POST":
+                body = await request.body()
+                try:
+                    data = orjson.loads(body) if body.strip() else {}
+                except orjson.JSONDecodeError:
+                    raise StripeError(
+                        400, "invalid_request_error", "Invalid JSON body.", code="invalid_json"
+                    ) from None
+                if not isinstance(data, dict):
+                    raise StripeError(
+                        400,
+                        "invalid_request_error",
+                        "The body must be a JSON object.",
+                        code="invalid_json",
+                    )
+            ctx = Ctx(self.store, account, headers["Request-Id"], None, self.base_url(request))
+            try:
+                result = route.handler(ctx, Params(data), **path_params)
+            except StripeError:
+                raise
+            except Exception:
+                logger.exception("emulator handler failed: %s %s", method, path)
+                raise api_error() from None
+            if route.mutates:
+                self.store.changed()
+            return Response(orjson.dumps(result), 200, headers, media_type="application/json")
+        except StripeError as error:
+            envelope = {"type": error.type, "code": error.code, "message": error.message}
+            if error.param is not None:
+                envelope["param"] = error.param
+            return Response(
+                orjson.dumps({"error": envelope}),
+                error.status,
+                headers,
+                media_type="application/json",
+            )
+
 
 def _default_parts(
     config: EmulatorConfig,
@@ -243,6 +303,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
 
     routes = [
         StarletteRoute("/v1/{path:path}", emulator.handle_api, methods=["GET", "POST", "DELETE"]),
+        StarletteRoute("/v2/{path:path}", emulator.handle_v2, methods=["GET", "POST", "DELETE"]),
         *helpers.routes(emulator),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -295,6 +295,13 @@ class TestCustomersAndUsage:
         assert client.v1.customers.retrieve(customer).deleted is True
 
     def test_meter_event_identifier_is_deduplicated(self, client: stripe.StripeClient) -> None:
+        client.v1.billing.meters.create(
+            {
+                "display_name": "API requests",
+                "event_name": "api_requests",
+                "default_aggregation": {"formula": "sum"},
+            }
+        )
         customer = client.v1.customers.create()
         params = {
             "event_name": "api_requests",
@@ -302,9 +309,10 @@ class TestCustomersAndUsage:
             "identifier": "batch-1",
         }
         first = client.v1.billing.meter_events.create(params)  # type: ignore[arg-type]
-        again = client.v1.billing.meter_events.create(params)  # type: ignore[arg-type]
         assert isinstance(first, stripe.billing.MeterEvent)
-        assert again.identifier == first.identifier and again.created == first.created
+        with pytest.raises(stripe.InvalidRequestError) as repeated:
+            client.v1.billing.meter_events.create(params)  # type: ignore[arg-type]
+        assert repeated.value.param == "identifier"
         with pytest.raises(stripe.InvalidRequestError) as caught:
             client.v1.billing.meter_events.create(
                 {**params, "identifier": "old", "timestamp": int(time.time()) - 40 * DAY}  # type: ignore[typeddict-item]

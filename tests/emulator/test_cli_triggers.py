@@ -34,9 +34,6 @@ NOT_YET: dict[str, str] = {
         "expiring 7 days before, as Stripe documents it"
     ),
     # POST /v1/payment_methods/{id}/attach (the pm_card_* test tokens)
-    # /v2 meter events; Stripe lists these thin events at GET /v2/core/events
-    "v1.billing.meter.error_report_triggered": "POST /v2/billing/meter_event_session: plain 404",
-    "v1.billing.meter.no_meter_found": "POST /v2/billing/meter_event_session: plain 404",
 }
 
 # how long to look for the event after the last step: the emulator emits during the request, so

@@ -144,6 +144,7 @@ class TestMeters:
 class TestEventSummaries:
     def test_sum_per_customer(self, client: stripe.StripeClient) -> None:
         meter = _meter(client, "api_calls")
+        _meter(client, "other_event")  # events refer to a meter by its event_name
         alice = client.v1.customers.create().id
         bob = client.v1.customers.create().id
         start = _hours_ago(3)
@@ -228,8 +229,11 @@ class TestEventSummaries:
         customer = client.v1.customers.create().id
         start = _hours_ago(1)
         first = _event(client, "jobs", customer, "4", start + 1, identifier="job-1")
-        again = _event(client, "jobs", customer, "4", start + 1, identifier="job-1")
-        assert again.identifier == first.identifier == "job-1"
+        assert first.identifier == "job-1"
+        # Stripe refuses an identifier it has seen within 24 hours
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            _event(client, "jobs", customer, "4", start + 1, identifier="job-1")
+        assert caught.value.http_status == 400 and caught.value.param == "identifier"
         _event(client, "jobs", customer, "4", start + 2, identifier="job-2")
         assert _summaries(client, meter.id, customer, start, start + HOUR) == [
             (start, start + HOUR, 8)

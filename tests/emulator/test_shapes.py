@@ -200,6 +200,16 @@ def served(raw: httpx.Client) -> dict[str, dict[str, Any]]:
     objects["event"] = _ok(raw.get(f"/v1/events/{event_id}"))
     objects["balance"] = _ok(raw.get("/v1/balance"))
     objects["account"] = _ok(raw.get("/v1/account"))
+    _ok(  # a meter event needs an active meter with its event_name
+        raw.post(
+            "/v1/billing/meters",
+            data={
+                "display_name": "API requests",
+                "event_name": "api_requests",
+                "default_aggregation[formula]": "sum",
+            },
+        )
+    )
     objects["billing.meter_event"] = _ok(
         raw.post(
             "/v1/billing/meter_events",

@@ -12,8 +12,8 @@ meter's `customer_mapping[event_payload_key]`, by `timestamp` in `[start_time, e
 the meter's formula: `sum` of the payload's `value_settings[event_payload_key]` (events without a
 number there are left out, as Stripe drops them asynchronously), `count` of events, or `last`
 value by timestamp. Each window of the range is answered, newest first, zero when it holds no
-event. The emulator does not drop events sent while no active meter had their `event_name`
-(Stripe reports those asynchronously and does not count them).
+event. Meter events are only recorded for an active meter (see `platform.py` and
+`meter_streams.py`).
 """
 
 from __future__ import annotations
@@ -46,6 +46,17 @@ def _meter(account: Account, meter_id: str) -> JSON:
     if meter is None:
         raise resource_missing("billing.meter", meter_id)
     return meter
+
+
+def meter_for_event(account: Account, event_name: str) -> JSON | None:
+    """The active meter with this `event_name`, else the latest inactive one, else None."""
+    found: JSON | None = None
+    for meter in _meters(account).values():
+        if meter["event_name"] == event_name:
+            if meter["status"] == "active":
+                return meter
+            found = meter
+    return found
 
 
 def _new_meter_id(account: Account) -> str:

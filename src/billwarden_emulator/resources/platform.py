@@ -1,8 +1,9 @@
 """Account, balance, billing portal sessions, webhook endpoints, events, test clocks, meter events.
 
 Webhook endpoints return their signing `secret` only in the create response, as Stripe does.
-Meter events: a repeated `identifier` within 24 hours is answered with the first event and not
-counted again; any `event_name` is accepted (no meter objects are emulated).
+Meter events: the `event_name` must belong to an active meter, the payload carries the meter's
+`customer_mapping[event_payload_key]` and `value_settings[event_payload_key]`, and a repeated
+`identifier` within 24 hours is refused (400, param `identifier`) and not counted again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from billwarden_emulator.forms import Params, merge_metadata
 from billwarden_emulator.ids import new_id, random_part
 from billwarden_emulator.listing import newest_first, page, range_filter
 from billwarden_emulator.resources import delete, get, post
-from billwarden_emulator.state import JSON, Ctx
+from billwarden_emulator.resources.meters import meter_for_event
+from billwarden_emulator.state import JSON, Account, Ctx
 
 DAY = 86_400
 
@@ -326,15 +328,30 @@ def create_meter_event(ctx: Ctx, params: Params) -> JSON:
     event_name = params.str("event_name", required=True)
     payload = params.nested("payload", required=True)
     assert payload is not None and event_name is not None
-    customer_id = payload.str("stripe_customer_id", required=True)
-    value_text = payload.str("value", required=True)
-    assert customer_id is not None and value_text is not None
-    try:
-        value = float(value_text)
-    except ValueError:
-        raise invalid_value("payload[value]", f"Invalid numeric value: {value_text}") from None
+    account = ctx.account
+    meter = meter_for_event(account, event_name)
+    if meter is None or meter["status"] != "active":
+        raise invalid_value(
+            "event_name",
+            f"No active meter was found for event_name `{event_name}`."
+            if meter is None
+            else f"The meter {meter['id']} for event_name `{event_name}` is inactive.",
+        )
+    customer_key = meter["customer_mapping"]["event_payload_key"]
+    value_key = meter["value_settings"]["event_payload_key"]
+    customer_id = payload.str(customer_key, required=True)
+    value_text = payload.str(value_key, required=meter["default_aggregation"]["formula"] != "count")
+    assert customer_id is not None
+    value = 1.0
+    if value_text is not None:
+        try:
+            value = float(value_text)
+        except ValueError:
+            raise invalid_value(
+                f"payload[{value_key}]", f"Invalid numeric value: {value_text}"
+            ) from None
     payload.used.update(payload.data)
-    now = ctx.account.now_for(customer_id)
+    now = account.now_for(customer_id)
     timestamp = params.int("timestamp")
     if timestamp is None:
         timestamp = now
@@ -345,20 +362,29 @@ def create_meter_event(ctx: Ctx, params: Params) -> JSON:
         )
     identifier = params.str("identifier") or random_part(24)
     params.finish()
-    seen: dict[str, JSON] = ctx.account.internal["meter_identifiers"]
+    seen: dict[str, JSON] = account.internal["meter_identifiers"]
     first = seen.get(identifier)
     if first is not None and first["created"] > now - _DEDUPE_WINDOW:
-        return first
+        raise invalid_value(
+            "identifier",
+            f"An event already exists with identifier {identifier}. Identifiers must be unique "
+            "within a rolling 24 hour period.",
+        )
     event = shapes.meter_event(
         created=now,
         event_name=event_name,
         identifier=identifier,
-        livemode=ctx.account.livemode,
+        livemode=account.livemode,
         payload={key: str(v) for key, v in payload.data.items()},
         timestamp=timestamp,
     )
-    seen[identifier] = event
-    totals: dict[str, float] = ctx.account.internal["meter_totals"]
-    key = f"{event_name}:{customer_id}"
-    totals[key] = totals.get(key, 0.0) + value
+    record_meter_event(account, event, customer_id, value)
     return event
+
+
+def record_meter_event(account: Account, event: JSON, customer_id: str, value: float) -> None:
+    """Count an accepted meter event (its identifier is then taken for 24 hours)."""
+    account.internal["meter_identifiers"][event["identifier"]] = event
+    totals: dict[str, float] = account.internal["meter_totals"]
+    key = f"{event['event_name']}:{customer_id}"
+    totals[key] = totals.get(key, 0.0) + value
