@@ -148,9 +148,7 @@ def _expand(account: Account, node: Any, parts: list[str], path: str) -> Any:
         if found is not None:
             value = found
     elif isinstance(value, list):  # a list of ids (a subscription's `discounts`, ...)
-        value = [
-            (account.find(item) or item) if isinstance(item, str) else item for item in value
-        ]
+        value = [(account.find(item) or item) if isinstance(item, str) else item for item in value]
     elif value is None:
         return node
     expanded = dict(node)
