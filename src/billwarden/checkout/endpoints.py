@@ -109,20 +109,7 @@ async def check_session(
         caller.subject(subject_type, subject_id) if subject_id is not None else None
     )
     obj = await _service(caller, session, gateway, box).fetch_session(session_id, subject)
-    details = obj.get("customer_details")
-    email = obj.get("customer_email") or (
-        details.get("email") if isinstance(details, dict) else None
-    )
-    subscription = obj.get("subscription")
-    customer = obj.get("customer")
-    return SessionStatus(
-        session_id=str(obj["id"]),
-        status=obj.get("status"),
-        payment_status=obj.get("payment_status"),
-        customer_email=email,
-        subscription_id=subscription if isinstance(subscription, str) else None,
-        customer_id=customer if isinstance(customer, str) else None,
-    )
+    return SessionStatus.of(obj)
 
 
 @router.post(

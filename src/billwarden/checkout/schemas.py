@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -82,6 +82,24 @@ class SessionStatus(CamelModel):
     customer_email: str | None
     subscription_id: str | None
     customer_id: str | None
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> SessionStatus:
+        """A Stripe checkout session's status, as check-session answers it."""
+        details = obj.get("customer_details")
+        email = obj.get("customer_email") or (
+            details.get("email") if isinstance(details, dict) else None
+        )
+        subscription = obj.get("subscription")
+        customer = obj.get("customer")
+        return cls(
+            session_id=str(obj["id"]),
+            status=obj.get("status"),
+            payment_status=obj.get("payment_status"),
+            customer_email=email,
+            subscription_id=subscription if isinstance(subscription, str) else None,
+            customer_id=customer if isinstance(customer, str) else None,
+        )
 
 
 class ReconcileSession(SubjectBody):

@@ -167,20 +167,7 @@ async def check_session(
 ) -> SessionStatus:
     """Another user's session, or none: 404 CHECKOUT_SESSION_NOT_FOUND."""
     obj = await _checkout(caller, session, gateway, box).fetch_session(session_id, _subject(caller))
-    details = obj.get("customer_details")
-    email = obj.get("customer_email") or (
-        details.get("email") if isinstance(details, dict) else None
-    )
-    subscription = obj.get("subscription")
-    customer = obj.get("customer")
-    return SessionStatus(
-        session_id=str(obj["id"]),
-        status=obj.get("status"),
-        payment_status=obj.get("payment_status"),
-        customer_email=email,
-        subscription_id=subscription if isinstance(subscription, str) else None,
-        customer_id=customer if isinstance(customer, str) else None,
-    )
+    return SessionStatus.of(obj)
 
 
 @stripe.post(
