@@ -54,7 +54,9 @@ class TestCliTriggersIntoBillwarden:
                 await asyncio.sleep(0.2)
         kinds = {row.event_type for row in rows}
         for fixture in fixtures:
-            assert fixture.event_type in kinds, fixture.event_type
+            # thin events (v1.billing.meter.*) go to event destinations, not webhook endpoints
+            if not fixture.event_type.startswith("v1."):
+                assert fixture.event_type in kinds, fixture.event_type
         assert {row.status for row in rows} <= {InboxStatus.PROCESSED, InboxStatus.IGNORED}
         processed = {row.event_type for row in rows if row.status is InboxStatus.PROCESSED}
         assert {"charge.refunded", "invoice.paid", "customer.subscription.paused"} <= processed
