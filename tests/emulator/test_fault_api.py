@@ -111,9 +111,10 @@ class TestWebhookFaults:
     ) -> None:
         with WebhookReceiver() as receiver:
             client.v1.webhook_endpoints.create({"url": receiver.url, "enabled_events": ["*"]})
-            _configure(raw, {"webhooks": {"shuffle_window": 0.3, "shuffle_seed": 3}})
+            # a window far longer than six creations take, even on a loaded machine: none of
+            # the events may be delivered before it closes
+            _configure(raw, {"webhooks": {"shuffle_window": 1.5, "shuffle_seed": 3}})
             created = [client.v1.customers.create().id for _ in range(6)]
-            time.sleep(0.1)
             assert receiver.requests == []
             receiver.wait_for(6, timeout=5)
             delivered = [event["data"]["object"]["id"] for event in receiver.events()]
