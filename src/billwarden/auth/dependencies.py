@@ -202,9 +202,7 @@ async def authenticated_key(
     key = await ApiKeyService(session, secret_box).authenticate(plaintext)
     principal = ProjectKeyPrincipal(key.project_id, key.mode, key.id)
     resolution = ACTIVITY_RESOLUTION.total_seconds()
-    await cache.put_read(
-        session, lookup, generation, _KnownKey(principal, time.monotonic() + resolution)
-    )
+    cache.put(lookup, generation, _KnownKey(principal, time.monotonic() + resolution))
     return principal
 
 

@@ -74,7 +74,7 @@ async def cached_view(
     snapshot = view.snapshot
     until = snapshot.grace_until if snapshot is not None and view.has_access else None
     known = _Known(view, _render(EntitlementResponse.of(view)), until)
-    await cache.put_read(session, lookup, generation, known)
+    cache.put(lookup, generation, known)
     return known
 
 

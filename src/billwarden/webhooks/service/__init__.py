@@ -256,9 +256,7 @@ class InboxService:
                 ) from exc
             secrets = credentials.webhook_secrets
             if cache is not None:
-                await cache.put_read(
-                    self.session, _secrets_lookup(project, endpoint_mode), generation, secrets
-                )
+                cache.put(_secrets_lookup(project, endpoint_mode), generation, secrets)
         event = verified_event(payload, signature, secrets)
         return await self.events.insert_if_new(inbox_row(project, endpoint_mode, event, payload))
 
