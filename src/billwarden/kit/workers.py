@@ -52,6 +52,8 @@ async def stop_all(
     does not stop in time is left to its leases (what it holds comes back to the others)."""
     for worker in workers.values():
         worker.stopping.set()
+    if not tasks:  # no embedded worker (BILLWARDEN_EMBEDDED_WORKER=false): nothing to wait for
+        return
     _, late = await asyncio.wait(tasks, timeout=wait)
     for task in late:
         logger.warning("the %s did not stop in time; its leases expire", task.get_name())
