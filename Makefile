@@ -28,7 +28,8 @@ format: install
 	$(VENV)/bin/ruff check --fix $(SOURCES)
 	$(VENV)/bin/ruff format $(SOURCES)
 
-# Every test runs twice: once on SQLite, once on a PostgreSQL database created for the run.
+# Every test that reaches a database runs twice: once on SQLite, once on a PostgreSQL database
+# created for the run (a test that reaches none runs once).
 # lint also checks the import contracts in .importlinter (the layers; see docs/architecture.md).
 test: lint
 	$(VENV)/bin/pytest

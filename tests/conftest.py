@@ -1,4 +1,5 @@
-"""Shared fixtures: every test runs once on SQLite and once on PostgreSQL.
+"""Shared fixtures: every test that reaches a database runs once on SQLite and once on
+PostgreSQL; a test that reaches none (the emulator's, pure functions) runs once.
 
 Each run creates its own PostgreSQL database in the local server (dropped afterwards), builds the
 schema with the Alembic migrations, and wraps every test in a transaction that is rolled back.
@@ -82,6 +83,39 @@ async def new_database_url(backend: str, directory: Path) -> str:
 async def drop_database(url: str) -> None:
     if url.startswith("postgresql"):
         await _drop_postgres_database(url)
+
+
+def _uses_a_database(item: pytest.Item) -> bool:
+    """Whether `item` reaches a database: through the run's database (`database_url`), or by
+    asking for `backend` itself (the test, or any fixture it uses, makes its own database or
+    serves an app on this pass's backend)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return True
+    if "database_url" in info.names_closure or "backend" in info.argnames:
+        return True
+    return any(
+        "backend" in definition.argnames
+        for definitions in info.name2fixturedefs.values()
+        for definition in definitions
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that reaches no database runs once, on the first pass: the second pass could not
+    tell it anything new (the emulator's tests, pure functions)."""
+    kept: list[pytest.Item] = []
+    once: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        second_pass = callspec is not None and callspec.params.get("backend") == BACKENDS[1]
+        if second_pass and not _uses_a_database(item):
+            once.append(item)
+        else:
+            kept.append(item)
+    if once:
+        config.hook.pytest_deselected(items=once)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session", params=BACKENDS, autouse=True)
