@@ -124,10 +124,11 @@ class RunRepository(RepositoryBase[ReconcileRun]):
                 .correlate(Project)
                 .scalar_subquery()
             )
+            # per project, its run by primary key: never a scan of every run kept
             rows = await self.session.execute(
-                select(
-                    ReconcileRun.mismatched, ReconcileRun.reasons, ReconcileRun.finished_at
-                ).where(ReconcileRun.id.in_(select(latest).select_from(Project)))
+                select(ReconcileRun.mismatched, ReconcileRun.reasons, ReconcileRun.finished_at)
+                .select_from(Project)
+                .join(ReconcileRun, ReconcileRun.id == latest)
             )
             for count, run_reasons, finished_at in rows.all():
                 mismatched[mode] = mismatched.get(mode, 0) + count
