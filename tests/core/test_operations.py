@@ -3,8 +3,10 @@ database and the worker report of `/readyz` (docs/deployment.md)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -332,3 +334,23 @@ class TestOperationalMetrics:
         )
         fresh_figures(scratch)
         assert value(await scrape(scratch), "billwarden_inbox_due_events") == 1
+
+    async def test_every_figure_is_documented(self, scratch: Scratch) -> None:
+        doc = (Path(__file__).parents[2] / "docs" / "deployment.md").read_text()
+        response = await scratch.client.get("/metrics")
+        names = {
+            # a counter's family drops the `_total` its samples carry
+            f"{family.name}_total" if family.type == "counter" else family.name
+            for family in text_string_to_metric_families(response.text)
+            if family.name.startswith("billwarden_")
+        }
+        assert "billwarden_inbox_lag_seconds" in names
+        documented = set(re.findall(r"`billwarden_\w+`", doc))
+        # the client library's `_created` companions (when a counter started) go with their metric
+        bases = {name: name.removesuffix("_created") for name in names}
+        missing = sorted(
+            name
+            for name, base in bases.items()
+            if not {f"`{name}`", f"`{base}`", f"`{base}_total`"} & documented
+        )
+        assert not missing, f"metrics missing from docs/deployment.md: {missing}"
