@@ -13,7 +13,9 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billwarden.app import read_operations
 from billwarden.core.modes import Mode
+from billwarden.db.engine import create_engine, create_sessionmaker
 from billwarden.kit.operations import Operations
 from billwarden.notifications.models import Delivery, DeliveryStatus, OutboxMessage
 from billwarden.reconciliation.models import ReconcileRun, RunStatus
@@ -354,3 +356,30 @@ class TestOperationalMetrics:
             if not {f"`{name}`", f"`{base}`", f"`{base}_total`"} & documented
         )
         assert not missing, f"metrics missing from docs/deployment.md: {missing}"
+
+
+class TestDatabaseAway:
+    async def test_metrics_still_answer_and_say_the_figures_are_missing(
+        self, scratch: Scratch, tmp_path: Path
+    ) -> None:
+        scratch.app.state.operations = _unreadable(tmp_path)
+        response = await scratch.client.get("/metrics")
+        assert response.status_code == 200
+        samples = await scrape(scratch)
+        assert value(samples, "billwarden_operations_up") == 0
+        assert not any(name == "billwarden_inbox_lag_seconds" for name, _ in samples)
+        assert any(name == "billwarden_http_requests_total" for name, _ in samples)
+
+    async def test_readyz_is_not_ready_when_the_figures_cannot_be_read(
+        self, scratch: Scratch, tmp_path: Path
+    ) -> None:
+        scratch.app.state.operations = _unreadable(tmp_path)
+        response = await scratch.client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["code"] == "NOT_READY"
+
+
+def _unreadable(directory: Path) -> Operations:
+    """Figures read from a database that cannot be opened (its directory does not exist)."""
+    engine = create_engine(f"sqlite+aiosqlite:///{directory / 'missing' / 'billwarden.db'}")
+    return Operations(create_sessionmaker(engine), read_operations, cache_seconds=0)
