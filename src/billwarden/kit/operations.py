@@ -115,17 +115,17 @@ class Operations:
         return generate_latest(registry)
 
 
-# (metric name, help, queue, what `due` counts)
+# (the metrics' prefix, the queue, what its due and failed figures count, what it holds)
 _QUEUES = (
-    ("inbox", "events", "Stripe events in the webhook inbox"),
-    ("notification", "deliveries", "notification deliveries to the tenant apps' endpoints"),
-    ("meter_forward", "events", "usage events to forward to Stripe meters"),
+    ("inbox", "inbox", "events", "Stripe events in the webhook inbox"),
+    (
+        "notification",
+        "notifications",
+        "deliveries",
+        "notification deliveries to the tenant apps' endpoints",
+    ),
+    ("meter_forward", "meter_forwards", "events", "usage events to forward to Stripe meters"),
 )
-_QUEUE_NAMES = {
-    "inbox": "inbox",
-    "notification": "notifications",
-    "meter_forward": "meter_forwards",
-}
 
 
 class _FiguresCollector(Collector):
@@ -146,8 +146,8 @@ class _FiguresCollector(Collector):
         yield from self._reconcile(self.figures.reconcile)
 
     def _queues(self, figures: Figures) -> Iterator[Metric]:
-        for prefix, unit, what in _QUEUES:
-            queue = figures.queues[_QUEUE_NAMES[prefix]]
+        for prefix, name, unit, what in _QUEUES:
+            queue = figures.queues[name]
             yield GaugeMetricFamily(
                 f"billwarden_{prefix}_lag_seconds",
                 f"How long the longest-waiting of the {what} that are due has waited since it "
