@@ -18,6 +18,7 @@ from billwarden.entitlements.service import STATUSES
 from billwarden.errors import BillwardenError
 from billwarden.notifications import exceptions as notification_errors
 from billwarden.notifications import models as notification_models
+from billwarden.routers import api_routers
 from billwarden.subscriptions import exceptions as subscription_errors
 
 ROOT = Path(__file__).parents[1]
@@ -136,3 +137,125 @@ class TestLoopDocs:
         assert not missing, f"notification codes missing from docs/notifications.md: {missing}"
         routes = sorted(path for path in _routes("notifications") if path not in doc)
         assert not routes, f"notification routes missing from docs/notifications.md: {routes}"
+
+
+DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
+DEPLOY_FILES = sorted(path for path in (ROOT / "deploy").rglob("*") if path.is_file())
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+_COMMAND_NAME = re.compile(r"[a-z][a-z-]*")
+
+
+def _deployment_code() -> list[str]:
+    """The lines an operator copies: the deployment doc's code (spans and blocks), and in the
+    files in deploy/ every line but the prose of comments (their code spans and indented
+    examples count)."""
+    doc = DEPLOYMENT_DOC.read_text()
+    lines = list(_CODE_SPAN.findall(doc))
+    lines += [line for block in _FENCE.findall(doc) for line in block.splitlines()]
+    for path in DEPLOY_FILES:
+        for line in path.read_text().splitlines():
+            if not line.startswith("#") or line.startswith("#   "):
+                lines.append(line)
+            else:
+                lines += _CODE_SPAN.findall(line)
+    return lines
+
+
+def _invocations(line: str) -> list[list[str]]:
+    """Each `billwarden <command> ...` in a line: its words up to the end of the command (a
+    comment, a pipe, a closing backtick); a Containerfile's JSON form counts too."""
+    for mark in '`",[]()':
+        line = line.replace(mark, f" {mark} " if mark == "`" else " ")
+    words = line.split()
+    found = []
+    for position, word in enumerate(words):
+        if word not in {"billwarden", "/opt/billwarden/bin/billwarden"}:
+            continue
+        rest = words[position + 1 :]
+        if not rest or not _COMMAND_NAME.fullmatch(rest[0]):
+            continue  # the user or group named billwarden, not the command
+        end = next(
+            (index for index, each in enumerate(rest) if each in {"#", "`", "|", "&&", ";"}),
+            len(rest),
+        )
+        found.append(rest[:end])
+    return found
+
+
+def _resolve(words: list[str]) -> tuple[str, set[str]]:
+    """The command the words name (`events catch-up`), and its options; fails on an unknown
+    command."""
+    command: object = typer.main.get_command(cli)
+    name: list[str] = []
+    while words and hasattr(command, "commands") and _COMMAND_NAME.fullmatch(words[0]):
+        sub = command.commands.get(words[0])
+        assert sub is not None, f"no command `billwarden {' '.join([*name, words[0]])}`"
+        name.append(words.pop(0))
+        command = sub
+    options = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}  # type: ignore[attr-defined]
+    return " ".join(name), options
+
+
+class TestDeploymentDoc:
+    def test_names_only_real_settings(self) -> None:
+        known = {env for name in Settings.model_fields for env in _env_names(name)}
+        texts = [DEPLOYMENT_DOC.read_text(), *(path.read_text() for path in DEPLOY_FILES)]
+        named = {name for text in texts for name in re.findall(r"BILLWARDEN_[A-Z0-9_]+", text)}
+        assert "BILLWARDEN_WORKER_STALL_SECONDS" in named
+        unknown = sorted(named - known)
+        assert not unknown, f"settings that do not exist, named in deployment files: {unknown}"
+
+    def test_commands_and_their_options_exist(self) -> None:
+        seen = set()
+        for line in _deployment_code():
+            for words in _invocations(line):
+                command, options = _resolve(list(words))
+                seen.add(command)
+                unknown = [
+                    word.split("=")[0]
+                    for word in words
+                    if word.startswith("--") and word.split("=")[0] not in options
+                ]
+                assert not unknown, f"`billwarden {command}` has no option {unknown}: {line!r}"
+        assert {"serve", "worker", "migrate", "re-encrypt-secrets"} <= seen
+
+    def test_options_named_alone_exist(self) -> None:
+        group = typer.main.get_command(cli)
+        every: set[str] = set()
+        pending = [group]
+        while pending:
+            command = pending.pop()
+            pending.extend(getattr(command, "commands", {}).values())
+            every |= {
+                opt for param in command.params for opt in (*param.opts, *param.secondary_opts)
+            }
+        spans = _CODE_SPAN.findall(DEPLOYMENT_DOC.read_text())
+        named = {span.split()[0] for span in spans if span.startswith("--")}
+        assert named, "the deployment doc names no option"
+        assert not named - every, f"options no command has: {sorted(named - every)}"
+
+    def test_routes_named_exist(self) -> None:
+        paths = {
+            getattr(route, "path", None) for router in api_routers() for route in router.routes
+        }
+        named = {
+            match.group(1)
+            for span in _CODE_SPAN.findall(DEPLOYMENT_DOC.read_text())
+            if (match := re.fullmatch(r"(?:GET |POST )?(/[\w{}/.-]*)", span))
+        }
+        assert {"/healthz", "/readyz", "/metrics"} <= named
+        assert not named - paths, f"routes that do not exist: {sorted(named - paths)}"
+
+    def test_container_runs_serve_as_a_user_with_a_liveness_check(self) -> None:
+        lines = (ROOT / "deploy" / "Containerfile").read_text().splitlines()
+        final = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM ")) :]
+        assert lines[0].startswith("#") and "FROM python:3.11-slim" in final[0]
+        users = [line.split()[1] for line in final if line.startswith("USER ")]
+        assert users and users[-1] not in {"root", "0"}
+        assert any(line.startswith("HEALTHCHECK") for line in final)
+        start = next(i for i, line in enumerate(final) if line.startswith("HEALTHCHECK"))
+        healthcheck = "\n".join(final[start : start + 2])  # the instruction and its command
+        assert "/healthz" in healthcheck
+        cmd = next(line for line in final if line.startswith("CMD "))
+        assert _invocations(cmd)[0][0] == "serve"

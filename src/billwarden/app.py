@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
@@ -27,17 +28,22 @@ from billwarden.db.unit_of_work import unit_of_work
 from billwarden.entitlements.endpoints import CachedEntitlementReads
 from billwarden.entitlements.service import EntitlementService
 from billwarden.errors import install_error_handlers
+from billwarden.kit.operations import Figures, Operations
 from billwarden.kit.state import build_secret_box
 from billwarden.kit.workers import Worker, stop_all
+from billwarden.notifications.repository import DeliveryRepository
 from billwarden.notifications.service import DeliveryPolicy
 from billwarden.notifications.tasks import NotificationWorker
 from billwarden.projects.single_tenant import bootstrap_single_tenant
+from billwarden.reconciliation.repository import RunRepository
 from billwarden.reconciliation.service import RunPolicy, Runs
 from billwarden.reconciliation.tasks import ReconcileWorker
 from billwarden.routers import api_routers
 from billwarden.stripe_gateway import StripeGateway
+from billwarden.usage.repository import ForwardRepository
 from billwarden.usage.tasks import ForwardPolicy, MeterForwarder
 from billwarden.webhooks.endpoints import StripeIntake, wake_inbox_worker
+from billwarden.webhooks.repository import WebhookEventRepository
 from billwarden.webhooks.service import InboxPolicy, StripeAccess
 from billwarden.webhooks.service.registry import HandlerRegistry
 from billwarden.webhooks.tasks import InboxWorker
@@ -123,6 +129,21 @@ def build_workers(
     }
 
 
+async def read_operations(session: AsyncSession, now: datetime) -> Figures:
+    """What `/metrics` and `/readyz` report of the workers' queues and the last reconciliations
+    (docs/deployment.md): the queues of the workers `build_workers` lists, but the
+    reconciliation's, whose runs queue behind each other by design."""
+    return Figures(
+        read_at=now,
+        queues={
+            "inbox": await WebhookEventRepository(session).backlog(now),
+            "notifications": await DeliveryRepository(session).backlog(now),
+            "meter_forwards": await ForwardRepository(session).backlog(now),
+        },
+        reconcile=await RunRepository(session).latest_finished_figures(),
+    )
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -192,6 +213,7 @@ def create_app(
     app.state.engine = db_engine
     app.state.sessionmaker = create_sessionmaker(db_engine)
     app.state.secret_box = secret_box
+    app.state.operations = Operations(app.state.sessionmaker, read_operations)
     app.state.stripe_gateway = stripe_gateway
     # empty and never trusted until the lifespan starts the watch (BILLWARDEN_READ_CACHE)
     app.state.read_cache = GenerationCache(change_watch)

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     worker_batch_size: int = Field(default=20, ge=1, le=1000)
     worker_lease_seconds: int = Field(default=300, ge=1)
+    # due work (inbox events, notifications, meter events) waiting longer than this: the workers
+    # are stalled; /readyz reports it, and answers 503 for it only when asked to (embedded worker)
+    worker_stall_seconds: int = Field(default=300, ge=1)
+    worker_stall_not_ready: bool = False
     # notifications to the tenant app: sending and retrying (the workers above send them)
     notification_max_attempts: int = Field(default=8, ge=1, le=100)
     notification_retry_base_seconds: float = Field(default=5.0, gt=0)

@@ -24,7 +24,17 @@ class TestHealth:
         response = await client.get("/readyz")
         assert response.status_code == 200
         body = response.json()
-        assert body == {"status": "ready", "database": "ok", "migration": head_revision()}
+        assert body == {
+            "status": "ready",
+            "database": "ok",
+            "migration": head_revision(),
+            "worker": {
+                "status": "ok",
+                "thresholdSeconds": 300,
+                "oldestWaitSeconds": 0.0,
+                "stalledQueues": [],
+            },
+        }
 
 
 class TestRequestId:

@@ -8,9 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox, SecretDecryptionError, SecretKeyError, mask_secret
+from billwarden.notifications.service import EndpointService
+from billwarden.projects.end_user_auth import EndUserAuthInput, EndUserAuthService
 from billwarden.projects.exceptions import InvalidStripeKey, SlugTaken
 from billwarden.projects.key_rotation import re_encrypt_stored_secrets
-from billwarden.projects.models import Project
+from billwarden.projects.models import EndUserAuthMethod, Project
 from billwarden.projects.service import EndUserSecretService, ProjectService
 from billwarden.projects.stripe_config import StripeConfigService
 
@@ -163,3 +165,26 @@ class TestRotateEverySecret:
             project.id, Mode.TEST
         )
         assert credentials.webhook_secrets == (WEBHOOK_SECRET,)
+
+    async def test_shared_and_notification_secrets_survive_dropping_the_old_key(
+        self, session: AsyncSession, project: Project
+    ) -> None:
+        """What a project's end users and its tenant app's endpoints are verified or signed
+        with: unreadable after the old key is dropped unless re-encrypted."""
+        old_key, new_key = "o" * 40, "n" * 40
+        old = SecretBox(old_key)
+        shared = "shared-secret-of-the-app-0123456789abcdef"
+        await EndUserAuthService(session, old).put(
+            project,
+            EndUserAuthInput(method=EndUserAuthMethod.SHARED_SECRET, shared_secret=shared),
+        )
+        endpoint, signing_secret = await EndpointService(session, old).create(
+            project.id, Mode.TEST, "https://app.example.test/hooks", ["*"]
+        )
+
+        assert await re_encrypt_stored_secrets(session, SecretBox(new_key, [old_key])) == 2
+
+        new_only = SecretBox(new_key)
+        effective = await EndUserAuthService(session, new_only).effective(project.id)
+        assert effective.shared_secret == shared
+        assert new_only.decrypt(endpoint.secret_ciphertext) == signing_secret

@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select, update
 
 from billwarden.core.modes import Mode
 from billwarden.db.repository import RepositoryBase
+from billwarden.kit.operations import QueueFigures
 from billwarden.notifications.models import (
     ALL_EVENTS,
     Delivery,
@@ -90,6 +91,23 @@ class DeliveryRepository(RepositoryBase[Delivery]):
                 .execution_options(synchronize_session=False)
             )
         return ids
+
+    async def backlog(self, now: datetime) -> QueueFigures:
+        """How many pending deliveries are due and since when the longest-waiting one has been,
+        and how many failed for good (both through the due index): for the operator."""
+        due = (
+            await self.session.execute(
+                select(func.count(), func.min(Delivery.next_attempt_at)).where(
+                    Delivery.status == DeliveryStatus.PENDING,
+                    or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+                )
+            )
+        ).one()
+        failed = await self.session.scalar(
+            select(func.count()).where(Delivery.status == DeliveryStatus.FAILED)
+        )
+        # deliveries carry no mode (their endpoint does): the total only, without a join
+        return QueueFigures(due=int(due[0]), oldest_due_at=due[1], failed={"": int(failed or 0)})
 
     async def held(self, delivery_id: uuid.UUID, token: uuid.UUID) -> Delivery | None:
         """The delivery while `token`'s claim holds it (pending), its row locked."""

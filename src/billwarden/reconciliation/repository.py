@@ -12,6 +12,8 @@ from sqlalchemy import String, and_, cast, func, insert, or_, select, update
 
 from billwarden.core.modes import Mode
 from billwarden.db.repository import RepositoryBase
+from billwarden.kit.operations import ReconcileFigures
+from billwarden.projects.models import Project
 from billwarden.reconciliation.models import (
     ACTIVE_RUN,
     ReconcileRecord,
@@ -100,6 +102,43 @@ class RunRepository(RepositoryBase[ReconcileRun]):
             .execution_options(synchronize_session=False)
         )
         return bool(getattr(result, "rowcount", 0))
+
+    async def latest_finished_figures(self) -> ReconcileFigures:
+        """The most recent finished run of every project in each mode, added up per mode: for
+        the operator. One look-up per project and mode through the latest-run index, however
+        many runs are kept."""
+        mismatched: dict[str, int] = {}
+        reasons: dict[tuple[str, str], int] = {}
+        finished: dict[str, datetime] = {}
+        for each in Mode:
+            mode = each.value
+            latest = (
+                select(ReconcileRun.id)
+                .where(
+                    ReconcileRun.project_id == Project.id,
+                    ReconcileRun.mode == each,
+                    ReconcileRun.status == RunStatus.FINISHED,
+                )
+                .order_by(ReconcileRun.requested_at.desc(), ReconcileRun.id)
+                .limit(1)
+                .correlate(Project)
+                .scalar_subquery()
+            )
+            # per project, its run by primary key: never a scan of every run kept
+            rows = await self.session.execute(
+                select(ReconcileRun.mismatched, ReconcileRun.reasons, ReconcileRun.finished_at)
+                .select_from(Project)
+                .join(ReconcileRun, ReconcileRun.id == latest)
+            )
+            for count, run_reasons, finished_at in rows.all():
+                mismatched[mode] = mismatched.get(mode, 0) + count
+                for reason, records in (run_reasons or {}).items():
+                    reasons[mode, reason] = reasons.get((mode, reason), 0) + int(records)
+                if finished_at is not None and (
+                    mode not in finished or finished_at > finished[mode]
+                ):
+                    finished[mode] = finished_at
+        return ReconcileFigures(mismatched, reasons, finished)
 
     async def due(self, now: datetime, limit: int) -> list[uuid.UUID]:
         """Runs waiting for a runner: queued, or running under a lapsed claim."""

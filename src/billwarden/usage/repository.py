@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.core.modes import Mode
 from billwarden.core.subjects import Subject
+from billwarden.kit.operations import QueueFigures
 from billwarden.usage.models import MeterForward, UsageCounter, UsageEvent
 
 
@@ -216,6 +217,30 @@ class ForwardRepository:
             .execution_options(populate_existing=True)
         )
         return list(rows.all())
+
+    async def backlog(self, now: datetime) -> QueueFigures:
+        """How many pending forwards are due and since when the longest-waiting one has been,
+        and the failed ones per mode (through the due index): for the operator."""
+        due = (
+            await self.session.execute(
+                select(func.count(), func.min(MeterForward.next_attempt_at)).where(
+                    MeterForward.status == "pending",
+                    or_(
+                        MeterForward.next_attempt_at.is_(None), MeterForward.next_attempt_at <= now
+                    ),
+                )
+            )
+        ).one()
+        failed = await self.session.execute(
+            select(MeterForward.mode, func.count())
+            .where(MeterForward.status == "failed")
+            .group_by(MeterForward.mode)
+        )
+        return QueueFigures(
+            due=int(due[0]),
+            oldest_due_at=due[1],
+            failed={str(mode): int(count) for mode, count in failed.all()},
+        )
 
     async def held(self, forward_id: uuid.UUID, token: uuid.UUID) -> MeterForward | None:
         """The forward while `token`'s claim holds it (pending), its row locked."""

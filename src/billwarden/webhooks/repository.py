@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from billwarden.core.modes import Mode
 from billwarden.db.repository import RepositoryBase
+from billwarden.kit.operations import QueueFigures
 from billwarden.webhooks.models import InboxStatus, WebhookEvent
 
 
@@ -58,6 +59,30 @@ class WebhookEventRepository(RepositoryBase[WebhookEvent]):
                 .execution_options(synchronize_session=False)
             )
         return ids
+
+    async def backlog(self, now: datetime) -> QueueFigures:
+        """How many pending events are due and since when the longest-waiting one has been (the
+        due index), and the failed ones per mode (the failed index): for the operator."""
+        due = (
+            await self.session.execute(
+                select(func.count(), func.min(WebhookEvent.next_attempt_at)).where(
+                    WebhookEvent.status == InboxStatus.PENDING,
+                    or_(
+                        WebhookEvent.next_attempt_at.is_(None), WebhookEvent.next_attempt_at <= now
+                    ),
+                )
+            )
+        ).one()
+        failed = await self.session.execute(
+            select(WebhookEvent.mode, func.count())
+            .where(WebhookEvent.status == InboxStatus.FAILED)
+            .group_by(WebhookEvent.mode)
+        )
+        return QueueFigures(
+            due=int(due[0]),
+            oldest_due_at=due[1],
+            failed={str(mode): int(count) for mode, count in failed.all()},
+        )
 
     async def lock(self, event_row_id: uuid.UUID) -> WebhookEvent | None:
         """The event, its row locked until the transaction ends (PostgreSQL; SQLite's writer
