@@ -17,6 +17,7 @@ from billwarden.auth import (
     CurrentConsoleUser,
     DeveloperTokenIssuer,
     IdentityRules,
+    admin_access,
     key_viewer,
     member_access,
     single_tenant_project,
@@ -223,7 +224,8 @@ def _key_read(key: ApiKey) -> ApiKeyRead:
     status_code=201,
     response_model=ApiKeyCreated,
     responses=error_responses(400, 401, 403, 404),
-    summary="Create a project API key; the key itself is returned only here",
+    summary="Create a project API key; the key itself is returned only here. Test-mode keys: "
+    "any member; live-mode keys: the project's owners and admins",
 )
 async def generate_key(
     body: ApiKeyCreate,
@@ -242,7 +244,9 @@ async def generate_key(
             )
         project_id, mode = single[0], mode or single[1]
     mode = mode or Mode.TEST
-    access = await member_access(session, user, project_id)
+    # a live key moves real money: only those who administer the project may mint one
+    check_access = admin_access if mode is Mode.LIVE else member_access
+    access = await check_access(session, user, project_id)
     created = await ApiKeyService(session, secret_box).create_key(
         access.project.id, mode, body.name, user
     )
