@@ -24,6 +24,7 @@ from billwarden.auth import (
 )
 from billwarden.config import Settings
 from billwarden.core.modes import Mode
+from billwarden.core.security_headers import CONSOLE_CONTENT_SECURITY_POLICY
 from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import InvalidInput, error_responses
 from billwarden.identity.cookies import CSRF_COOKIE, SESSION_COOKIE
@@ -188,7 +189,10 @@ async def issue_token(
 async def login_page(next: Annotated[str, Query(max_length=2000)] = "/docs") -> HTMLResponse:
     if not is_same_site_path(next):
         next = "/docs"
-    return HTMLResponse(render_login_page(login_url=LOGIN_PATH, next_url=next))
+    return HTMLResponse(
+        render_login_page(login_url=LOGIN_PATH, next_url=next),
+        headers={"Content-Security-Policy": CONSOLE_CONTENT_SECURITY_POLICY},
+    )
 
 
 def is_same_site_path(target: str) -> bool:
