@@ -11,7 +11,10 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billwarden.app import create_app
+from billwarden_emulator.testing import serving
 from tests.authz import ALLOW, World
+from tests.conftest import Scratch
 from tests.test_authorization_matrix import ROUTES, served_routes
 from tests.test_authorization_matrix import world as world  # the matrix's two projects
 
@@ -112,3 +115,19 @@ class TestHeadElsewhere:
         before = counted()
         assert (await client.head("/healthz")).status_code == 200
         assert counted() == before + 1
+
+
+class TestHeadOverTheWire:
+    async def test_a_real_server_answers_head_with_the_length_and_no_body(
+        self, scratch: Scratch
+    ) -> None:
+        with serving(create_app(scratch.settings, configure_logs=False)) as base:
+            async with httpx.AsyncClient(base_url=base) as http:
+                for path in ("/healthz", "/login", "/admin/static/console.css", "/openapi.json"):
+                    get, head = await http.get(path), await http.head(path)
+                    assert head.status_code == get.status_code == 200, path
+                    assert head.headers["content-length"] == str(len(get.content)), path
+                    assert head.headers["content-type"] == get.headers["content-type"]
+                    assert head.content == b""
+                refused = await http.head("/api/v1/auth/me")
+                assert refused.status_code == 401 and refused.content == b""

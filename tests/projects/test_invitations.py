@@ -6,16 +6,19 @@ or shown after creation."""
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from datetime import timedelta
+from unittest.mock import patch
 
 import httpx
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from billwarden.audit.models import AuditEntry
 from billwarden.db.base import utcnow
+from billwarden.identity import passwords
 from billwarden.projects.models import ProjectInvitation, ProjectMember, ProjectRole
 from tests.identity.factories import People
 from tests.projects.factories import ProjectWithSecret, Tenants
@@ -71,6 +74,41 @@ class TestNoEnumeration:
         rows = {row["email"]: row for row in listed.json()["items"]}
         assert set(rows["alice@example.test"]) == set(rows["zelda@example.test"])
         assert rows["alice@example.test"]["status"] == rows["zelda@example.test"]["status"]
+
+    async def test_both_answers_run_the_same_statements(
+        self,
+        client: httpx.AsyncClient,
+        people: People,
+        tenants: Tenants,
+        engine: AsyncEngine,
+    ) -> None:
+        """The same work for a known and an unknown email: the same SQL, in the same order, and
+        no password hashed, so the time taken says nothing about an account either."""
+        owner = await people.user()
+        await people.user("alice@example.test")
+        project = await tenants.project(owner)
+        headers = people.bearer(owner)
+        statements: list[str] = []
+
+        def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            statements.append(re.sub(r"sa_savepoint_\d+", "sa_savepoint", statement))
+
+        run: dict[str, list[str]] = {}
+        event.listen(engine.sync_engine, "before_cursor_execute", record)
+        try:
+            for email in ("alice@example.test", "zelda@example.test"):
+                statements.clear()
+                with patch.object(passwords, "hash_password", side_effect=AssertionError):
+                    answer = await invite(client, project, headers, email)
+                assert answer.status_code == 201
+                run[email] = list(statements)
+        finally:
+            event.remove(engine.sync_engine, "before_cursor_execute", record)
+        assert run["alice@example.test"] == run["zelda@example.test"]
+        assert not any(
+            "FROM users" in statement and "WHERE users.email" in statement
+            for statement in run["zelda@example.test"]
+        )
 
     async def test_an_account_created_later_with_the_email_can_accept(
         self, client: httpx.AsyncClient, people: People, tenants: Tenants
