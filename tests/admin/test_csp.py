@@ -22,6 +22,7 @@ from billwarden.identity.models import User
 from billwarden.identity.pages import LOGIN_TEMPLATE
 from billwarden_emulator.testing import serving
 from tests.admin.test_console import CHROMIUM, FLAGS, LAPTOP, chromium_installed
+from tests.admin.test_console import shots as shots  # BILLWARDEN_SCREENSHOTS, else tmp
 from tests.conftest import Scratch
 from tests.factories import Factories
 from tests.identity.factories import PASSWORD, People
@@ -178,7 +179,7 @@ async def sign_in_at(page: Page, base: str, user: User, target: str) -> None:
 
 class TestInABrowser:
     async def test_pages_load_and_work_with_no_policy_violation(
-        self, scratch: Scratch, csp_browser: Browser, tmp_path: Path
+        self, scratch: Scratch, csp_browser: Browser, shots: Path
     ) -> None:
         async def build(made: Factories) -> tuple[User, User, ProjectWithSecret, ProjectWithSecret]:
             admin = await made.people.user(f"admin-{uuid.uuid4().hex[:6]}@example.test")
@@ -205,7 +206,6 @@ class TestInABrowser:
                 )
                 assert header == "rgb(20, 33, 61)", name
                 assert await violations(page) == [], name
-            await page.screenshot(path=tmp_path / "invitations.png", full_page=True)
 
             # the project switcher submits on change (a script's listener)
             await page.goto(f"{base}/admin/keys?project={first.project.slug}")
@@ -215,7 +215,6 @@ class TestInABrowser:
             await page.get_by_label("Name").fill("browser key")
             await page.get_by_role("button", name="Create an API key").click()
             await expect(page.locator("#created-key")).to_contain_text("bw_test_")
-            await page.screenshot(path=tmp_path / "keys.png", full_page=True)
             assert await violations(page) == []
 
             # an invitation from the console, followed from its link
@@ -228,6 +227,7 @@ class TestInABrowser:
             await page.reload()
             outstanding = page.get_by_role("table", name="Outstanding invitations")
             await expect(outstanding).to_contain_text(invitee.email)
+            await page.screenshot(path=shots / "invitations.png", full_page=True)
             assert await violations(page) == []
             await context.close()
 
