@@ -345,7 +345,7 @@ async def invitations_page(
         frame,
         "Invitations",
         without_project=True,
-        pending=await invitations.pending_for(user),
+        pending=(await invitations.pending_for(user))[0],
         outstanding=outstanding,
         now=utcnow(),
     )

@@ -16,7 +16,11 @@ from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import error_responses
 from billwarden.kit.schemas import Page, Pages
 from billwarden.kit.state import AppSecretBox, from_settings
-from billwarden.projects.invitations import InvitationPolicy, InvitationService
+from billwarden.projects.invitations import (
+    InvitationPolicy,
+    InvitationService,
+    PendingInvitation,
+)
 from billwarden.projects.models import ProjectInvitation
 from billwarden.projects.schemas import (
     InvitationAccept,
@@ -133,25 +137,29 @@ async def revoke_invitation(
     return Response(status_code=204)
 
 
+def _my_invitation(pending: PendingInvitation) -> MyInvitation:
+    return MyInvitation(
+        id=pending.invitation.id,
+        project_id=pending.project.id,
+        project_name=pending.project.name,
+        role=pending.invitation.role,
+        invited_by=pending.invited_by,
+        created_at=pending.invitation.created_at,
+        expires_at=pending.invitation.expires_at,
+    )
+
+
 @invitations_router.get(
     "",
-    response_model=list[MyInvitation],
-    responses=error_responses(401),
-    summary="Your pending invitations (to your account's email)",
+    response_model=Page[MyInvitation],
+    responses=error_responses(400, 401),
+    summary="Your pending invitations (to your account's email), newest first",
 )
-async def my_invitations(user: CurrentConsoleUser, invitations: Invitations) -> list[MyInvitation]:
-    return [
-        MyInvitation(
-            id=pending.invitation.id,
-            project_id=pending.project.id,
-            project_name=pending.project.name,
-            role=pending.invitation.role,
-            invited_by=pending.invited_by,
-            created_at=pending.invitation.created_at,
-            expires_at=pending.invitation.expires_at,
-        )
-        for pending in await invitations.pending_for(user)
-    ]
+async def my_invitations(
+    user: CurrentConsoleUser, invitations: Invitations, pages: Pages
+) -> Page[MyInvitation]:
+    rows, total = await invitations.pending_for(user, **pages.window)
+    return Page[MyInvitation].of(rows, total, pages, _my_invitation)
 
 
 @invitations_router.post(

@@ -137,10 +137,14 @@ class InvitationService:
         assert project is not None  # the invitation goes with its project
         return project
 
-    async def pending_for(self, user: User) -> list[PendingInvitation]:
-        """The invitations to the user's email that they can accept now."""
-        rows = await self.invitations.list_pending_for(user.email, utcnow())
-        return [PendingInvitation(*row) for row in rows]
+    async def pending_for(
+        self, user: User, *, limit: int = 100, offset: int = 0
+    ) -> tuple[list[PendingInvitation], int]:
+        """The invitations to the user's email that they can accept now, and how many."""
+        rows, total = await self.invitations.list_pending_for(
+            user.email, utcnow(), limit=limit, offset=offset
+        )
+        return [PendingInvitation(*row) for row in rows], total
 
     async def accept(
         self, user: User, *, token: str | None, invitation_id: uuid.UUID | None

@@ -214,20 +214,28 @@ class InvitationRepository(RepositoryBase[ProjectInvitation]):
         return [(invitation, email) for invitation, email in rows.all()], int(total or 0)
 
     async def list_pending_for(
-        self, email: str, now: datetime
-    ) -> list[tuple[ProjectInvitation, Project, str | None]]:
+        self, email: str, now: datetime, *, limit: int, offset: int
+    ) -> tuple[list[tuple[ProjectInvitation, Project, str | None]], int]:
         """The invitations to this email that can still be accepted, with their project and the
-        inviter's email, newest first."""
+        inviter's email, newest first, and the total count."""
+        conditions = [
+            ProjectInvitation.email == email,
+            ProjectInvitation.expires_at > now,
+            *self._outstanding(),
+        ]
+        total = await self.session.scalar(
+            select(func.count(ProjectInvitation.id)).where(*conditions)
+        )
         rows = await self.session.execute(
             select(ProjectInvitation, Project, User.email)
             .join(Project, Project.id == ProjectInvitation.project_id)
             .outerjoin(User, User.id == ProjectInvitation.invited_by_id)
-            .where(
-                ProjectInvitation.email == email,
-                ProjectInvitation.expires_at > now,
-                *self._outstanding(),
-            )
+            .where(*conditions)
             .order_by(ProjectInvitation.created_at.desc(), ProjectInvitation.id)
-            .limit(100)
+            .limit(limit)
+            .offset(offset)
         )
-        return [(invitation, project, inviter) for invitation, project, inviter in rows.all()]
+        found: list[tuple[ProjectInvitation, Project, str | None]] = [
+            (invitation, project, inviter) for invitation, project, inviter in rows.all()
+        ]
+        return found, int(total or 0)
