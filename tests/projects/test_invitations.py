@@ -340,6 +340,22 @@ class TestManaging:
             assert response.json()["code"] == "PROJECT_ADMIN_REQUIRED"
         by_owner = await invite(client, project, people.bearer(owner), "boss@example.test", "owner")
         assert by_owner.status_code == 201 and by_owner.json()["role"] == "owner"
+        # nor may an admin replace (or revoke) an owner's invitation with a lesser one
+        replaced = await invite(client, project, people.bearer(admin), "boss@example.test")
+        assert replaced.status_code == 403
+        assert replaced.json()["code"] == "PROJECT_OWNER_REQUIRED"
+        revoked = await client.delete(
+            f"{PROJECTS}/{project.id}/invitations/{by_owner.json()['id']}",
+            headers=people.bearer(admin),
+        )
+        assert revoked.status_code == 403
+        assert revoked.json()["code"] == "PROJECT_OWNER_REQUIRED"
+        listed = await client.get(
+            f"{PROJECTS}/{project.id}/invitations", headers=people.bearer(owner)
+        )
+        assert [(item["id"], item["role"]) for item in listed.json()["items"]] == [
+            (by_owner.json()["id"], "owner")
+        ]
 
     async def test_every_step_is_audited_without_the_token(
         self,

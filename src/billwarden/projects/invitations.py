@@ -90,7 +90,13 @@ class InvitationService:
         if await self.members.get_by_email(access.project.id, email) is not None:
             raise AlreadyMember(f"{email} is already a member of this project.")
         now = utcnow()
-        replaced = await self.invitations.revoke_outstanding(access.project.id, email, now) > 0
+        previous = await self.invitations.get_outstanding(access.project.id, email)
+        if previous is not None:
+            if previous.role is ProjectRole.OWNER and not access.is_owner:
+                raise NotProjectOwner("Only an owner may replace an invitation to be an owner.")
+            previous.revoked_at = now
+            # the unique index allows one outstanding invitation: the revocation goes first
+            await self.session.flush()
         token = INVITATION_TOKEN_PREFIX + secrets.token_urlsafe(INVITATION_TOKEN_BYTES)
         invitation = await self.invitations.add(
             ProjectInvitation(
@@ -103,7 +109,7 @@ class InvitationService:
                 expires_at=now + self.policy.ttl,
             )
         )
-        return CreatedInvitation(invitation, token, replaced)
+        return CreatedInvitation(invitation, token, replaced=previous is not None)
 
     async def list_outstanding(
         self, access: ProjectAccess, *, limit: int, offset: int

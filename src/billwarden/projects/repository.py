@@ -165,19 +165,15 @@ class InvitationRepository(RepositoryBase[ProjectInvitation]):
             self.select().where(ProjectInvitation.token_hash.in_(token_hashes))
         )
 
-    async def revoke_outstanding(self, project_id: uuid.UUID, email: str, at: datetime) -> int:
-        """Revoke the project's outstanding invitation to this email, if any; how many were."""
-        result = await self.session.execute(
-            update(ProjectInvitation)
-            .where(
+    async def get_outstanding(self, project_id: uuid.UUID, email: str) -> ProjectInvitation | None:
+        """The project's outstanding invitation to this email (at most one: a unique index)."""
+        return await self.one_or_none(
+            self.select().where(
                 ProjectInvitation.project_id == project_id,
                 ProjectInvitation.email == email,
                 *self._outstanding(),
             )
-            .values(revoked_at=at)
-            .execution_options(synchronize_session="fetch")
         )
-        return int(getattr(result, "rowcount", 0) or 0)
 
     async def claim(self, invitation_id: uuid.UUID, user_id: uuid.UUID, at: datetime) -> bool:
         """Mark the invitation accepted by `user_id`, if it is still outstanding and unexpired:
