@@ -105,6 +105,11 @@ class TestHeadElsewhere:
         assert head.headers["content-type"] == "application/json"
         assert int(head.headers["content-length"]) > 0
 
+    async def test_the_openapi_document_lists_get_only(self, client: httpx.AsyncClient) -> None:
+        paths = (await client.get("/openapi.json")).json()["paths"]
+        assert not [path for path, item in paths.items() if "head" in item]
+        assert "get" in paths["/api/v1/auth/me"]
+
     async def test_metrics_count_head_under_the_route_template(
         self, client: httpx.AsyncClient
     ) -> None:
