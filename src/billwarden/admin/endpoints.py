@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from billwarden.admin import service
+from billwarden.admin.exceptions import StaticFileNotFound
 from billwarden.admin.service import Frame
 from billwarden.audit.models import AuditEntry
 from billwarden.auth import OptionalConsoleUser, admin_access, key_viewer
@@ -23,7 +24,6 @@ from billwarden.core.modes import Mode
 from billwarden.core.security_headers import CONSOLE_CONTENT_SECURITY_POLICY
 from billwarden.db.base import utcnow
 from billwarden.db.unit_of_work import DbSession
-from billwarden.errors import NotFound
 from billwarden.identity.models import User
 from billwarden.kit.state import AppSecretBox, AppSettings
 from billwarden.projects.invitations import InvitationPolicy, InvitationService
@@ -72,10 +72,6 @@ def _render(request: Request, template: str, frame: Frame, title: str, **context
         **context,
     )
     return HTMLResponse(html, headers={"Content-Security-Policy": CONSOLE_CONTENT_SECURITY_POLICY})
-
-
-class StaticFileNotFound(NotFound):
-    code = "STATIC_FILE_NOT_FOUND"
 
 
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
