@@ -59,6 +59,7 @@ EXPECTED_CODES = {
         "RUN_NOT_FOUND",
         "USAGE_EVENT_NOT_FOUND",
         "USE_PROJECT_WEBHOOK_URL",
+        "INVITATION_NOT_FOUND",
     },
 }
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from billwarden import __version__, domains
 from billwarden.catalog.service import bootstrap_catalog
 from billwarden.config import Settings, get_settings
+from billwarden.core.head_requests import HeadAsGet
 from billwarden.core.logging import configure_logging
 from billwarden.core.metrics import InFlight, MetricsMiddleware
 from billwarden.core.openapi import install_docs, install_openapi
@@ -237,6 +238,8 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     in_flight = app.state.in_flight = InFlight.counter()
     app.add_middleware(InFlight, tally=in_flight)
+    # inside metrics (labelled HEAD), outside every layer that reads the method: HEAD is GET there
+    app.add_middleware(HeadAsGet)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)

@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     login_throttle_max_failures_per_email: int = Field(default=5, ge=1)
     login_throttle_max_failures_per_address: int = Field(default=20, ge=1)
     end_user_secret_overlap_seconds: int = Field(default=86400, ge=0)
+    # how long an invitation to a project can be accepted
+    invitation_ttl_seconds: int = Field(default=7 * 86400, ge=60, le=90 * 86400)
 
     # the single-tenant project's end users: the tokens the team's app already issues (an HS256
     # shared secret, or RS256/ES256 tokens from its identity provider's JWKS), which claims name

@@ -32,8 +32,21 @@ ROUTES: Routes = {
     ("GET", "/admin"): Declaration(policy(**dict.fromkeys(CONSOLE_PAGE, SIGN_IN))),
     **{
         ("GET", f"/admin/{page}"): Declaration(CONSOLE_PAGE, query=_project_a)
-        for page in ("billing", "webhooks", "payments", "audit", "keys", "stripe", "notifications")
+        for page in (
+            "billing",
+            "webhooks",
+            "payments",
+            "audit",
+            "keys",
+            "stripe",
+            "notifications",
+            "invitations",
+        )
     },
+    # the pages' scripts and styles (and the sign-in page's): anyone may load them
+    ("GET", "/admin/static/{name}"): Declaration(
+        policy(**dict.fromkeys(CONSOLE_PAGE, ALLOW)), path=lambda w: {"name": "console.js"}
+    ),
     # an unknown record sends back to the billing page, whoever asks
     ("GET", "/admin/billing/records/{record_id}"): Declaration(
         policy(**dict.fromkeys(CONSOLE_PAGE, SIGN_IN)), path=_record, query=_project_a

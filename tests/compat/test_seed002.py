@@ -400,12 +400,16 @@ class TestStripeConfiguration:
                 404,
                 "PROJECT_NOT_FOUND",
             )
-            added = await t.http.post(
+            invited = await t.http.post(
                 f"/api/v1/projects/{t.project_id}/members",
                 json={"email": email, "role": "member"},
                 headers=t.developer,
             )
-            assert added.status_code == 201, added.text
+            assert invited.status_code == 201, invited.text
+            added = await t.http.post(
+                "/api/v1/invitations/accept", json={"token": invited.json()["token"]}, headers=other
+            )
+            assert added.status_code == 200, added.text
             assert (await t.get(t.config(), other))["secretKey"] == configured["secretKey"]
             assert (await t.get(t.config("webhook-urls"), other)) == urls
             for write in (

@@ -30,6 +30,8 @@ ROUTES: Routes = {
         CONSOLE_USER,
         json=lambda w: {"currentPassword": PASSWORD, "newPassword": "another long passphrase"},
     ),
+    # a test-mode key: any member; a live-mode key is for admins only (403 PROJECT_ADMIN_REQUIRED
+    # for a member: tests/identity/test_api_keys.py, TestLiveKeys)
     ("POST", "/api-dashboard/keys/generate"): Declaration(
         PROJECT_MEMBER,
         json=lambda w: {"name": "matrix", "projectId": str(w.project.id), "mode": "test"},

@@ -96,6 +96,64 @@ class TestGenerate:
         assert response.json()["code"] == "UNAUTHENTICATED"
 
 
+class TestLiveKeys:
+    """Live-mode keys move real money: only a project's owners and admins create them."""
+
+    async def test_a_member_gets_403_for_a_live_key_and_still_creates_test_keys(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants
+    ) -> None:
+        owner, member = await people.user(), await people.user()
+        project = await tenants.project(owner)
+        await tenants.add_member(project, member, ProjectRole.MEMBER)
+        for headers in (people.bearer(member), (await people.sign_in(member)).unsafe):
+            refused = await client.post(
+                GENERATE,
+                json={"name": "prod", "projectId": str(project.id), "mode": "live"},
+                headers=headers,
+            )
+            assert refused.status_code == 403
+            assert refused.json()["code"] == "PROJECT_ADMIN_REQUIRED"
+            assert "apiKey" not in refused.json()
+        listed = await client.get(LIST, headers=people.bearer(owner))
+        assert listed.json()["total"] == 0  # nothing was made
+        allowed = await client.post(
+            GENERATE,
+            json={"name": "dev", "projectId": str(project.id), "mode": "test"},
+            headers=people.bearer(member),
+        )
+        assert allowed.status_code == 201 and allowed.json()["apiKey"].startswith("bw_test_")
+
+    @pytest.mark.parametrize("role", [ProjectRole.ADMIN, ProjectRole.OWNER])
+    async def test_admins_and_owners_create_live_keys(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants, role: ProjectRole
+    ) -> None:
+        owner, admin = await people.user(), await people.user()
+        project = await tenants.project(owner)
+        await tenants.add_member(project, admin, role)
+        response = await client.post(
+            GENERATE,
+            json={"name": "prod", "projectId": str(project.id), "mode": "live"},
+            headers=people.bearer(admin),
+        )
+        assert response.status_code == 201
+        key = response.json()["apiKey"]
+        assert key.startswith("bw_live_")
+        who = await client.get(PROJECT_KEY_PROBE, headers=bearer(key))
+        assert who.status_code == 200 and who.json()["mode"] == "live"
+
+    async def test_a_superuser_creates_live_keys_and_an_outsider_gets_404(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants
+    ) -> None:
+        project = await tenants.project(await people.user())
+        root, outsider = await people.user(superuser=True), await people.user()
+        body = {"name": "prod", "projectId": str(project.id), "mode": "live"}
+        made = await client.post(GENERATE, json=body, headers=people.bearer(root))
+        assert made.status_code == 201
+        hidden = await client.post(GENERATE, json=body, headers=people.bearer(outsider))
+        assert hidden.status_code == 404
+        assert hidden.json()["code"] == "PROJECT_NOT_FOUND"
+
+
 class TestDeactivate:
     async def test_deactivated_key_stops_on_the_next_request(
         self,

@@ -79,7 +79,13 @@ class TestEmailWithTrailingNewline:
             headers=people.bearer(owner),
         )
         assert response.status_code == 201, response.text
-        assert response.json()["userId"] == str(bob.id)
+        assert response.json()["email"] == "bob@example.test"
+        accepted = await client.post(
+            "/api/v1/invitations/accept",
+            json={"token": response.json()["token"]},
+            headers=people.bearer(bob),
+        )
+        assert accepted.status_code == 200, accepted.text
         assert await user_count(session) == 2
 
     @NEWLINES

@@ -37,6 +37,23 @@ ROUTES: Routes = {
         path=project_path,
         json=lambda w: {"email": w.candidate.email, "role": "member"},
     ),
+    ("GET", "/api/v1/projects/{project_id}/invitations"): Declaration(
+        PROJECT_ADMIN, path=project_path
+    ),
+    # an invitation of project A to someone outside it (made by `prepare`)
+    ("DELETE", "/api/v1/projects/{project_id}/invitations/{invitation_id}"): Declaration(
+        PROJECT_ADMIN,
+        path=lambda w: {
+            "project_id": str(w.project.id),
+            "invitation_id": str(w.extra["invitation_id"]),
+        },
+    ),
+    ("GET", "/api/v1/invitations"): Declaration(CONSOLE_USER),
+    # project B invited the member by email; by id, only its addressee finds it
+    ("POST", "/api/v1/invitations/accept"): Declaration(
+        {**CONSOLE_USER, "admin": 404, "other_admin": 404, "superuser": 404},
+        json=lambda w: {"invitationId": str(w.extra["member_invitation_id"])},
+    ),
     ("PATCH", "/api/v1/projects/{project_id}/members/{user_id}"): Declaration(
         PROJECT_ADMIN, path=_member_path, json=lambda w: {"role": "admin"}
     ),
@@ -65,7 +82,14 @@ ROUTES: Routes = {
 
 
 async def prepare(world: World, made: Factories) -> None:
-    """Project A has a test-mode Stripe configuration (to read, replace and deactivate)."""
+    """Project A has a test-mode Stripe configuration (to read, replace and deactivate) and an
+    outstanding invitation; project B has invited project A's member."""
+    invited = await made.tenants.invite(world.project, "invitee@example.test")
+    world.extra["invitation_id"] = invited.invitation.id
+    to_member = await made.tenants.invite(
+        world.other_project, world.member.email, invited_by=world.owner
+    )
+    world.extra["member_invitation_id"] = to_member.invitation.id
     await StripeConfigService(made.tenants.session, made.tenants.secret_box).set_stripe_config(
         world.project.project, Mode.TEST, secret_key=f"sk_test_{uuid.uuid4().hex}"
     )

@@ -19,10 +19,11 @@ from billwarden.identity.tokens import DeveloperTokens
 from billwarden.projects.models import EndUserSecret, Project, ProjectRole
 from billwarden.projects.repository import (
     EndUserSecretRepository,
+    InvitationRepository,
     ProjectMemberRepository,
     ProjectRepository,
 )
-from billwarden.projects.service import EndUserSecretService, MembershipService, ProjectAccess
+from billwarden.projects.service import EndUserSecretService
 from tests.concurrency import Rendezvous
 from tests.conftest import Scratch
 from tests.factories import Factories
@@ -31,6 +32,7 @@ from tests.probes import END_USER_PROBE, install_probes
 from tests.projects.factories import Tenants
 
 PROJECTS = "/api/v1/projects"
+ACCEPT = "/api/v1/invitations/accept"
 
 
 class TestProjects:
@@ -160,9 +162,9 @@ class TestProjects:
             await client.get(base, headers=headers),
             await client.patch(base, json={"name": "pwned"}, headers=headers),
             await client.get(f"{base}/members", headers=headers),
-            await client.post(
-                f"{base}/members", json={"userId": str(outsider.id)}, headers=headers
-            ),
+            await client.post(f"{base}/members", json={"email": outsider.email}, headers=headers),
+            await client.get(f"{base}/invitations", headers=headers),
+            await client.delete(f"{base}/invitations/{uuid.uuid4()}", headers=headers),
             await client.delete(f"{base}/members/{owner.id}", headers=headers),
             await client.post(f"{base}/end-user-secret/rotate", headers=headers),
         ]
@@ -190,7 +192,7 @@ class TestProjects:
 
 
 class TestMembers:
-    async def test_admin_adds_lists_changes_and_removes_members(
+    async def test_admin_invites_then_lists_changes_and_removes_members(
         self,
         client: httpx.AsyncClient,
         people: People,
@@ -202,11 +204,18 @@ class TestMembers:
         headers = people.bearer(owner)
         members = f"{PROJECTS}/{project.id}/members"
 
-        added = await client.post(members, json={"email": "Bob@example.test"}, headers=headers)
-        assert added.status_code == 201
-        assert added.json()["role"] == "member" and added.json()["userId"] == str(bob.id)
+        invited = await client.post(members, json={"email": "Bob@example.test"}, headers=headers)
+        assert invited.status_code == 201
+        assert invited.json()["role"] == "member" and invited.json()["status"] == "pending"
+        # nothing granted until bob accepts
+        hidden = await client.get(f"{PROJECTS}/{project.id}", headers=people.bearer(bob))
+        assert hidden.status_code == 404 and hidden.json()["code"] == "PROJECT_NOT_FOUND"
+        accepted = await client.post(
+            ACCEPT, json={"token": invited.json()["token"]}, headers=people.bearer(bob)
+        )
+        assert accepted.status_code == 200 and accepted.json()["role"] == "member"
         assert (await client.get(f"{PROJECTS}/{project.id}", headers=people.bearer(bob))).is_success
-        again = await client.post(members, json={"userId": str(bob.id)}, headers=headers)
+        again = await client.post(members, json={"email": bob.email}, headers=headers)
         assert again.status_code == 409
         assert again.json()["code"] == "ALREADY_MEMBER"
 
@@ -225,27 +234,26 @@ class TestMembers:
         assert gone.status_code == 404
         assert gone.json()["code"] == "PROJECT_NOT_FOUND"
 
-    async def test_unknown_user_and_bad_body(
-        self,
-        client: httpx.AsyncClient,
-        people: People,
-        tenants: Tenants,
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"role": "admin"},
+            {"email": "x@example.test", "role": "god"},
+            {"userId": str(uuid.uuid4())},
+            {"email": "not an address"},
+            {"email": ""},
+        ],
+    )
+    async def test_a_bad_invitation_body_is_400(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants, body: dict[str, str]
     ) -> None:
         owner = await people.user()
         project = await tenants.project(owner)
-        members = f"{PROJECTS}/{project.id}/members"
-        unknown = await client.post(
-            members, json={"email": "ghost@example.test"}, headers=people.bearer(owner)
+        refused = await client.post(
+            f"{PROJECTS}/{project.id}/members", json=body, headers=people.bearer(owner)
         )
-        assert unknown.status_code == 404 and unknown.json()["code"] == "USER_NOT_FOUND"
-        neither = await client.post(members, json={"role": "admin"}, headers=people.bearer(owner))
-        assert neither.status_code == 400
-        assert neither.json()["code"] == "VALIDATION_ERROR"
-        bad_role = await client.post(
-            members, json={"email": "x@example.test", "role": "god"}, headers=people.bearer(owner)
-        )
-        assert bad_role.status_code == 400
-        assert bad_role.json()["code"] == "VALIDATION_ERROR"
+        assert refused.status_code == 400
+        assert refused.json()["code"] == "VALIDATION_ERROR"
 
     async def test_member_cannot_manage_members(
         self,
@@ -260,7 +268,7 @@ class TestMembers:
         headers = people.bearer(member)
         for response in (
             await client.get(members, headers=headers),
-            await client.post(members, json={"userId": str(newcomer.id)}, headers=headers),
+            await client.post(members, json={"email": newcomer.email}, headers=headers),
             await client.patch(f"{members}/{member.id}", json={"role": "owner"}, headers=headers),
             await client.delete(f"{members}/{owner.id}", headers=headers),
         ):
@@ -286,9 +294,7 @@ class TestMembers:
         assert removed.json()["code"] == "LAST_OWNER"
         # with a second owner, the first may step down
         second = await people.user()
-        await client.post(
-            members, json={"userId": str(second.id), "role": "owner"}, headers=headers
-        )
+        await tenants.add_member(project, second, ProjectRole.OWNER)
         stepped_down = await client.patch(
             f"{members}/{owner.id}", json={"role": "member"}, headers=headers
         )
@@ -452,30 +458,51 @@ class TestConcurrentWrites:
         (refused,) = [response for response in responses if response.status_code == 409]
         assert refused.json()["code"] == "PROJECT_SLUG_TAKEN"
 
-    async def test_two_adds_of_one_user_one_wins(
+    async def test_two_acceptances_of_one_invitation_one_wins(
         self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         owner, project = await _owner_with_project(scratch)
-        bob: User = await scratch.setup(lambda made: made.people.user())
-        Rendezvous(2).after(
-            monkeypatch,
-            ProjectMemberRepository,
-            "get_membership",
-            lambda project_id, user_id, **_: user_id == bob.id,
+
+        async def build(made: Factories) -> tuple[User, str]:
+            bob = await made.people.user()
+            created = await made.tenants.invite(project, bob.email, invited_by=owner)
+            return bob, created.token
+
+        bob, token = await scratch.setup(build)
+        Rendezvous(2).after(monkeypatch, InvitationRepository, "get_by_hashes")
+        responses = await asyncio.gather(
+            *(
+                scratch.client.post(ACCEPT, json={"token": token}, headers=_bearer(scratch, bob))
+                for _ in range(2)
+            )
         )
+        assert sorted(response.status_code for response in responses) == [200, 410]
+        (refused,) = [response for response in responses if response.status_code == 410]
+        assert refused.json()["code"] == "INVITATION_NO_LONGER_VALID"
+        async with scratch.session() as session:
+            membership = await ProjectMemberRepository(session).get_membership(project.id, bob.id)
+            assert membership is not None and membership.role is ProjectRole.MEMBER
+
+    async def test_two_invitations_of_one_email_at_once_leave_one_outstanding(
+        self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        owner, project = await _owner_with_project(scratch)
+        Rendezvous(2).after(monkeypatch, ProjectMemberRepository, "get_by_email")
         responses = await asyncio.gather(
             *(
                 scratch.client.post(
                     f"{PROJECTS}/{project.id}/members",
-                    json={"userId": str(bob.id)},
+                    json={"email": "carol@example.test", "role": role},
                     headers=_bearer(scratch, owner),
                 )
-                for _ in range(2)
+                for role in ("member", "admin")
             )
         )
-        assert sorted(response.status_code for response in responses) == [201, 409]
-        (refused,) = [response for response in responses if response.status_code == 409]
-        assert refused.json()["code"] == "ALREADY_MEMBER"
+        assert [response.status_code for response in responses] == [201, 201]
+        listed = await scratch.client.get(
+            f"{PROJECTS}/{project.id}/invitations", headers=_bearer(scratch, owner)
+        )
+        assert listed.json()["total"] == 1
 
     async def test_removing_two_owners_at_once_keeps_one(
         self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch
@@ -484,10 +511,7 @@ class TestConcurrentWrites:
 
         async def build(made: Factories) -> tuple[User, User]:
             second = await made.people.user()
-            access = ProjectAccess(project, first, ProjectRole.OWNER)
-            await MembershipService(made.people.session).add_member(
-                access, second, ProjectRole.OWNER
-            )
+            await made.tenants.add_member(project, second, ProjectRole.OWNER)
             return second, await made.people.user(superuser=True)
 
         second, root = await scratch.setup(build)

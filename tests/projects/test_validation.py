@@ -251,15 +251,15 @@ class TestOpenApiDocumentsTheStripeKeyShapes:
 
 
 # the body a caller sends, and whether the document says exactly one of its branches holds
-MEMBER_BODIES: list[tuple[dict[str, Any], bool]] = [
-    ({"email": "bob@example.test"}, True),
-    ({"userId": "USER_ID"}, True),
-    ({"email": "bob@example.test", "userId": None}, True),
-    ({"email": None, "userId": "USER_ID"}, True),
-    ({"email": "bob@example.test", "userId": "USER_ID"}, False),
+ACCEPT_BODIES: list[tuple[dict[str, Any], bool]] = [
+    ({"token": "TOKEN"}, True),
+    ({"invitationId": "INVITATION_ID"}, True),
+    ({"token": "TOKEN", "invitationId": None}, True),
+    ({"token": None, "invitationId": "INVITATION_ID"}, True),
+    ({"token": "TOKEN", "invitationId": "INVITATION_ID"}, False),
     ({}, False),
     ({"role": "admin"}, False),
-    ({"email": None, "userId": None}, False),
+    ({"token": None, "invitationId": None}, False),
 ]
 
 
@@ -275,15 +275,15 @@ def satisfies(branch: dict[str, Any], body: dict[str, Any]) -> bool:
     )
 
 
-class TestOpenApiDocumentsOneMemberReference:
-    async def test_exactly_one_of_email_or_user_id(self, openapi: dict[str, Any]) -> None:
-        branches = openapi["MemberAdd"]["oneOf"]
+class TestOpenApiDocumentsOneInvitationReference:
+    async def test_exactly_one_of_token_or_invitation_id(self, openapi: dict[str, Any]) -> None:
+        branches = openapi["InvitationAccept"]["oneOf"]
         assert sorted(tuple(branch["required"]) for branch in branches) == [
-            ("email",),
-            ("userId",),
+            ("invitationId",),
+            ("token",),
         ]
 
-    @pytest.mark.parametrize(("body", "one_branch_holds"), MEMBER_BODIES)
+    @pytest.mark.parametrize(("body", "one_branch_holds"), ACCEPT_BODIES)
     async def test_the_document_and_the_service_agree(
         self,
         openapi: dict[str, Any],
@@ -296,15 +296,17 @@ class TestOpenApiDocumentsOneMemberReference:
     ) -> None:
         bob = await people.user("bob@example.test")
         project = await tenants.project(owner)
-        sent = {key: str(bob.id) if value == "USER_ID" else value for key, value in body.items()}
-        held = [satisfies(branch, sent) for branch in openapi["MemberAdd"]["oneOf"]]
+        created = await tenants.invite(project, bob.email)
+        values = {"TOKEN": created.token, "INVITATION_ID": str(created.invitation.id)}
+        sent = {key: values.get(value, value) for key, value in body.items()}
+        held = [satisfies(branch, sent) for branch in openapi["InvitationAccept"]["oneOf"]]
         assert (held.count(True) == 1) is one_branch_holds
         response = await client.post(
-            f"{PROJECTS}/{project.id}/members", json=sent, headers=people.bearer(owner)
+            "/api/v1/invitations/accept", json=sent, headers=people.bearer(bob)
         )
         if one_branch_holds:
-            assert response.status_code == 201, response.text
-            assert response.json()["userId"] == str(bob.id)
+            assert response.status_code == 200, response.text
+            assert response.json()["id"] == str(project.id)
         else:
             assert response.status_code == 400, response.text
             assert response.json()["code"] == "VALIDATION_ERROR"

@@ -4,24 +4,29 @@ to billwarden's JSON API with the session's CSRF token, so the API's authorizati
 
 from __future__ import annotations
 
-import secrets
+import hashlib
 import uuid
+from importlib.resources import files
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from billwarden.admin import service
+from billwarden.admin.exceptions import StaticFileNotFound
 from billwarden.admin.service import Frame
 from billwarden.audit.models import AuditEntry
-from billwarden.auth import OptionalConsoleUser, key_viewer
+from billwarden.auth import OptionalConsoleUser, admin_access, key_viewer
 from billwarden.config import RECONCILE_REASONS
 from billwarden.core.modes import Mode
+from billwarden.core.security_headers import CONSOLE_CONTENT_SECURITY_POLICY
+from billwarden.db.base import utcnow
 from billwarden.db.unit_of_work import DbSession
 from billwarden.identity.models import User
-from billwarden.kit.state import AppSecretBox
+from billwarden.kit.state import AppSecretBox, AppSettings
+from billwarden.projects.invitations import InvitationPolicy, InvitationService
 from billwarden.webhooks.models import InboxStatus, WebhookEvent
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -35,6 +40,7 @@ SECTIONS = (
     ("/admin/keys", "API keys"),
     ("/admin/stripe", "Stripe"),
     ("/admin/notifications", "Notifications"),
+    ("/admin/invitations", "Invitations"),
 )
 _templates = Environment(
     loader=PackageLoader("billwarden.admin", "templates"),
@@ -50,8 +56,8 @@ def _sign_in(request: Request) -> RedirectResponse:
 
 
 def _render(request: Request, template: str, frame: Frame, title: str, **context: Any) -> Response:
-    """A page, with a script nonce: the Content-Security-Policy runs no other script."""
-    nonce = secrets.token_urlsafe(16)
+    """A page under the console's Content-Security-Policy: its scripts and styles are the files
+    under /admin/static, nothing inline."""
     query = (
         urlencode({"project": frame.project.slug, "mode": frame.mode.value})
         if frame.project is not None
@@ -63,17 +69,34 @@ def _render(request: Request, template: str, frame: Frame, title: str, **context
         sections=SECTIONS,
         current=request.url.path if template != "record.html" else "/admin/billing",
         query=query,
-        nonce=nonce,
         **context,
     )
-    policy = (
-        "default-src 'self'; "
-        f"script-src 'nonce-{nonce}'; "
-        "style-src 'unsafe-inline'; "
-        "img-src 'self' data:; "
-        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    )
-    return HTMLResponse(html, headers={"Content-Security-Policy": policy})
+    return HTMLResponse(html, headers={"Content-Security-Policy": CONSOLE_CONTENT_SECURITY_POLICY})
+
+
+_STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+# the console's scripts and styles (and the sign-in page's), read once: a handful of small files
+_STATIC = {
+    entry.name: entry.read_bytes()
+    for entry in files("billwarden.admin").joinpath("static").iterdir()
+    if entry.name.endswith(tuple(_STATIC_TYPES))
+}
+_ETAGS = {name: f'"{hashlib.sha256(body).hexdigest()[:32]}"' for name, body in _STATIC.items()}
+
+
+@router.get("/static/{name}")
+async def static_file(
+    request: Request, name: Annotated[str, Path(max_length=64, pattern=r"^[a-z-]+\.(?:css|js)$")]
+) -> Response:
+    body = _STATIC.get(name)
+    if body is None:
+        raise StaticFileNotFound("No such console file.", details={"name": name})
+    # revalidated on every page (no-cache), answered 304 while unchanged
+    headers = {"ETag": _ETAGS[name], "Cache-Control": "no-cache"}
+    if request.headers.get("if-none-match") == _ETAGS[name]:
+        return Response(status_code=304, headers=headers)
+    media_type = _STATIC_TYPES[name[name.rindex(".") :]]
+    return Response(body, media_type=media_type, headers=headers)
 
 
 async def _frame(session: DbSession, user: User, project: str | None, mode: Mode) -> Frame:
@@ -289,4 +312,36 @@ async def notifications_page(
         frame,
         "Notifications",
         endpoints=endpoints,
+    )
+
+
+@router.get("/invitations", response_class=HTMLResponse)
+async def invitations_page(
+    request: Request,
+    user: OptionalConsoleUser,
+    session: DbSession,
+    secret_box: AppSecretBox,
+    settings: AppSettings,
+    project: ProjectRef = None,
+    mode: Mode = Mode.TEST,
+) -> Response:
+    """The signed-in user's pending invitations (shown to anyone, member of a project or not);
+    for the shown project's admins, its outstanding invitations and an invitation form."""
+    if user is None:
+        return _sign_in(request)
+    frame = await _frame(session, user, project, mode)
+    invitations = InvitationService(session, secret_box, InvitationPolicy.from_settings(settings))
+    outstanding: list[Any] = []
+    if frame.project is not None and frame.is_admin:
+        access = await admin_access(session, user, frame.project.id)
+        outstanding, _ = await invitations.list_outstanding(access, limit=100, offset=0)
+    return _render(
+        request,
+        "invitations.html",
+        frame,
+        "Invitations",
+        without_project=True,
+        pending=(await invitations.pending_for(user))[0],
+        outstanding=outstanding,
+        now=utcnow(),
     )

@@ -51,6 +51,7 @@ class Frame:
     project: Project | None
     mode: Mode
     is_admin: bool
+    is_owner: bool = False
 
 
 async def frame(session: AsyncSession, user: User, project_ref: str | None, mode: Mode) -> Frame:
@@ -66,7 +67,8 @@ async def frame(session: AsyncSession, user: User, project_ref: str | None, mode
     )
     role = roles.get(chosen.id) if chosen is not None else None
     is_admin = user.is_superuser or (role is not None and role.is_admin)
-    return Frame(user, projects, chosen, mode, is_admin)
+    is_owner = user.is_superuser or role is ProjectRole.OWNER
+    return Frame(user, projects, chosen, mode, is_admin, is_owner)
 
 
 # --- billing (reconciliation) --------------------------------------------------------------

@@ -5,6 +5,13 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# the console's pages (the admin console and the sign-in page): scripts and styles come from
+# billwarden's own files only, so nothing injected into a page can run or restyle it
+CONSOLE_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
 _DEFAULTS = (
     (b"cache-control", b"no-store"),
     (b"x-content-type-options", b"nosniff"),

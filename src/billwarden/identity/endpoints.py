@@ -17,12 +17,14 @@ from billwarden.auth import (
     CurrentConsoleUser,
     DeveloperTokenIssuer,
     IdentityRules,
+    admin_access,
     key_viewer,
     member_access,
     single_tenant_project,
 )
 from billwarden.config import Settings
 from billwarden.core.modes import Mode
+from billwarden.core.security_headers import CONSOLE_CONTENT_SECURITY_POLICY
 from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import InvalidInput, error_responses
 from billwarden.identity.cookies import CSRF_COOKIE, SESSION_COOKIE
@@ -187,7 +189,10 @@ async def issue_token(
 async def login_page(next: Annotated[str, Query(max_length=2000)] = "/docs") -> HTMLResponse:
     if not is_same_site_path(next):
         next = "/docs"
-    return HTMLResponse(render_login_page(login_url=LOGIN_PATH, next_url=next))
+    return HTMLResponse(
+        render_login_page(login_url=LOGIN_PATH, next_url=next),
+        headers={"Content-Security-Policy": CONSOLE_CONTENT_SECURITY_POLICY},
+    )
 
 
 def is_same_site_path(target: str) -> bool:
@@ -223,7 +228,8 @@ def _key_read(key: ApiKey) -> ApiKeyRead:
     status_code=201,
     response_model=ApiKeyCreated,
     responses=error_responses(400, 401, 403, 404),
-    summary="Create a project API key; the key itself is returned only here",
+    summary="Create a project API key; the key itself is returned only here. Test-mode keys: "
+    "any member; live-mode keys: the project's owners and admins",
 )
 async def generate_key(
     body: ApiKeyCreate,
@@ -242,7 +248,9 @@ async def generate_key(
             )
         project_id, mode = single[0], mode or single[1]
     mode = mode or Mode.TEST
-    access = await member_access(session, user, project_id)
+    # a live key moves real money: only those who administer the project may mint one
+    check_access = admin_access if mode is Mode.LIVE else member_access
+    access = await check_access(session, user, project_id)
     created = await ApiKeyService(session, secret_box).create_key(
         access.project.id, mode, body.name, user
     )

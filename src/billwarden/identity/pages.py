@@ -1,4 +1,5 @@
-"""The console's sign-in page (server-rendered with Jinja2)."""
+"""The console's sign-in page (server-rendered with Jinja2). Its script and styles are files the
+console serves (/admin/static): the page runs under the console's Content-Security-Policy."""
 
 from __future__ import annotations
 
@@ -11,20 +12,12 @@ LOGIN_TEMPLATE = """<!doctype html>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>Sign in · billwarden</title>
-  <style>
-    body { font-family: system-ui, sans-serif; background: #f5f6f8; margin: 0; }
-    main { max-width: 22rem; margin: 12vh auto; background: #fff; padding: 2rem;
-           border-radius: 8px; box-shadow: 0 1px 4px rgba(0,0,0,.12); }
-    label { display: block; margin-top: 1rem; font-size: .9rem; }
-    input { width: 100%; box-sizing: border-box; padding: .5rem; margin-top: .25rem; }
-    button { margin-top: 1.5rem; width: 100%; padding: .6rem; }
-    #error { color: #b00020; min-height: 1.2rem; margin-top: 1rem; font-size: .9rem; }
-  </style>
+  <link rel="stylesheet" href="/admin/static/login.css">
 </head>
 <body>
 <main>
   <h1>billwarden</h1>
-  <form id="login" method="post" action="{{ login_url }}">
+  <form id="login" method="post" action="{{ login_url }}" data-next="{{ next_url }}">
     <label>Email <input name="email" type="email" autocomplete="username" required></label>
     <label>Password
       <input name="password" type="password" autocomplete="current-password" required>
@@ -34,24 +27,7 @@ LOGIN_TEMPLATE = """<!doctype html>
   </form>
   <noscript>Signing in needs JavaScript.</noscript>
 </main>
-<script>
-document.getElementById("login").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = new FormData(event.target);
-  const response = await fetch({{ login_url | tojson }}, {
-    method: "POST",
-    headers: {"Content-Type": "application/json"},
-    credentials: "same-origin",
-    body: JSON.stringify({email: form.get("email"), password: form.get("password")}),
-  });
-  if (response.ok) {
-    window.location.assign({{ next_url | tojson }});
-  } else {
-    const body = await response.json().catch(() => ({}));
-    document.getElementById("error").textContent = body.message || "Sign-in failed.";
-  }
-});
-</script>
+<script src="/admin/static/login.js"></script>
 </body>
 </html>
 """

@@ -334,8 +334,8 @@ class ApiKeyService:
 
 
 class UserDirectory:
-    """What other domains may ask of identity: console users by email or id, and the keys a
-    person created (no secrets needed)."""
+    """What other domains may ask of identity: console users by id, and the keys a person
+    created (no secrets needed)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.users = UserRepository(session)
@@ -345,19 +345,6 @@ class UserDirectory:
         user = await self.users.get(user_id)
         if user is None:
             raise UserNotFound("No such user.")
-        return user
-
-    async def find(self, *, email: str | None, user_id: uuid.UUID | None) -> User:
-        """The console user with this email or id."""
-        user = (
-            await self.users.get_by_email(normalize_email(email))
-            if email is not None
-            else await self.users.get(user_id)
-            if user_id is not None
-            else None
-        )
-        if user is None:
-            raise UserNotFound("No console user with that email or id.")
         return user
 
     async def deactivate_keys_created_by(self, project_id: uuid.UUID, user_id: uuid.UUID) -> None:

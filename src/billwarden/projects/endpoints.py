@@ -19,6 +19,7 @@ from billwarden.identity.tokens import ClaimNames
 from billwarden.kit.schemas import Page, Pages
 from billwarden.kit.state import AppSecretBox, AppSettings
 from billwarden.projects.end_user_auth import EndUserAuthInput, EndUserAuthService, from_environment
+from billwarden.projects.invitation_endpoints import invitations_router, project_invitations
 from billwarden.projects.models import (
     EndUserAuth,
     EndUserAuthMethod,
@@ -31,7 +32,6 @@ from billwarden.projects.schemas import (
     EndUserAuthWrite,
     EndUserClaimNames,
     EndUserSecretRotated,
-    MemberAdd,
     MemberRead,
     MemberUpdate,
     ProjectCreate,
@@ -43,7 +43,7 @@ from billwarden.projects.service import EndUserSecretService, MembershipService
 from billwarden.projects.stripe_endpoints import router as stripe_router
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
-routers = [router, stripe_router]
+routers = [router, project_invitations, invitations_router, stripe_router]
 
 
 def _project_read(project: Project, role: ProjectRole | None) -> ProjectRead:
@@ -165,29 +165,6 @@ async def list_members(
 ) -> Page[MemberRead]:
     rows, total = await MembershipService(session).list_members(access, **pages.window)
     return Page[MemberRead].of(rows, total, pages, lambda row: _member_read(*row))
-
-
-@router.post(
-    "/{project_id}/members",
-    status_code=201,
-    response_model=MemberRead,
-    responses=error_responses(400, 401, 403, 404, 409),
-    summary="Add a console user to the project (admins; only owners add owners)",
-)
-async def add_member(body: MemberAdd, access: ProjectAdminAccess, session: DbSession) -> MemberRead:
-    service = MembershipService(session)
-    user = await service.find_user(email=body.email, user_id=body.user_id)
-    member = await service.add_member(access, user, body.role)
-    await audit(
-        session,
-        access.user,
-        "project.member_added",
-        project_id=access.project.id,
-        target_type="user",
-        target_id=user.id,
-        after={"email": user.email, "role": member.role.value},
-    )
-    return _member_read(member, user.email)
 
 
 @router.patch(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
+from billwarden.errors import BillwardenError, Conflict, Forbidden, InvalidInput, NotFound
 
 
 class ProjectNotFound(NotFound):
@@ -39,3 +39,18 @@ class InvalidStripeKey(InvalidInput):
 
 class StripeNotConfigured(NotFound):
     code = "STRIPE_NOT_CONFIGURED"
+
+
+class InvitationNotFound(NotFound):
+    code = "INVITATION_NOT_FOUND"
+
+
+class InvitationForAnotherEmail(Forbidden):
+    code = "INVITATION_FOR_ANOTHER_EMAIL"
+
+
+class InvitationNoLongerValid(BillwardenError):
+    """Accepted already, revoked (or replaced by a newer invitation), or expired."""
+
+    code = "INVITATION_NO_LONGER_VALID"
+    status_code = 410

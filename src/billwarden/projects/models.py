@@ -121,6 +121,42 @@ class ProjectMember(IdMixin, TimestampMixin, Base):
     role: Mapped[ProjectRole] = mapped_column(project_role_type())
 
 
+class ProjectInvitation(IdMixin, Base):
+    """An invitation to join a project with a role, addressed to an email (a console user may
+    not exist for it yet). Accepted once, by the signed-in console user with that email, before
+    `expires_at`. Only a keyed hash of the link's token is stored. One is outstanding (neither
+    accepted nor revoked) per project and email: inviting again revokes the previous one."""
+
+    __tablename__ = "project_invitations"
+    __table_args__ = (
+        Index(
+            "uq_project_invitations_outstanding",
+            "project_id",
+            "email",
+            unique=True,
+            sqlite_where=text("accepted_at IS NULL AND revoked_at IS NULL"),
+            postgresql_where=text("accepted_at IS NULL AND revoked_at IS NULL"),
+        ),
+    )
+
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    role: Mapped[ProjectRole] = mapped_column(project_role_type())
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    accepted_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    revoked_at: Mapped[datetime | None]
+
+
 class EndUserSecret(IdMixin, Base):
     """The HS256 secret a tenant backend signs its end users' JWTs with, encrypted at rest.
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select, update
 
 from billwarden.core.modes import Mode
 from billwarden.db.repository import RepositoryBase
@@ -13,6 +14,7 @@ from billwarden.identity.models import User
 from billwarden.projects.models import (
     EndUserSecret,
     Project,
+    ProjectInvitation,
     ProjectMember,
     ProjectRole,
     StripeConfig,
@@ -66,6 +68,14 @@ class ProjectMemberRepository(RepositoryBase[ProjectMember]):
         if refresh:
             statement = statement.execution_options(populate_existing=True)
         return await self.one_or_none(statement)
+
+    async def get_by_email(self, project_id: uuid.UUID, email: str) -> ProjectMember | None:
+        """The membership of the console user with this (normalized) email."""
+        return await self.one_or_none(
+            self.select()
+            .join(User, User.id == ProjectMember.user_id)
+            .where(ProjectMember.project_id == project_id, User.email == email)
+        )
 
     async def project_ids_of(self, user_id: uuid.UUID) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
         """The projects the user owns or administers, and every project they are a member of."""
@@ -141,3 +151,87 @@ class EndUserSecretRepository(RepositoryBase[EndUserSecret]):
             )
             .order_by(EndUserSecret.expires_at.is_not(None), EndUserSecret.created_at.desc())
         )
+
+
+class InvitationRepository(RepositoryBase[ProjectInvitation]):
+    model = ProjectInvitation
+
+    @staticmethod
+    def _outstanding() -> list[ColumnElement[bool]]:
+        return [ProjectInvitation.accepted_at.is_(None), ProjectInvitation.revoked_at.is_(None)]
+
+    async def get_by_hashes(self, token_hashes: Sequence[str]) -> ProjectInvitation | None:
+        return await self.one_or_none(
+            self.select().where(ProjectInvitation.token_hash.in_(token_hashes))
+        )
+
+    async def get_outstanding(self, project_id: uuid.UUID, email: str) -> ProjectInvitation | None:
+        """The project's outstanding invitation to this email (at most one: a unique index)."""
+        return await self.one_or_none(
+            self.select().where(
+                ProjectInvitation.project_id == project_id,
+                ProjectInvitation.email == email,
+                *self._outstanding(),
+            )
+        )
+
+    async def claim(self, invitation_id: uuid.UUID, user_id: uuid.UUID, at: datetime) -> bool:
+        """Mark the invitation accepted by `user_id`, if it is still outstanding and unexpired:
+        one statement, so two acceptances at once cannot both succeed."""
+        result = await self.session.execute(
+            update(ProjectInvitation)
+            .where(
+                ProjectInvitation.id == invitation_id,
+                ProjectInvitation.expires_at > at,
+                *self._outstanding(),
+            )
+            .values(accepted_at=at, accepted_by_id=user_id)
+            .execution_options(synchronize_session="fetch")
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    async def list_outstanding(
+        self, project_id: uuid.UUID, *, limit: int, offset: int
+    ) -> tuple[list[tuple[ProjectInvitation, str | None]], int]:
+        """The project's outstanding invitations (pending or expired) with the inviter's email,
+        newest first, and the total count."""
+        conditions = [ProjectInvitation.project_id == project_id, *self._outstanding()]
+        total = await self.session.scalar(
+            select(func.count(ProjectInvitation.id)).where(*conditions)
+        )
+        rows = await self.session.execute(
+            select(ProjectInvitation, User.email)
+            .outerjoin(User, User.id == ProjectInvitation.invited_by_id)
+            .where(*conditions)
+            .order_by(ProjectInvitation.created_at.desc(), ProjectInvitation.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [(invitation, email) for invitation, email in rows.all()], int(total or 0)
+
+    async def list_pending_for(
+        self, email: str, now: datetime, *, limit: int, offset: int
+    ) -> tuple[list[tuple[ProjectInvitation, Project, str | None]], int]:
+        """The invitations to this email that can still be accepted, with their project and the
+        inviter's email, newest first, and the total count."""
+        conditions = [
+            ProjectInvitation.email == email,
+            ProjectInvitation.expires_at > now,
+            *self._outstanding(),
+        ]
+        total = await self.session.scalar(
+            select(func.count(ProjectInvitation.id)).where(*conditions)
+        )
+        rows = await self.session.execute(
+            select(ProjectInvitation, Project, User.email)
+            .join(Project, Project.id == ProjectInvitation.project_id)
+            .outerjoin(User, User.id == ProjectInvitation.invited_by_id)
+            .where(*conditions)
+            .order_by(ProjectInvitation.created_at.desc(), ProjectInvitation.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        found: list[tuple[ProjectInvitation, Project, str | None]] = [
+            (invitation, project, inviter) for invitation, project, inviter in rows.all()
+        ]
+        return found, int(total or 0)

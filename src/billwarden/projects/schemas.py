@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
@@ -56,27 +57,73 @@ class ProjectCreated(ProjectRead):
     )
 
 
-class MemberAdd(CamelModel):
-    """The user to add, by exactly one of `email` or `userId`."""
+class MemberInvite(CamelModel):
+    """Whom to invite, by email (a console user with that email need not exist yet)."""
 
-    # the validator below enforces it; the schema says it to clients (null counts as absent)
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320)]
+    role: ProjectRole = ProjectRole.MEMBER
+
+
+class InvitationStatus(StrEnum):
+    PENDING = "pending"
+    EXPIRED = "expired"
+
+
+class InvitationRead(CamelModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    email: str
+    role: ProjectRole
+    status: InvitationStatus
+    invited_by: str | None = Field(description="The inviting admin's email.")
+    created_at: datetime
+    expires_at: datetime
+
+
+class InvitationCreated(InvitationRead):
+    token: str = Field(
+        description="Accepts the invitation (with the addressee signed in). Shown once: pass it "
+        "on to the invitee."
+    )
+    accept_url: str = Field(
+        description="The console page that accepts it, the token in the fragment (never sent "
+        "to a server, so never in an access log)."
+    )
+
+
+class MyInvitation(CamelModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    project_name: str
+    role: ProjectRole
+    invited_by: str | None
+    created_at: datetime
+    expires_at: datetime
+
+
+class InvitationAccept(CamelModel):
+    """The invitation to accept: by the link's `token`, or by `invitationId` (one of your own
+    pending invitations); exactly one."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "oneOf": [
-                {"required": ["email"], "properties": {"email": {"type": "string"}}},
-                {"required": ["userId"], "properties": {"userId": {"type": "string"}}},
+                {"required": ["token"], "properties": {"token": {"type": "string"}}},
+                {
+                    "required": ["invitationId"],
+                    "properties": {"invitationId": {"type": "string"}},
+                },
             ]
         }
     )
 
-    email: Annotated[str, StringConstraints(min_length=1, max_length=320)] | None = None
-    user_id: uuid.UUID | None = None
-    role: ProjectRole = ProjectRole.MEMBER
+    token: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    invitation_id: uuid.UUID | None = None
 
     @model_validator(mode="after")
-    def _one_reference(self) -> MemberAdd:
-        if (self.email is None) == (self.user_id is None):
-            raise ValueError("give exactly one of email or userId")
+    def _one_reference(self) -> InvitationAccept:
+        if (self.token is None) == (self.invitation_id is None):
+            raise ValueError("give exactly one of token or invitationId")
         return self
 
 

@@ -17,7 +17,6 @@ from billwarden.errors import InvalidInput
 from billwarden.identity.models import User
 from billwarden.identity.service import UserDirectory
 from billwarden.projects.exceptions import (
-    AlreadyMember,
     LastOwner,
     MemberNotFound,
     NotProjectAdmin,
@@ -194,22 +193,6 @@ class MembershipService:
     ) -> tuple[list[tuple[ProjectMember, str]], int]:
         return await self.members.list_members(access.project.id, limit=limit, offset=offset)
 
-    async def add_member(
-        self, access: ProjectAccess, user: User, role: ProjectRole
-    ) -> ProjectMember:
-        if role is ProjectRole.OWNER and not access.is_owner:
-            raise NotProjectOwner("Only an owner may make someone an owner.")
-        if await self.members.get_membership(access.project.id, user.id) is not None:
-            raise AlreadyMember(f"{user.email} is already a member of this project.")
-        try:
-            # a concurrent add of the same user may insert between the check and ours
-            async with self.session.begin_nested():
-                return await self.members.add(
-                    ProjectMember(project_id=access.project.id, user_id=user.id, role=role)
-                )
-        except IntegrityError as exc:
-            raise AlreadyMember(f"{user.email} is already a member of this project.") from exc
-
     async def change_role(
         self, access: ProjectAccess, user_id: uuid.UUID, role: ProjectRole
     ) -> ProjectMember:
@@ -235,10 +218,6 @@ class MembershipService:
         await self.session.delete(member)
         await self.session.flush()
         await self.users.deactivate_keys_created_by(access.project.id, user_id)
-
-    async def find_user(self, *, email: str | None, user_id: uuid.UUID | None) -> User:
-        """The console user to add, by email or id."""
-        return await self.users.find(email=email, user_id=user_id)
 
     async def member_user(self, member: ProjectMember) -> User:
         return await self.users.get(member.user_id)
