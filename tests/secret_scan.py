@@ -1,10 +1,11 @@
 """Scan log text for secrets: the chaos and fuzz runs' logs must hold none.
 
 Two nets: the shapes of every secret billwarden or Stripe hands out (`sk_`/`rk_` Stripe keys,
-`whsec_` signing secrets, `bw_test_`/`bw_live_` API keys, signed JWTs), and the exact values the
-run itself used (passwords, end-user secrets, anything else it knows), so that a secret with no
-recognisable shape is caught too. Masked forms (`sk_test_...abcd`, `bw_live_ab12…`) are not secrets
-and do not match: each shape needs a run of at least 16 secret characters.
+`whsec_` signing secrets, `bw_test_`/`bw_live_` API keys, `bwi_` invitation tokens, signed JWTs),
+and the exact values the run itself used (passwords, end-user secrets, anything else it knows), so
+that a secret with no recognisable shape is caught too. Masked forms (`sk_test_...abcd`,
+`bw_live_ab12…`) are not secrets and do not match: each shape needs a run of at least 16 secret
+characters.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ SHAPES: dict[str, re.Pattern[str]] = {
     "stripe restricted key": re.compile(r"\brk_(?:test|live)_[A-Za-z0-9]{16,}"),
     "webhook signing secret": re.compile(r"\bwhsec_[A-Za-z0-9+/=]{16,}"),
     "billwarden api key": re.compile(r"\bbw_(?:test|live)_[A-Za-z0-9_\-]{16,}"),
+    "invitation token": re.compile(r"\bbwi_[A-Za-z0-9_\-]{16,}"),
     "signed token": re.compile(
         r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,}"
     ),

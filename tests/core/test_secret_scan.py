@@ -9,6 +9,7 @@ from tests.secret_scan import scan_files, scan_text
 STRIPE_KEY = "sk_test_" + "51Habcdefghijklmnopqrstu"
 SIGNING_SECRET = "whsec_" + "c2VjcmV0c2VjcmV0c2VjcmV0"
 API_KEY = "bw_live_" + "Zx9_kq2LmN4pQr7sT1uVwXy"
+INVITATION = "bwi_" + "q3Vx8kLmN2pQr7sT1uVwXyZ0"
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyXzEifQ." + "s1gnatureS1gnatureS1gnat"
 
 
@@ -19,6 +20,7 @@ def test_each_secret_shape_is_found_and_not_echoed_whole() -> None:
             f"secret={SIGNING_SECRET}",
             f"Authorization: Bearer {API_KEY}",
             f"cookie bw_session={TOKEN}",
+            f"GET /admin/invitations?token={INVITATION}",
         ]
     )
     findings = scan_text(text, source="app.log")
@@ -27,6 +29,7 @@ def test_each_secret_shape_is_found_and_not_echoed_whole() -> None:
         (2, "webhook signing secret"),
         (3, "billwarden api key"),
         (4, "signed token"),
+        (5, "invitation token"),
     ]
     for finding in findings:
         assert STRIPE_KEY not in str(finding) and API_KEY not in str(finding)

@@ -4,7 +4,6 @@ checked, and `?test_mode=` where the token leaves the mode open."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -228,8 +227,10 @@ class TestJwks:
         key_server: KeyServer,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        # an unknown kid makes billwarden fetch the keys again at most this often (30 s)
-        monkeypatch.setattr(end_users, "JWKS_MIN_REFETCH", 0.5)
+        # an unknown kid makes billwarden fetch the keys again at most every 30 s: the test moves
+        # the windows' clock on rather than waiting (a wall-clock window failed on a busy machine)
+        elapsed = [0.0]
+        monkeypatch.setattr(end_users, "_clock", lambda: time.monotonic() + elapsed[0])
         project, owner = await _project(people, tenants)
         key_server.add_rsa("k1")
         key_server.add_ec("e1")
@@ -280,7 +281,7 @@ class TestJwks:
             assert answer.json()["code"] == "UNAUTHENTICATED", case
 
         key_server.add_rsa("k2")  # the provider rotates: billwarden fetches the keys again
-        await asyncio.sleep(0.6)
+        elapsed[0] += end_users.JWKS_MIN_REFETCH + 1
         rotated = await client.get(ME, headers=_bearer(key_server.token("k2", **pid)))
         assert rotated.status_code == 200, rotated.text
         assert key_server.fetches == 2

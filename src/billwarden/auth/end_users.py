@@ -51,6 +51,7 @@ from billwarden.projects.single_tenant import single_tenant_mode
 logger = logging.getLogger("billwarden.auth")
 JWKS_MAX_AGE = 600.0
 JWKS_MIN_REFETCH = 30.0
+_clock = time.monotonic  # the refetch windows' clock (tests move it on)
 JWKS_TIMEOUT = 5.0
 JWKS_MAX_BYTES = 256 * 1024
 # an identity provider's clock may run a little ahead of or behind billwarden's
@@ -104,7 +105,7 @@ class JwksKeys:
         """The key for `key_id` (a token without `kid`: the set's only key) of the type
         `algorithm` verifies with."""
         found = self._sets.get(url)
-        now = time.monotonic()
+        now = _clock()
         due = now - self._tried.get(url, -JWKS_MIN_REFETCH) >= JWKS_MIN_REFETCH
         stale = found is None or now - found.fetched_at > JWKS_MAX_AGE
         unknown = found is not None and self._pick(found, key_id, algorithm) is None
@@ -135,7 +136,7 @@ class JwksKeys:
         async with lock:
             if self._tried.get(url) != tried_before:  # another request just fetched
                 return self._sets.get(url)
-            self._tried[url] = time.monotonic()
+            self._tried[url] = _clock()
             try:
                 async with asyncio.timeout(JWKS_TIMEOUT):
                     document = await self._fetch(url)
@@ -150,7 +151,7 @@ class JwksKeys:
                     exc.__class__.__name__,
                 )
                 return None
-            found = _KeySet(keys, time.monotonic())
+            found = _KeySet(keys, _clock())
             self._sets[url] = found
             return found
 
