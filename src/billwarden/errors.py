@@ -169,6 +169,8 @@ def _allowed_methods(request: Request) -> list[str]:
         probe["method"] = method
         if any(route.matches(probe)[0] is Match.FULL for route in routes):
             allowed.add(method)
+    if "GET" in allowed:
+        allowed.add("HEAD")  # every read route answers HEAD (billwarden.core.head_requests)
     return sorted(allowed)
 
 

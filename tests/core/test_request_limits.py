@@ -354,11 +354,12 @@ class TestOverRealHttp:
 # -- 405: Allow names every method the path serves ----------------------------------------------
 
 PROJECT_ID = "8b0f6a1e-6f0c-4f57-9d0e-3f1b9f3c2a11"
-ALLOWED = [
-    (f"/api/v1/projects/{PROJECT_ID}", ["GET", "PATCH"]),
-    ("/api/v1/projects", ["GET", "POST"]),
-    (f"/api/v1/payments/stripe/projects/{PROJECT_ID}/config", ["DELETE", "GET", "PUT"]),
-    ("/healthz", ["GET"]),
+ALLOWED = [  # HEAD wherever GET: every read route answers it like GET
+    (f"/api/v1/projects/{PROJECT_ID}", ["GET", "HEAD", "PATCH"]),
+    ("/api/v1/projects", ["GET", "HEAD", "POST"]),
+    (f"/api/v1/payments/stripe/projects/{PROJECT_ID}/config", ["DELETE", "GET", "HEAD", "PUT"]),
+    ("/healthz", ["GET", "HEAD"]),
+    (f"/api/v1/projects/{PROJECT_ID}/members/{PROJECT_ID}", ["DELETE", "PATCH"]),  # no read
 ]
 METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
