@@ -149,7 +149,7 @@ class WebhookDispatcher:
         self._sequence = itertools.count()
         self._open_batches: dict[str, _ShuffleBatch] = {}
         self._lanes: dict[_LaneKey, deque[_Delivery]] = {}
-        self._in_flight = 0
+        self._in_flight: Counter[str] = Counter()  # attempts under way, by account
         self._generations: dict[str, int] = {}
         self._logs: dict[str, deque[dict[str, Any]]] = {}
         # per account, never trimmed (the log is): attempts, successes, duplicates, given up
@@ -270,7 +270,10 @@ class WebhookDispatcher:
     def pending(self, account_key: str | None = None) -> int:
         """Deliveries not yet finally delivered or given up (all accounts when None)."""
         with self._lock:
-            count = self._in_flight if account_key is None else 0
+            if account_key is None:
+                count = sum(self._in_flight.values())
+            else:
+                count = self._in_flight[account_key]
             for _, _, item in self._heap:
                 if account_key is not None and item.account_key != account_key:
                     continue
@@ -397,7 +400,7 @@ class WebhookDispatcher:
                         self._lanes.pop(lane_key, None)
                         return
                     delivery = lane.popleft()
-                    self._in_flight += 1
+                    self._in_flight[delivery.account_key] += 1
                 try:
                     await self._attempt(delivery)
                 except asyncio.CancelledError:
@@ -408,7 +411,7 @@ class WebhookDispatcher:
                     raise
                 finally:
                     with self._lock:
-                        self._in_flight -= 1
+                        self._in_flight[delivery.account_key] -= 1
         finally:
             if self._workers.get(lane_key) is asyncio.current_task():
                 del self._workers[lane_key]

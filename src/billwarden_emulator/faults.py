@@ -22,8 +22,9 @@ left out keep their current value, and `reset()` turns everything off:
   `delay` holds every delivery back that many seconds. Fields left out are off.
 
 `state()` returns the same shape with the remaining counts, so it can be posted back as is, plus
-`injected`: how many requests each status has failed since the account's faults were last reset
-(read only: ignored when posted back).
+`injected`: how many requests each status has failed, and `checked`: how many requests were
+checked against the rules, since the account's faults were last reset (both read only: ignored
+when posted back).
 All methods are synchronous, so they are atomic under a single asyncio event loop.
 """
 
@@ -53,7 +54,7 @@ _LATENCY_FIELDS = frozenset({"method", "path", "seconds"})
 _WEBHOOK_FIELDS = frozenset(
     {"duplicate", "duplicate_rate", "shuffle_window", "shuffle_seed", "delay"}
 )
-_READ_ONLY = ("injected",)
+_READ_ONLY = ("injected", "checked")
 
 
 class FaultError(ValueError):
@@ -138,6 +139,7 @@ class AccountFaults:
     webhooks: WebhookFaults = field(default_factory=WebhookFaults)
     # requests failed so far, by status (since the last reset)
     injected: dict[int, int] = field(default_factory=dict)
+    checked: int = 0
     _shuffle_random: random.Random = field(default_factory=random.Random, repr=False)
     _duplicate_random: random.Random = field(default_factory=random.Random, repr=False)
     _request_random: random.Random = field(default_factory=random.Random, repr=False)
@@ -172,6 +174,7 @@ class AccountFaults:
         self.latency_rules = []
         self.webhooks = WebhookFaults()
         self.injected = {}
+        self.checked = 0
         self._shuffle_random = random.Random()  # noqa: S311
         self._duplicate_random = random.Random()  # noqa: S311
 
@@ -182,10 +185,12 @@ class AccountFaults:
             "latency": [rule.to_json() for rule in self.latency_rules],
             "webhooks": self.webhooks.to_json(),
             "injected": {str(status): count for status, count in sorted(self.injected.items())},
+            "checked": self.checked,
         }
 
     def take_request_fault(self, method: str, path: str) -> int | None:
         """The status (500 or 429) to fail this request with, consuming one count; else None."""
+        self.checked += 1
         for index, rule in enumerate(self.request_rules):
             if not rule.matcher.matches(method, path):
                 continue

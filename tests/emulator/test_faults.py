@@ -116,6 +116,7 @@ class TestRequestFaults:
                 "delay": 0.0,
             },
             "injected": {},
+            "checked": 1,
         }
 
     def test_fails_the_next_n_requests_then_passes(self) -> None:
@@ -176,7 +177,8 @@ class TestRequestFaults:
         assert state["injected"] == {"500": 1}
         restored = AccountFaults()
         restored.configure(state)
-        assert restored.state() == {**state, "injected": {}}  # counts stay with the account
+        # counts stay with the account
+        assert restored.state() == {**state, "injected": {}, "checked": 0}
 
 
 class TestLatency:
@@ -213,6 +215,7 @@ class TestRateFaults:
             {"method": None, "path": "/v1/*", "status": 429, "rate": 0.2}
         ]
         assert faults.state()["injected"] == {"429": failed}
+        assert faults.state()["checked"] == 2000
 
     def test_a_request_a_rate_rule_spares_goes_on_to_the_next_rule(self) -> None:
         faults = AccountFaults()
@@ -328,7 +331,7 @@ class TestSectionsAndReset:
         assert faults.duplicate_deliveries is False
         assert faults.shuffle_window == 0.0
         assert faults.delivery_delay == 0.0
-        assert faults.state() == AccountFaults().state()
+        assert faults.state() == {**AccountFaults().state(), "checked": 1}
 
     def test_accounts_do_not_share_faults(self) -> None:
         first, second = AccountFaults(), AccountFaults()
