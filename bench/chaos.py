@@ -60,6 +60,7 @@ def main() -> None:
         seed=args.seed,
         quiescence_seconds=args.quiescence_seconds,
         keep=args.keep_logs,
+        progress=True,
     )
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(

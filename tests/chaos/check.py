@@ -224,6 +224,12 @@ def compare_payments(mirror: Mirror, stripe: StripeState) -> list[str]:
     rows = {row.stripe_id: row for row in mirror.payments if row.kind == "invoice"}
     objects = {obj["id"]: obj for obj in stripe.invoices}
     found = _missing_and_extra("invoice", set(rows), set(objects))
+    # the run sells subscriptions only: no one-time payment may appear
+    found += [
+        f"payment {row.stripe_id}: a one-time payment row, but nothing was sold once"
+        for row in mirror.payments
+        if row.kind != "invoice"
+    ]
     for invoice_id in sorted(rows.keys() & objects.keys()):
         row = rows[invoice_id]
         found += _differences(
@@ -360,12 +366,12 @@ def compare_inbox(mirror: Mirror, emitted: dict[str, str]) -> list[str]:
         f"event {event_id} ({emitted[event_id]}): not in billwarden's inbox"
         for event_id in sorted(emitted.keys() - mirror.inbox.keys())
     ]
-    for event_id in sorted(emitted.keys() & mirror.inbox.keys()):
+    for event_id in sorted(mirror.inbox):
         status, attempts, error = mirror.inbox[event_id]
+        kind = emitted.get(event_id, "not emitted by Stripe after the run began")
         if status not in FINISHED:
             found.append(
-                f"event {event_id} ({emitted[event_id]}): {status.value} after {attempts} "
-                f"attempt(s): {error}"
+                f"event {event_id} ({kind}): {status.value} after {attempts} attempt(s): {error}"
             )
     return found
 

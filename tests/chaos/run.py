@@ -106,6 +106,7 @@ class ChaosOptions:
     seed: int = 14
     quiescence_seconds: float = 900.0
     keep: Path | None = None  # copy the logs here
+    progress: bool = False  # print the timeline as it happens
 
 
 @dataclass
@@ -150,7 +151,10 @@ class Chaos:
         self.database_url = ""
 
     def note(self, what: str) -> None:
-        self.chaos_log.append(f"{time.monotonic() - self.started:7.1f} s  {what}")
+        line = f"{time.monotonic() - self.started:7.1f} s  {what}"
+        self.chaos_log.append(line)
+        if self.options.progress:
+            print(line, flush=True)
 
     # --- set-up ------------------------------------------------------------------------------
 
@@ -372,7 +376,9 @@ class Chaos:
                 events = await emulator.list_all("/v1/events")
                 return len([e for e in events if e["id"] not in before])
 
-            scenario = Scenario(plan, client, emulator, prices, self.hook, count_events)
+            scenario = Scenario(
+                plan, client, emulator, prices, self.hook, count_events, note=self.note
+            )
             driven = time.monotonic()
             await scenario.run()
             await asyncio.gather(*self.background)
@@ -385,6 +391,12 @@ class Chaos:
             convergence = time.monotonic() - quiet
             self.note(f"quiet after {convergence:.1f} s")
             faults = await emulator.get("/_emulator/faults")
+            attempts = (await emulator.get("/_emulator/deliveries"))["data"]
+            failed_attempts = Counter(
+                str(a["status_code"]) if a["status_code"] else (a["error"] or "?").split(":")[0]
+                for a in attempts
+                if not a["success"]
+            )
             await emulator.http.delete("/_emulator/faults")
             stripe_state = StripeState(
                 customers=await emulator.list_all("/v1/customers"),
@@ -410,6 +422,9 @@ class Chaos:
                         Counter(s["status"] for s in stripe_state.subscriptions).most_common()
                     ),
                     "deliveries": deliveries,
+                    "failed delivery attempts by cause (latest 10,000 attempts)": dict(
+                        failed_attempts.most_common()
+                    ),
                     "duplicated deliveries": f"{deliveries['duplicates']} "
                     f"({deliveries['duplicates'] / max(1, len(emitted)):.0%} of the events)",
                     "inbox": dict(Counter(s.value for s, _, _ in mirror.inbox.values())),

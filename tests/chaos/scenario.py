@@ -23,6 +23,7 @@ RENEWAL_SECONDS = 32 * 86400
 DECLINED_SHARE = 0.15
 CANCELED_NOW_SHARE = 0.08
 MAX_EXTRA_ROUNDS = 8
+ENDED = ("canceled", "incomplete_expired")
 # self-service's answers when the change does not apply to the subscription as it is now: no
 # live subscription (404), already on the plan or ended (409)
 SELF_SERVICE_ANSWERS = (404, 409)
@@ -76,6 +77,7 @@ class Scenario:
         prices: dict[str, str],
         hook: Hook,
         count_events: Callable[[], Awaitable[int]],
+        note: Callable[[str], None] = lambda _: None,
     ) -> None:
         self.plan = plan
         self.billwarden = billwarden
@@ -83,6 +85,7 @@ class Scenario:
         self.prices = prices
         self.hook = hook
         self.count_events = count_events
+        self.note = note
         self.rng = random.Random(plan.seed)
         self.gate = asyncio.Semaphore(plan.concurrency)
         self.customers: dict[str, str] = {}  # subject -> customer id
@@ -90,16 +93,20 @@ class Scenario:
     async def _each(
         self, items: Sequence[Any], action: Callable[[Any], Awaitable[None]], hook_at: str | None
     ) -> None:
-        """`action` on every item, `concurrency` at a time; the hook `hook_at` half way."""
-        half = len(items) // 2
+        """`action` on every item, `concurrency` at a time; the hook `hook_at` once half of
+        them are done, while the rest go on."""
+        half = max(1, len(items) // 2)
+        done = 0
 
-        async def one(position: int, item: Any) -> None:
-            if position == half and hook_at is not None:
-                await self.hook(hook_at)
+        async def one(item: Any) -> None:
+            nonlocal done
             async with self.gate:
                 await action(item)
+            done += 1
+            if done == half and hook_at is not None:
+                await self.hook(hook_at)
 
-        await asyncio.gather(*(one(position, item) for position, item in enumerate(items)))
+        await asyncio.gather(*(one(item) for item in items))
 
     # --- the run -----------------------------------------------------------------------------
 
@@ -117,16 +124,23 @@ class Scenario:
             plan.clocks.append(clock.id)
         subjects = [f"subject{number:04d}" for number in range(plan.subjects)]
         await self._each(subjects, self.buy_all, hook_at="checkouts")
+        self.note(f"{len(plan.purchases)} checkouts of {plan.subjects} subjects done")
         await self.changes(plan.purchases, hook_at="changes")
+        self.note("a change to every subscription done")
         await self.decline_some()
         await self.renew(hook_at="renewals")
+        self.note(f"{len(plan.clocks)} test clocks advanced a period")
         await self.cancel_some()
         await self.renew(hook_at=None)
-        while await self.count_events() < plan.min_events and plan.rounds < MAX_EXTRA_ROUNDS:
+        self.note("cancellations done, clocks advanced a period again")
+        while (events := await self.count_events()) < plan.min_events:
+            if plan.rounds >= MAX_EXTRA_ROUNDS:
+                break
             plan.rounds += 1
             half = self.rng.sample(plan.purchases, len(plan.purchases) // 2)
             await self.changes(half, hook_at=None)
             await self.renew(hook_at=None)
+            self.note(f"{events} events before an extra round of changes and renewals")
 
     # --- checkouts ---------------------------------------------------------------------------
 
@@ -177,14 +191,18 @@ class Scenario:
 
     async def change(self, purchase: Purchase) -> None:
         membership = purchase.purchase_key != API_PLAN
-        choices = ["stripe_metadata", "stripe_cancel_at_period_end"]
+        choices = ["stripe_metadata", "stripe_cancel_at_period_end", "stripe_customer_email"]
         if membership:
             choices += ["self_plan", "self_plan", "self_cancel_at_period_end", "self_resume"]
             choices += ["stripe_plan"]
         choice = self.rng.choice(choices)
-        self.plan.count(choice)
         subject, subscription_id = purchase.subject, purchase.subscription_id
         subscriptions = self.emulator.stripe.v1.subscriptions
+        if choice in ("stripe_metadata", "stripe_cancel_at_period_end", "stripe_plan"):
+            current = await self.emulator.get(f"/v1/subscriptions/{subscription_id}")
+            if current["status"] in ENDED:  # Stripe refuses to change an ended subscription
+                choice = "stripe_customer_email"
+        self.plan.count(choice)
         if choice == "self_plan":
             target = self.rng.choice(MEMBERSHIP)
             proration = self.rng.choice(["none", "create_prorations", "always_invoice"])
@@ -211,6 +229,15 @@ class Scenario:
             note = {"metadata": {"note": f"round{self.plan.rounds}"}}
             await self.emulator.write(
                 lambda options: subscriptions.update_async(subscription_id, note, options)
+            )
+        elif choice == "stripe_customer_email":
+            # the customer changes their email in the portal: customer.updated
+            email = {"email": f"{subject}+{self.rng.randrange(1000)}@example.test"}
+            customer_id = purchase.customer_id
+            await self.emulator.write(
+                lambda options: self.emulator.stripe.v1.customers.update_async(
+                    customer_id, email, options
+                )
             )
         elif choice == "stripe_cancel_at_period_end":
             flag = {"cancel_at_period_end": self.rng.random() < 0.5}
@@ -273,6 +300,11 @@ class Scenario:
             )
 
         await self._each(chosen, cancel, hook_at=None)
+        # some come back: a new membership beside the one that ended
+        again = sorted({p.subject for p in chosen})
+        for subject in self.rng.sample(again, len(again) // 2):
+            await self.buy(subject, self.rng.choice(MEMBERSHIP), None)
+            self.plan.count("bought_again")
         subjects = sorted(self.customers)
         for subject in self.rng.sample(subjects, round(len(subjects) * DECLINED_SHARE / 2)):
             await self.emulator.helper(
