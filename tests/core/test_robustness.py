@@ -56,6 +56,11 @@ def _probe_router() -> APIRouter:
         # raises it: a plain DBAPIError, not an OperationalError
         raise DBAPIError("SELECT 1", {}, _ServerError("the database system is shutting down"))
 
+    @router.get("/refused")
+    async def refused() -> None:
+        # a new pool connection to a server that is down: asyncpg's OSError, not wrapped
+        raise ConnectionRefusedError(111, "Connection refused")
+
     @router.get("/unreadable-secret")
     async def unreadable_secret() -> None:
         raise SecretDecryptionError("cannot decrypt")
@@ -122,15 +127,16 @@ class TestBackstops:
         assert response.json()["code"] == "DATABASE_UNAVAILABLE"
         assert response.headers["retry-after"] == "1"
 
+    @pytest.mark.parametrize("path", ["/probe/restarting", "/probe/refused"])
     async def test_database_restarting_is_503_and_handled_by_the_app(
-        self, app: FastAPI, probe: httpx.AsyncClient
+        self, app: FastAPI, probe: httpx.AsyncClient, path: str
     ) -> None:
         # raise_app_exceptions: an error answered by the catch-all handler is raised again by
         # Starlette to the server, which logs it as a crash ("Exception in ASGI application")
         # on every request while PostgreSQL restarts; a handled one is not
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            response = await http.get("/probe/restarting")
+            response = await http.get(path)
         assert response.status_code == 503
         assert response.json()["code"] == "DATABASE_UNAVAILABLE"
         assert response.headers["retry-after"] == "1"
