@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from tests.chaos.clients import Billwarden, Emulator
 
 MEMBERSHIP = ("premium_monthly", "premium_yearly", "premium_plus")  # self-serve
@@ -24,6 +26,7 @@ DECLINED_SHARE = 0.15
 CANCELED_NOW_SHARE = 0.08
 MAX_EXTRA_ROUNDS = 8
 ENDED = ("canceled", "incomplete_expired")
+REBUY_PATIENCE_SECONDS = 120.0
 # self-service's answers when the change does not apply to the subscription as it is now: no
 # live subscription (404), already on the plan or ended (409)
 SELF_SERVICE_ANSWERS = (404, 409)
@@ -151,7 +154,9 @@ class Scenario:
         if number % API_BUYER_EVERY == 0:
             await self.buy(subject, API_PLAN, None)
 
-    async def buy(self, subject: str, purchase_key: str, clock: str | None) -> None:
+    async def buy(
+        self, subject: str, purchase_key: str, clock: str | None, *, again: bool = False
+    ) -> None:
         """Through billwarden: its customer (put on `clock` before anything runs on it), a
         checkout session, then paid on Stripe's hosted page (the emulator's helper)."""
         if subject not in self.customers:
@@ -162,9 +167,10 @@ class Scenario:
                 await self.emulator.helper(
                     f"/_emulator/customers/{customer_id}/test_clock", test_clock=clock
                 )
-        answer = await self.billwarden.call(
-            "POST", "/checkout-session", subject, {"purchaseKey": purchase_key}
-        )
+        answer = await self.checkout(subject, purchase_key, again=again)
+        if answer is None:
+            self.plan.count("bought_again_refused")
+            return
         paid = await self.emulator.helper(
             f"/_emulator/checkout/sessions/{answer.json()['sessionId']}/complete"
         )
@@ -173,7 +179,28 @@ class Scenario:
         self.plan.purchases.append(
             Purchase(subject, purchase_key, subscription["id"], item["id"], paid["customer"])
         )
-        self.plan.count("checkout")
+        self.plan.count("bought_again" if again else "checkout")
+
+    async def checkout(
+        self, subject: str, purchase_key: str, *, again: bool
+    ) -> httpx.Response | None:
+        """A checkout session; after a cancellation made in Stripe, billwarden refuses a new
+        membership (409) until the cancellation's webhook is applied: the user tries again a
+        little later, as they would (None when still refused after REBUY_PATIENCE_SECONDS)."""
+        deadline = time.monotonic() + REBUY_PATIENCE_SECONDS
+        while True:
+            answer = await self.billwarden.call(
+                "POST",
+                "/checkout-session",
+                subject,
+                {"purchaseKey": purchase_key},
+                answers=(409,) if again else (),
+            )
+            if answer.status_code != 409:
+                return answer
+            if answer.json()["code"] != "ALREADY_SUBSCRIBED" or time.monotonic() > deadline:
+                return None
+            await asyncio.sleep(1.0)
 
     # --- lifecycle changes -------------------------------------------------------------------
 
@@ -302,9 +329,14 @@ class Scenario:
         await self._each(chosen, cancel, hook_at=None)
         # some come back: a new membership beside the one that ended
         again = sorted({p.subject for p in chosen})
-        for subject in self.rng.sample(again, len(again) // 2):
-            await self.buy(subject, self.rng.choice(MEMBERSHIP), None)
-            self.plan.count("bought_again")
+        returning = [
+            (s, self.rng.choice(MEMBERSHIP)) for s in self.rng.sample(again, len(again) // 2)
+        ]
+
+        async def buy_again(purchase: tuple[str, str]) -> None:
+            await self.buy(purchase[0], purchase[1], None, again=True)
+
+        await self._each(returning, buy_again, hook_at=None)
         subjects = sorted(self.customers)
         for subject in self.rng.sample(subjects, round(len(subjects) * DECLINED_SHARE / 2)):
             await self.emulator.helper(
