@@ -154,6 +154,7 @@ class WebhookDispatcher:
         self._logs: dict[str, deque[dict[str, Any]]] = {}
         # per account, never trimmed (the log is): attempts, successes, duplicates, given up
         self._counts: dict[str, Counter[str]] = {}
+        self._failures: dict[str, Counter[str]] = {}  # failed attempts by status or error
         # Set while started.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
@@ -244,16 +245,20 @@ class WebhookDispatcher:
         with self._lock:
             return [dict(entry) for entry in self._logs.get(account_key, ())]
 
-    def delivery_summary(self, account_key: str) -> dict[str, int]:
+    def delivery_summary(self, account_key: str) -> dict[str, Any]:
         """The account's deliveries counted (the log keeps only the latest `log_limit`):
-        `attempts`, `succeeded` and `failed` attempts, `duplicates` (extra copies queued by the
-        duplicate faults), `given_up` deliveries, and `pending` ones not finished yet."""
+        `attempts`, `succeeded` and `failed` attempts (`failed_by_cause`: by the endpoint's
+        status code, or the error when there was no answer, e.g. `ConnectError`), `duplicates`
+        (extra copies queued by the duplicate faults), `given_up` deliveries, and `pending`
+        ones not finished yet."""
         with self._lock:
             counts = self._counts.get(account_key, Counter())
-            summary = {
+            summary: dict[str, Any] = {
                 name: counts[name]
                 for name in ("attempts", "succeeded", "failed", "duplicates", "given_up")
             }
+            failures = self._failures.get(account_key, Counter())
+            summary["failed_by_cause"] = dict(failures.most_common())
         summary["pending"] = self.pending(account_key)
         return summary
 
@@ -263,6 +268,7 @@ class WebhookDispatcher:
             self._generations[account_key] = self._generations.get(account_key, 0) + 1
             self._logs.pop(account_key, None)
             self._counts.pop(account_key, None)
+            self._failures.pop(account_key, None)
             self._open_batches.pop(account_key, None)
             for lane_key in [key for key in self._lanes if key[0] == account_key]:
                 self._lanes[lane_key].clear()
@@ -447,6 +453,10 @@ class WebhookDispatcher:
             counts["attempts"] += 1
             counts["succeeded" if success else "failed"] += 1
             counts["given_up"] += gives_up
+            if not success:
+                cause = str(status_code) if status_code is not None else (error or "?")
+                failures = self._failures.setdefault(delivery.account_key, Counter())
+                failures[cause.split(":")[0]] += 1
             log = self._logs.get(delivery.account_key)
             if log is None:
                 log = self._logs[delivery.account_key] = deque(maxlen=self._log_limit)

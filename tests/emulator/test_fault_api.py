@@ -148,7 +148,7 @@ class TestWebhookFaults:
                 time.sleep(0.05)
         assert 0 < summary["duplicates"] < 20
         assert summary["attempts"] == summary["succeeded"] == 20 + summary["duplicates"]
-        assert (summary["failed"], summary["given_up"]) == (0, 0)
+        assert (summary["failed"], summary["given_up"], summary["failed_by_cause"]) == (0, 0, {})
         assert len(receiver.event_ids()) == summary["attempts"]
         assert len(set(receiver.event_ids())) == 20
 
@@ -166,3 +166,6 @@ class TestWebhookFaults:
                 time.sleep(0.05)
         assert len(set(receiver.event_ids())) == 1
         assert len(raw.get("/_emulator/deliveries").json()["data"]) == 3
+        summary = raw.get("/_emulator/deliveries/summary").json()
+        assert summary["failed_by_cause"] == {"500": 1, "503": 1}
+        assert (summary["attempts"], summary["succeeded"], summary["failed"]) == (3, 1, 2)
