@@ -25,7 +25,15 @@ class ClusterUnavailable(RuntimeError):
 
 
 def postgres_binaries() -> Path:
-    """The directory of initdb and pg_ctl: the newest /usr/lib/postgresql/*/bin, else PATH."""
+    """The directory of initdb and pg_ctl: the newest /usr/lib/postgresql/*/bin, else PATH.
+    Run as root, the `postgres` user and `runuser` are needed too (PostgreSQL refuses root)."""
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            raise ClusterUnavailable("running as root, and there is no postgres user") from None
+        if shutil.which("runuser") is None:
+            raise ClusterUnavailable("running as root, and there is no runuser command")
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
     for directory in reversed(found):
         if (Path(directory) / "initdb").exists() and (Path(directory) / "pg_ctl").exists():
