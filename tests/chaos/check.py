@@ -40,6 +40,7 @@ class StripeState:
     customers: list[dict[str, Any]]
     subscriptions: list[dict[str, Any]]
     invoices: list[dict[str, Any]]
+    refunded: dict[str, int]  # invoice id -> amount refunded of its payments
 
 
 @dataclass
@@ -194,12 +195,14 @@ def compare_subscriptions(mirror: Mirror, stripe: StripeState) -> list[str]:
     return found
 
 
-def payment_fields(invoice: dict[str, Any]) -> dict[str, Any]:
-    """An invoice as the payments mirror documents it (docs/payments.md): paid is succeeded,
-    void is void, uncollectible or open after a failed attempt is failed, else pending; the
-    amount paid, or due while unpaid."""
+def payment_fields(invoice: dict[str, Any], refunded: int) -> dict[str, Any]:
+    """An invoice as the payments mirror documents it (docs/payments.md): paid is succeeded
+    (refunded, or partially refunded, once its payment is), void is void, uncollectible or open
+    after a failed attempt is failed, else pending; the amount paid, or due while unpaid."""
     status = invoice["status"]
-    if status == "paid":
+    if status == "paid" and refunded:
+        expected = "refunded" if refunded >= invoice["amount_paid"] else "partially_refunded"
+    elif status == "paid":
         expected = "succeeded"
     elif status == "void":
         expected = "void"
@@ -213,6 +216,7 @@ def payment_fields(invoice: dict[str, Any]) -> dict[str, Any]:
     return {
         "status": expected,
         "amount": invoice["amount_paid"] if status == "paid" else invoice["amount_due"],
+        "amount_refunded": refunded,
         "currency": invoice["currency"],
         "customer": invoice["customer"],
         "subscription": details.get("subscription"),
@@ -238,12 +242,13 @@ def compare_payments(mirror: Mirror, stripe: StripeState) -> list[str]:
             {
                 "status": row.status,
                 "amount": row.amount,
+                "amount_refunded": row.amount_refunded,
                 "currency": row.currency,
                 "customer": row.stripe_customer_id,
                 "subscription": row.stripe_subscription_id,
                 "paid_at": when(row.paid_at),
             },
-            payment_fields(objects[invoice_id]),
+            payment_fields(objects[invoice_id], stripe.refunded.get(invoice_id, 0)),
         )
     return found
 

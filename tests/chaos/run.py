@@ -83,6 +83,9 @@ DELIVERY_LANES: tuple[tuple[str, ...], ...] = (
         "payment_intent.payment_failed",
         "charge.succeeded",
         "charge.failed",
+        "charge.refunded",
+        "refund.created",
+        "refund.updated",
     ),
     (
         "customer.created",
@@ -396,6 +399,7 @@ class Chaos:
                 customers=await emulator.list_all("/v1/customers"),
                 subscriptions=await emulator.list_all("/v1/subscriptions", status="all"),
                 invoices=await emulator.list_all("/v1/invoices"),
+                refunded=await refunded_by_invoice(emulator),
             )
             mirror = await read_mirror(engine, uuid.UUID(project_id))
             self.result.mismatches = compare(mirror, stripe_state, self.catalog, emitted)
@@ -414,6 +418,7 @@ class Chaos:
                     "events emitted": len(emitted),
                     "event types": dict(Counter(emitted.values()).most_common()),
                     "invoices": len(stripe_state.invoices),
+                    "invoices refunded (in part or whole)": len(stripe_state.refunded),
                     "final statuses": dict(
                         Counter(s["status"] for s in stripe_state.subscriptions).most_common()
                     ),
@@ -464,6 +469,21 @@ class Chaos:
             for path in logs:
                 shutil.copy(path, self.options.keep / path.name)
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+async def refunded_by_invoice(emulator: Emulator) -> dict[str, int]:
+    """What Stripe's refunds took back of each invoice's payments."""
+    invoice_of = {
+        payment["payment"]["payment_intent"]: payment["invoice"]
+        for payment in await emulator.list_all("/v1/invoice_payments")
+        if payment["payment"].get("payment_intent")
+    }
+    refunded: dict[str, int] = {}
+    for refund in await emulator.list_all("/v1/refunds"):
+        invoice_id = invoice_of.get(refund["payment_intent"])
+        if invoice_id is not None and refund["status"] == "succeeded":
+            refunded[invoice_id] = refunded.get(invoice_id, 0) + refund["amount"]
+    return refunded
 
 
 async def run_chaos(options: ChaosOptions) -> ChaosResult:

@@ -219,6 +219,7 @@ class Scenario:
     async def change(self, purchase: Purchase) -> None:
         membership = purchase.purchase_key != API_PLAN
         choices = ["stripe_metadata", "stripe_cancel_at_period_end", "stripe_customer_email"]
+        choices += ["stripe_refund"]
         if membership:
             choices += ["self_plan", "self_plan", "self_cancel_at_period_end", "self_resume"]
             choices += ["stripe_plan"]
@@ -257,6 +258,8 @@ class Scenario:
             await self.emulator.write(
                 lambda options: subscriptions.update_async(subscription_id, note, options)
             )
+        elif choice == "stripe_refund":
+            await self.refund(subscription_id)
         elif choice == "stripe_customer_email":
             # the customer changes their email in the portal: customer.updated
             email = {"email": f"{subject}+{self.rng.randrange(1000)}@example.test"}
@@ -280,6 +283,32 @@ class Scenario:
             await self.emulator.write(
                 lambda options: subscriptions.update_async(subscription_id, params, options)
             )
+
+    async def refund(self, subscription_id: str) -> None:
+        """Support refunds the subscription's latest paid invoice in Stripe, half or all of what
+        is left of it: `charge.refunded`, nothing else."""
+        invoices = await self.emulator.get(
+            "/v1/invoices", subscription=subscription_id, status="paid", limit=1
+        )
+        paid = [invoice for invoice in invoices["data"] if invoice["amount_paid"] > 0]
+        if not paid:
+            return
+        payments = await self.emulator.get(
+            "/v1/invoice_payments", invoice=paid[0]["id"], status="paid", limit=1
+        )
+        if not payments["data"]:
+            return
+        intent_id = payments["data"][0]["payment"]["payment_intent"]
+        intent = await self.emulator.get(f"/v1/payment_intents/{intent_id}")
+        charge = await self.emulator.get(f"/v1/charges/{intent['latest_charge']}")
+        left = charge["amount"] - charge["amount_refunded"]
+        if left <= 0:
+            return
+        amount = left if self.rng.random() < 0.5 else max(1, left // 2)
+        refund = {"payment_intent": intent_id, "amount": amount}
+        await self.emulator.write(
+            lambda options: self.emulator.stripe.v1.refunds.create_async(refund, options)
+        )
 
     async def decline_some(self) -> None:
         """The cards of some customers start declining: their next renewal fails."""
