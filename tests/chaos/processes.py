@@ -122,20 +122,3 @@ class ManagedProcess:
 
 def billwarden(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "billwarden", *arguments]
-
-
-async def billwarden_command(environment: dict[str, str], workdir: Path, *arguments: str) -> str:
-    """Run `billwarden <arguments>` to its end; what it printed (raises when it fails)."""
-    process = await asyncio.create_subprocess_exec(
-        *billwarden(*arguments),
-        env=environment,
-        cwd=workdir,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await process.communicate()
-    printed = output.decode(errors="replace")
-    if process.returncode != 0:
-        raise RuntimeError(f"billwarden {arguments[0]} failed ({process.returncode}):\n{printed}")
-    return printed
