@@ -41,6 +41,12 @@ def main() -> None:
     parser.add_argument(
         "--fault-rate", type=float, default=defaults.fault_rate, help="Stripe calls failing"
     )
+    parser.add_argument(
+        "--shuffle-window",
+        type=float,
+        default=defaults.shuffle_window,
+        help="seconds within which deliveries are shuffled",
+    )
     parser.add_argument("--concurrency", type=int, default=defaults.concurrency)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument(
@@ -56,6 +62,7 @@ def main() -> None:
         min_events=args.min_events,
         duplicate_rate=args.duplicate_rate,
         fault_rate=args.fault_rate,
+        shuffle_window=args.shuffle_window,
         concurrency=args.concurrency,
         seed=args.seed,
         quiescence_seconds=args.quiescence_seconds,
