@@ -1,8 +1,10 @@
 """What the chaos run's customers and their Stripe account do: subjects check out through
 billwarden (every other one buys an api plan too), their customers on test clocks; then rounds
 of lifecycle changes, some through billwarden's self-service, some made in Stripe directly (as
-the dashboard or the portal would); declined cards; renewals by advancing the clocks;
-cancellations now and at period end. `hooks` runs the mid-run chaos at set points."""
+the dashboard or the portal would: plans, cancel flags, metadata, emails, refunds); declined
+cards; renewals by advancing the clocks; cancellations now and at period end, and subjects
+buying again. `hook` runs the mid-run chaos at set points. The seed fixes the choices, not their
+order: concurrent subjects draw from one generator in whatever order they run."""
 
 from __future__ import annotations
 
