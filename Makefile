@@ -41,6 +41,7 @@ bench: install
 	$(PY) bench/stats.py
 	$(PY) bench/reconcile.py
 	$(PY) bench/usage.py
+	$(PY) bench/chaos.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

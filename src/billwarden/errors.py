@@ -235,6 +235,16 @@ async def _handle_unexpected(request: Request, exc: Exception) -> OrjsonResponse
     )
 
 
+async def _handle_database_error(request: Request, exc: Exception) -> OrjsonResponse:
+    # asyncpg's errors arrive as plain DBAPIError (a restart), or as the OSError of a refused
+    # connection: answered here rather than by the catch-all, which Starlette re-raises to the
+    # server afterwards, so that a database restart is one logged line per request, not a crash
+    # report
+    if database_unavailable(exc):
+        return await _handle_database_unavailable(request, exc)
+    return await _handle_unexpected(request, exc)
+
+
 async def _handle_integrity_error(request: Request, exc: Exception) -> OrjsonResponse:
     # a uniqueness or reference rule the service did not foresee, usually a concurrent request
     logger.warning(
@@ -277,5 +287,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(IntegrityError, _handle_integrity_error)
     app.add_exception_handler(OperationalError, _handle_database_unavailable)
+    app.add_exception_handler(DBAPIError, _handle_database_error)
+    app.add_exception_handler(ConnectionError, _handle_database_error)
+    app.add_exception_handler(TimeoutError, _handle_database_error)
     app.add_exception_handler(SecretDecryptionError, _handle_unreadable_secret)
     app.add_exception_handler(Exception, _handle_unexpected)

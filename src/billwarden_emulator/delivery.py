@@ -20,7 +20,7 @@ import random
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -149,9 +149,12 @@ class WebhookDispatcher:
         self._sequence = itertools.count()
         self._open_batches: dict[str, _ShuffleBatch] = {}
         self._lanes: dict[_LaneKey, deque[_Delivery]] = {}
-        self._in_flight = 0
+        self._in_flight: Counter[str] = Counter()  # attempts under way, by account
         self._generations: dict[str, int] = {}
         self._logs: dict[str, deque[dict[str, Any]]] = {}
+        # per account, never trimmed (the log is): attempts, successes, duplicates, given up
+        self._counts: dict[str, Counter[str]] = {}
+        self._failures: dict[str, Counter[str]] = {}  # failed attempts by status or error
         # Set while started.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
@@ -223,7 +226,7 @@ class WebhookDispatcher:
                 event_type=event_type,
                 body=orjson.dumps(event),  # snapshot: later changes to `event` are not sent
                 endpoints=targets,
-                duplicate=webhook_faults.duplicate,
+                duplicate=faults.duplicates_delivery(),
                 delay=webhook_faults.delay,
             )
             if webhook_faults.shuffle_window > 0:
@@ -242,11 +245,30 @@ class WebhookDispatcher:
         with self._lock:
             return [dict(entry) for entry in self._logs.get(account_key, ())]
 
+    def delivery_summary(self, account_key: str) -> dict[str, Any]:
+        """The account's deliveries counted (the log keeps only the latest `log_limit`):
+        `attempts`, `succeeded` and `failed` attempts (`failed_by_cause`: by the endpoint's
+        status code, or the error when there was no answer, e.g. `ConnectError`), `duplicates`
+        (extra copies queued by the duplicate faults), `given_up` deliveries, and `pending`
+        ones not finished yet."""
+        with self._lock:
+            counts = self._counts.get(account_key, Counter())
+            summary: dict[str, Any] = {
+                name: counts[name]
+                for name in ("attempts", "succeeded", "failed", "duplicates", "given_up")
+            }
+            failures = self._failures.get(account_key, Counter())
+            summary["failed_by_cause"] = dict(failures.most_common())
+        summary["pending"] = self.pending(account_key)
+        return summary
+
     def reset(self, account_key: str) -> None:
         """Forget the account's log and drop its pending deliveries (without reporting them)."""
         with self._lock:
             self._generations[account_key] = self._generations.get(account_key, 0) + 1
             self._logs.pop(account_key, None)
+            self._counts.pop(account_key, None)
+            self._failures.pop(account_key, None)
             self._open_batches.pop(account_key, None)
             for lane_key in [key for key in self._lanes if key[0] == account_key]:
                 self._lanes[lane_key].clear()
@@ -254,7 +276,10 @@ class WebhookDispatcher:
     def pending(self, account_key: str | None = None) -> int:
         """Deliveries not yet finally delivered or given up (all accounts when None)."""
         with self._lock:
-            count = self._in_flight if account_key is None else 0
+            if account_key is None:
+                count = sum(self._in_flight.values())
+            else:
+                count = self._in_flight[account_key]
             for _, _, item in self._heap:
                 if account_key is not None and item.account_key != account_key:
                     continue
@@ -334,6 +359,9 @@ class WebhookDispatcher:
         if self._stale(job.account_key, job.generation):
             return
         copies = 2 if job.duplicate else 1
+        if copies > 1:
+            counts = self._counts.setdefault(job.account_key, Counter())
+            counts["duplicates"] += (copies - 1) * len(job.endpoints)
         for endpoint in job.endpoints:
             outcome = _Outcome(pending=copies)
             for copy in range(copies):
@@ -378,7 +406,7 @@ class WebhookDispatcher:
                         self._lanes.pop(lane_key, None)
                         return
                     delivery = lane.popleft()
-                    self._in_flight += 1
+                    self._in_flight[delivery.account_key] += 1
                 try:
                     await self._attempt(delivery)
                 except asyncio.CancelledError:
@@ -389,7 +417,7 @@ class WebhookDispatcher:
                     raise
                 finally:
                     with self._lock:
-                        self._in_flight -= 1
+                        self._in_flight[delivery.account_key] -= 1
         finally:
             if self._workers.get(lane_key) is asyncio.current_task():
                 del self._workers[lane_key]
@@ -421,6 +449,14 @@ class WebhookDispatcher:
                 return
             delivery.attempts += 1
             gives_up = not success and delivery.attempts > len(self.retry_schedule)
+            counts = self._counts.setdefault(delivery.account_key, Counter())
+            counts["attempts"] += 1
+            counts["succeeded" if success else "failed"] += 1
+            counts["given_up"] += gives_up
+            if not success:
+                cause = str(status_code) if status_code is not None else (error or "?")
+                failures = self._failures.setdefault(delivery.account_key, Counter())
+                failures[cause.split(":")[0]] += 1
             log = self._logs.get(delivery.account_key)
             if log is None:
                 log = self._logs[delivery.account_key] = deque(maxlen=self._log_limit)

@@ -148,6 +148,10 @@ def routes(emulator: Emulator) -> list[Route]:
         log = store.dispatcher.delivery_log(ctx.account.key)
         return {"object": "list", "data": log, "has_more": False, "url": "/_emulator/deliveries"}
 
+    def delivery_summary(ctx: Ctx, body: dict[str, Any], path: dict[str, str]) -> JSON:
+        counts = store.dispatcher.delivery_summary(ctx.account.key)
+        return {"object": "emulator.delivery_summary", **counts}
+
     def faults(ctx: Ctx, body: dict[str, Any], path: dict[str, str]) -> JSON:
         return ctx.account.faults.state()
 
@@ -245,6 +249,7 @@ def routes(emulator: Emulator) -> list[Route]:
         Route("/_emulator/reset", authenticated(reset), methods=["POST"]),
         Route("/_emulator/keys/revoke", authenticated(revoke), methods=["POST"]),
         Route("/_emulator/deliveries", authenticated(deliveries), methods=["GET"]),
+        Route("/_emulator/deliveries/summary", authenticated(delivery_summary), methods=["GET"]),
         Route("/_emulator/faults", authenticated(faults), methods=["GET"]),
         Route("/_emulator/faults", authenticated(configure_faults), methods=["POST"]),
         Route("/_emulator/faults", authenticated(reset_faults), methods=["DELETE"]),

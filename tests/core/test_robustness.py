@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from billwarden.app import create_app
 from billwarden.config import Settings
@@ -22,6 +22,10 @@ from billwarden.db.unit_of_work import DbSession
 from billwarden.projects.models import Project
 from billwarden.projects.service import ProjectService
 from tests.conftest import drop_database, new_database_url
+
+
+class _ServerError(Exception):
+    sqlstate = "57P03"
 
 
 def _probe_router() -> APIRouter:
@@ -45,6 +49,17 @@ def _probe_router() -> APIRouter:
     @router.get("/locked")
     async def locked() -> None:
         raise OperationalError("SELECT 1", {}, Exception("database is locked"))
+
+    @router.get("/restarting")
+    async def restarting() -> None:
+        # asyncpg's "the database system is shutting down" (SQLSTATE 57P03), as SQLAlchemy
+        # raises it: a plain DBAPIError, not an OperationalError
+        raise DBAPIError("SELECT 1", {}, _ServerError("the database system is shutting down"))
+
+    @router.get("/refused")
+    async def refused() -> None:
+        # a new pool connection to a server that is down: asyncpg's OSError, not wrapped
+        raise ConnectionRefusedError(111, "Connection refused")
 
     @router.get("/unreadable-secret")
     async def unreadable_secret() -> None:
@@ -108,6 +123,20 @@ class TestBackstops:
 
     async def test_locked_database_is_503_with_retry_after(self, probe: httpx.AsyncClient) -> None:
         response = await probe.get("/probe/locked")
+        assert response.status_code == 503
+        assert response.json()["code"] == "DATABASE_UNAVAILABLE"
+        assert response.headers["retry-after"] == "1"
+
+    @pytest.mark.parametrize("path", ["/probe/restarting", "/probe/refused"])
+    async def test_database_restarting_is_503_and_handled_by_the_app(
+        self, app: FastAPI, probe: httpx.AsyncClient, path: str
+    ) -> None:
+        # raise_app_exceptions: an error answered by the catch-all handler is raised again by
+        # Starlette to the server, which logs it as a crash ("Exception in ASGI application")
+        # on every request while PostgreSQL restarts; a handled one is not
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            response = await http.get(path)
         assert response.status_code == 503
         assert response.json()["code"] == "DATABASE_UNAVAILABLE"
         assert response.headers["retry-after"] == "1"

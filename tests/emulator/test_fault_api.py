@@ -79,6 +79,20 @@ class TestRequestFaults:
         assert response.json()["error"]["type"] == "invalid_request_error"
         assert raw.get("/_emulator/faults").json()["requests"] == []
 
+    def test_a_rate_of_requests_fails_and_is_counted(
+        self, client: stripe.StripeClient, raw: httpx.Client
+    ) -> None:
+        _configure(raw, {"requests": [{"path": "/v1/customers*", "status": 500, "rate": 0.5}]})
+        failed = 0
+        for _ in range(40):
+            try:
+                client.v1.customers.list()
+            except stripe.APIError as error:
+                assert error.http_status == 500
+                failed += 1
+        assert 0 < failed < 40
+        assert raw.get("/_emulator/faults").json()["injected"] == {"500": failed}
+
 
 class TestWebhookFaults:
     def test_duplicate_delivers_every_event_twice(
@@ -120,6 +134,24 @@ class TestWebhookFaults:
             delivered = [event["data"]["object"]["id"] for event in receiver.events()]
             assert sorted(delivered) == sorted(created)
 
+    def test_duplicate_rate_and_the_delivery_summary(
+        self, client: stripe.StripeClient, raw: httpx.Client
+    ) -> None:
+        with WebhookReceiver() as receiver:
+            client.v1.webhook_endpoints.create({"url": receiver.url, "enabled_events": ["*"]})
+            _configure(raw, {"webhooks": {"duplicate_rate": 0.5, "shuffle_seed": 11}})
+            for _ in range(20):
+                client.v1.customers.create()
+            deadline = time.monotonic() + 10
+            while (summary := raw.get("/_emulator/deliveries/summary").json())["pending"]:
+                assert time.monotonic() < deadline, summary
+                time.sleep(0.05)
+        assert 0 < summary["duplicates"] < 20
+        assert summary["attempts"] == summary["succeeded"] == 20 + summary["duplicates"]
+        assert (summary["failed"], summary["given_up"], summary["failed_by_cause"]) == (0, 0, {})
+        assert len(receiver.event_ids()) == summary["attempts"]
+        assert len(set(receiver.event_ids())) == 20
+
     def test_failed_deliveries_are_retried_and_logged(
         self, client: stripe.StripeClient, raw: httpx.Client
     ) -> None:
@@ -134,3 +166,6 @@ class TestWebhookFaults:
                 time.sleep(0.05)
         assert len(set(receiver.event_ids())) == 1
         assert len(raw.get("/_emulator/deliveries").json()["data"]) == 3
+        summary = raw.get("/_emulator/deliveries/summary").json()
+        assert summary["failed_by_cause"] == {"500": 1, "503": 1}
+        assert (summary["attempts"], summary["succeeded"], summary["failed"]) == (3, 1, 2)

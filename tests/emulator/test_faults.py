@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -109,10 +110,13 @@ class TestRequestFaults:
             "latency": [],
             "webhooks": {
                 "duplicate": False,
+                "duplicate_rate": 0.0,
                 "shuffle_window": 0.0,
                 "shuffle_seed": None,
                 "delay": 0.0,
             },
+            "injected": {},
+            "checked": 1,
         }
 
     def test_fails_the_next_n_requests_then_passes(self) -> None:
@@ -170,9 +174,11 @@ class TestRequestFaults:
         assert state["requests"] == [
             {"method": None, "path": "/v1/customers", "status": 500, "count": 2}
         ]
+        assert state["injected"] == {"500": 1}
         restored = AccountFaults()
         restored.configure(state)
-        assert restored.state() == state
+        # counts stay with the account
+        assert restored.state() == {**state, "injected": {}, "checked": 0}
 
 
 class TestLatency:
@@ -197,6 +203,66 @@ class TestLatency:
         assert [faults.latency_for("GET", "/v1/balance") for _ in range(3)] == [1.0, 1.0, 1.0]
 
 
+class TestRateFaults:
+    def test_a_rate_rule_fails_about_that_share_and_is_never_used_up(self) -> None:
+        faults = AccountFaults()
+        faults.configure({"requests": [{"path": "/v1/*", "status": 429, "rate": 0.2}]})
+        outcomes = [faults.take_request_fault("GET", "/v1/customers") for _ in range(2000)]
+        failed = outcomes.count(429)
+        assert 300 < failed < 500  # 400 expected; far outside chance otherwise
+        assert outcomes.count(None) == 2000 - failed
+        assert faults.state()["requests"] == [
+            {"method": None, "path": "/v1/*", "status": 429, "rate": 0.2}
+        ]
+        assert faults.state()["injected"] == {"429": failed}
+        assert faults.state()["checked"] == 2000
+
+    def test_a_request_a_rate_rule_spares_goes_on_to_the_next_rule(self) -> None:
+        faults = AccountFaults()
+        faults.configure(
+            {
+                "requests": [
+                    {"path": "/v1/*", "status": 500, "rate": 0.5},
+                    {"path": "/v1/*", "status": 429, "rate": 1},
+                ]
+            }
+        )
+        outcomes = {faults.take_request_fault("POST", "/v1/prices") for _ in range(200)}
+        assert outcomes == {500, 429}
+
+    def test_injected_counts_survive_a_new_spec_and_go_with_reset(self) -> None:
+        faults = AccountFaults()
+        faults.configure({"requests": [{"path": "/v1/customers", "status": 500, "count": 2}]})
+        faults.take_request_fault("POST", "/v1/customers")
+        state = faults.state()
+        faults.configure(state)  # read-only `injected` is accepted back
+        assert faults.state()["injected"] == {"500": 1}
+        faults.reset()
+        assert faults.state()["injected"] == {}
+
+    @pytest.mark.parametrize(
+        ("rule", "message"),
+        [
+            ({"rate": 0}, "rate must be a fraction in (0, 1]"),
+            ({"rate": 1.5}, "rate must be a fraction in (0, 1]"),
+            ({"rate": True}, "rate must be a fraction in (0, 1]"),
+            ({"rate": 0.1, "count": 2}, "give count or rate, not both"),
+        ],
+    )
+    def test_bad_rates_are_refused(self, rule: dict[str, Any], message: str) -> None:
+        with pytest.raises(FaultError, match=re.escape(message)):
+            AccountFaults().configure({"requests": [{"path": "/v1/*", "status": 500, **rule}]})
+
+    def test_duplicate_rate_sends_about_that_share_twice(self) -> None:
+        faults = AccountFaults()
+        faults.configure({"webhooks": {"duplicate_rate": 0.3, "shuffle_seed": 5}})
+        draws = [faults.duplicates_delivery() for _ in range(2000)]
+        assert 500 < draws.count(True) < 700  # 600 expected
+        assert faults.state()["webhooks"]["duplicate_rate"] == 0.3
+        with pytest.raises(FaultError, match="duplicate_rate must be a fraction"):
+            faults.configure({"webhooks": {"duplicate_rate": 2}})
+
+
 class TestWebhookKnobs:
     def test_knobs_are_read_back(self) -> None:
         faults = AccountFaults()
@@ -208,6 +274,7 @@ class TestWebhookKnobs:
         assert faults.delivery_delay == 1.5
         assert faults.state()["webhooks"] == {
             "duplicate": True,
+            "duplicate_rate": 0.0,
             "shuffle_window": 2.0,
             "shuffle_seed": 7,
             "delay": 1.5,
@@ -264,7 +331,7 @@ class TestSectionsAndReset:
         assert faults.duplicate_deliveries is False
         assert faults.shuffle_window == 0.0
         assert faults.delivery_delay == 0.0
-        assert faults.state() == AccountFaults().state()
+        assert faults.state() == {**AccountFaults().state(), "checked": 1}
 
     def test_accounts_do_not_share_faults(self) -> None:
         first, second = AccountFaults(), AccountFaults()
