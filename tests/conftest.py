@@ -103,13 +103,16 @@ def _uses_a_database(item: pytest.Item) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test that reaches no database runs once, on the first pass: the second pass could not
-    tell it anything new (the emulator's tests, pure functions)."""
+    tell it anything new (the emulator's tests, pure functions). A test marked `postgresql_only`
+    runs in the PostgreSQL pass alone."""
     kept: list[pytest.Item] = []
     once: list[pytest.Item] = []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        second_pass = callspec is not None and callspec.params.get("backend") == BACKENDS[1]
-        if second_pass and not _uses_a_database(item):
+        on = callspec.params.get("backend") if callspec is not None else None
+        if (on == BACKENDS[1] and not _uses_a_database(item)) or (
+            on == "sqlite" and item.get_closest_marker("postgresql_only") is not None
+        ):
             once.append(item)
         else:
             kept.append(item)
