@@ -335,6 +335,10 @@ class TestStats:
         )
         assert not_a_date.status_code == 400
         assert not_a_date.json()["code"] == "VALIDATION_ERROR"
+        seconds = await client.get(
+            "/api/v1/payments/stats", params={"to": "1700000000"}, headers=headers
+        )
+        assert (seconds.status_code, seconds.json()["code"]) == (400, "VALIDATION_ERROR")
         for path in ("stats", "subscriptions", "transactions"):
             theirs = await client.get(
                 f"/api/v1/payments/{path}", params={"projectId": str(outsider.id)}, headers=headers

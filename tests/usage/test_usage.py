@@ -168,3 +168,11 @@ class TestSeriesRefusals:
         )
         assert backwards.status_code == 400
         assert backwards.json()["code"] == "VALIDATION_ERROR"
+
+    async def test_a_day_written_as_a_number_is_400(
+        self, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        for params in ({"from": "0"}, {"to": "86400"}):
+            answer = await client.get("/api/v1/usage/user/ada", params=params, headers=shop.key)
+            assert answer.status_code == 400, params
+            assert answer.json()["code"] == "VALIDATION_ERROR"

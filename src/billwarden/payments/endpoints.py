@@ -17,6 +17,7 @@ from billwarden.db.base import utcnow
 from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import InvalidInput, error_responses
 from billwarden.identity.models import User
+from billwarden.kit.schemas import IsoDateTime
 from billwarden.kit.subjects import SubjectId
 from billwarden.payments.repository import ListFilters, PaymentFigures, ProjectLists
 from billwarden.payments.schemas import (
@@ -55,8 +56,8 @@ StartingAfter = Annotated[
     Query(alias="startingAfter", min_length=1, max_length=255, description="The last id seen."),
 ]
 TestMode = Annotated[bool, Query(description="true: test mode (default); false: live mode.")]
-Since = Annotated[datetime | None, Query(alias="from", description="Created at or after.")]
-Until = Annotated[datetime | None, Query(alias="to", description="Created before.")]
+Since = Annotated[IsoDateTime | None, Query(alias="from", description="Created at or after.")]
+Until = Annotated[IsoDateTime | None, Query(alias="to", description="Created before.")]
 SubjectFilter = Annotated[str | None, Query(alias="subjectId", min_length=1, max_length=255)]
 Status = Annotated[str | None, Query(min_length=1, max_length=32)]
 
@@ -240,9 +241,9 @@ async def stats(
     session: DbSession,
     test_mode: TestMode = True,
     since: Annotated[
-        datetime | None, Query(alias="from", description="Default: 30 days before `to`.")
+        IsoDateTime | None, Query(alias="from", description="Default: 30 days before `to`.")
     ] = None,
-    until: Annotated[datetime | None, Query(alias="to", description="Default: now.")] = None,
+    until: Annotated[IsoDateTime | None, Query(alias="to", description="Default: now.")] = None,
     project_id: ProjectFilter = None,
 ) -> PaymentStatsRead:
     """Counts now (active, trialing, past_due) and over the window [from, to): per project the

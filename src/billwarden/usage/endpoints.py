@@ -21,7 +21,7 @@ from billwarden.auth.dependencies import Bearer
 from billwarden.core.subjects import Subject, SubjectType
 from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import Forbidden, InvalidInput, Unauthorized, error_responses
-from billwarden.kit.schemas import whole
+from billwarden.kit.schemas import IsoDate, whole
 from billwarden.kit.state import AppReadCache, AppSecretBox, AppSettings
 from billwarden.kit.subjects import SubjectId
 from billwarden.usage.exceptions import UnknownMetric, UsageEventNotFound
@@ -216,8 +216,8 @@ async def usage_series(
     key: ProjectKey,
     session: DbSession,
     metric: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    since: Annotated[date | None, Query(alias="from")] = None,
-    until: Annotated[date | None, Query(alias="to")] = None,
+    since: Annotated[IsoDate | None, Query(alias="from")] = None,
+    until: Annotated[IsoDate | None, Query(alias="to")] = None,
     granularity: Literal["day", "month"] = "day",
 ) -> UsageSeries:
     """Days (default: the last 30) or months (default: the last 12), inclusive; every period
