@@ -151,6 +151,17 @@ class TestEndUsers:
         assert org.json()["organizationId"] == "acme"
         assert org.json()["apiCalls"] == 0
 
+    async def test_a_day_written_as_a_number_is_400_not_1970(
+        self, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        for day in ("0", "0.0", "86400"):
+            answer = await client.get(
+                "/api/v1/billing/usage", params={"date": day}, headers=shop.token("bob")
+            )
+            assert answer.status_code == 400, day
+            assert answer.json()["code"] == "VALIDATION_ERROR"
+            assert answer.json()["details"]["fields"][0]["field"] == "date"
+
 
 class TestSeriesRefusals:
     async def test_unknown_metric_and_backwards_window(

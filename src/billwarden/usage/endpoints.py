@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -182,7 +182,7 @@ async def consume(body: ConsumeRequest, caller: BillingCaller, session: DbSessio
 async def my_usage(
     user: BearerEndUser,
     session: DbSession,
-    day: Annotated[date | None, Query(alias="date", description="Default: today (UTC).")] = None,
+    day: Annotated[IsoDate | None, Query(alias="date", description="Default: today (UTC).")] = None,
 ) -> dict[str, Any]:
     subject = end_user_subject(user)
     service = UsageService(session)
