@@ -164,6 +164,26 @@ class TestEndUsers:
 
 
 class TestSeriesRefusals:
+    async def test_windows_at_the_ends_of_the_calendar_are_answered(
+        self, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        first = await client.get(
+            "/api/v1/usage/user/ada",
+            params={"to": "0001-01-05", "metric": "api_calls"},
+            headers=shop.key,
+        )
+        assert first.status_code == 200, first.text
+        periods = [point["period"] for point in first.json()["series"]["api_calls"]]
+        assert periods == [f"0001-01-0{n}" for n in range(1, 6)]
+        last = await client.get(
+            "/api/v1/usage/user/ada",
+            params={"from": "9999-11-15", "to": "9999-12-31", "granularity": "month"},
+            headers=shop.key,
+        )
+        assert last.status_code == 200, last.text
+        periods = [point["period"] for point in last.json()["series"]["api_calls"]]
+        assert periods == ["9999-11-01", "9999-12-01"]
+
     async def test_unknown_metric_and_backwards_window(
         self, client: httpx.AsyncClient, shop: Shop
     ) -> None:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -204,6 +204,14 @@ async def my_usage(
     return answer
 
 
+def _days_before(day: date, days: int) -> date:
+    """`days` before `day`, or the first day there is (a window ending in the year 1)."""
+    try:
+        return day - timedelta(days=days)
+    except OverflowError:
+        return date.min
+
+
 @router.get(
     "/api/v1/usage/{subject_type}/{subject_id}",
     response_model=UsageSeries,
@@ -224,7 +232,7 @@ async def usage_series(
     listed, zero where nothing was recorded."""
     end = until or datetime.now(UTC).date()
     start = since or (
-        end - timedelta(days=29) if granularity == DAY else end.replace(day=1) - timedelta(days=334)
+        _days_before(end, 29) if granularity == DAY else _days_before(end.replace(day=1), 334)
     )
     if start > end:
         raise InvalidInput("`from` must not be after `to`.", details={"field": "from"})
