@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 
@@ -34,8 +34,19 @@ def _not_a_number(value: Any) -> Any:
     return value
 
 
+def _within_utc(value: datetime) -> datetime:
+    """A time whose offset takes it past the calendar in UTC (0001-01-01T00:00+21:00) cannot
+    be compared with stored times: refused rather than failing the query."""
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValueError("is outside the years 1 to 9999 in UTC") from exc
+    return value
+
+
 # a time or a date as the document describes it: ISO 8601 text, never a number of seconds
-IsoDateTime = Annotated[datetime, BeforeValidator(_not_a_number)]
+IsoDateTime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_within_utc)]
 IsoDate = Annotated[date, BeforeValidator(_not_a_number)]
 
 

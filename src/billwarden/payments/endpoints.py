@@ -62,6 +62,14 @@ SubjectFilter = Annotated[str | None, Query(alias="subjectId", min_length=1, max
 Status = Annotated[str | None, Query(min_length=1, max_length=32)]
 
 
+def _window_start(end: datetime) -> datetime:
+    """STATS_WINDOW before `end`, or the first moment there is (a window ending in the year 1)."""
+    try:
+        return end - STATS_WINDOW
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
 def _aware(value: datetime | None) -> datetime | None:
     # a time without an offset is read as UTC
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
@@ -249,7 +257,7 @@ async def stats(
     """Counts now (active, trialing, past_due) and over the window [from, to): per project the
     caller can see, and in total; money per currency, never summed across currencies."""
     end = _aware(until) or utcnow()
-    start = _aware(since) or end - STATS_WINDOW
+    start = _aware(since) or _window_start(end)
     if start >= end:
         raise InvalidInput("`from` must be before `to`.", details={"field": "from"})
     projects_seen = await visible_projects(session, user, project_id)
