@@ -59,10 +59,11 @@ from tests.secret_scan import scan_text
 from tests.test_authorization_matrix import DOMAIN_DECLARATIONS, ROUTES, end_user_token
 
 # `make test` sends each operation the matrix's own request and DEFAULT_EXAMPLES generated ones,
-# the same every run (seed 0): 2,148 requests per backend pass, measured at 28 s of CPU on SQLite
-# (half of it drawing the cases, done once for both passes) and 16 s on PostgreSQL; 45-50 s of
-# wall time each on a 2-core machine under a load of 7. `make fuzz` sends many more, drawn anew
-# each run unless BILLWARDEN_FUZZ_SEED names the seed
+# the same every run (seed 0): 2,148 requests per backend pass, measured on this 2-core machine
+# shared with other runs at 22-28 s of CPU on SQLite (half of it drawing the cases, done once for
+# both passes) and 11-16 s on PostgreSQL: 34 s and 18 s of wall time at a load of 5, 45-50 s each
+# at a load of 7. `make fuzz` sends many more, drawn anew each run unless BILLWARDEN_FUZZ_SEED
+# names the seed
 DEFAULT_EXAMPLES = 30
 EXAMPLES = int(os.environ.get("BILLWARDEN_FUZZ_EXAMPLES") or DEFAULT_EXAMPLES)
 SEED = int(
