@@ -65,6 +65,8 @@ from tests.test_authorization_matrix import DOMAIN_DECLARATIONS, ROUTES, end_use
 # at a load of 7. `make fuzz` sends many more, drawn anew each run unless BILLWARDEN_FUZZ_SEED
 # names the seed
 DEFAULT_EXAMPLES = 30
+# the end user's token lives as long as tests/fuzz/conftest.py lets the console credentials live
+DAY = 86400
 EXAMPLES = int(os.environ.get("BILLWARDEN_FUZZ_EXAMPLES") or DEFAULT_EXAMPLES)
 SEED = int(
     os.environ.get("BILLWARDEN_FUZZ_SEED")
@@ -139,7 +141,7 @@ async def build_world(
 
     signed_in = await people.sign_in(admin)
     superuser_token = people.bearer(superuser)
-    end_user = end_user_token(project, project.end_user_secret)
+    end_user = end_user_token(project, project.end_user_secret, expires_in=DAY)
     credentials = Credentials(
         headers={
             "anonymous": {},
