@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SOURCES := $(wildcard src tests bench)
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test fuzz lint format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ format: install
 # lint also checks the import contracts in .importlinter (the layers; see docs/architecture.md).
 test: lint
 	$(VENV)/bin/pytest
+
+# The fuzz stage of `make test` (tests/fuzz: schemathesis over the OpenAPI document, on both
+# databases) with many more generated requests per operation, drawn anew each run:
+# BILLWARDEN_FUZZ_SEED=<the seed a failure printed> draws the same ones again.
+FUZZ_EXAMPLES ?= 200
+fuzz: install
+	BILLWARDEN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest tests/fuzz -s -p no:cacheprovider
 
 bench: install
 	$(PY) bench/emulator.py

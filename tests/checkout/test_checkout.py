@@ -7,14 +7,19 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billwarden.checkout.models import CheckoutSession
+from billwarden.checkout.service import CheckoutService
 from billwarden.config import Settings
 from billwarden.core.modes import Mode
 from billwarden.crypto import SecretBox
+from billwarden.db.base import utcnow
+from billwarden.stripe_gateway import StripeGateway
 from billwarden.subscriptions.models import Customer, Subscription
+from billwarden.subscriptions.service import EventStamp
 from tests.checkout.factories import Shop, Shops
 from tests.conftest import Scratch
 from tests.factories import Factories
@@ -422,3 +427,29 @@ class TestSessionOwnership:
                 404,
                 "CHECKOUT_SESSION_NOT_FOUND",
             )
+
+
+class TestSessionEventsWithWrongTypes:
+    async def test_a_field_that_is_not_text_fails_the_event_and_writes_nothing(
+        self,
+        session: AsyncSession,
+        people: People,
+        tenants: Tenants,
+        settings: Settings,
+        secret_box: SecretBox,
+    ) -> None:
+        project = await tenants.project(await people.user())
+        gateway = StripeGateway(api_base=settings.stripe_api_base, max_network_retries=0)
+        service = CheckoutService(session, gateway, secret_box, project.id, Mode.TEST)
+        stamp = EventStamp("evt_wrong_types", utcnow())
+        for field, value in (("status", 42), ("payment_status", {"paid": True}), ("mode", [1])):
+            obj = {"id": f"cs_test_{uuid.uuid4().hex}", "status": "complete", field: value}
+            with pytest.raises(ValueError, match=f"checkout session's {field} is not text"):
+                await service.apply_session(obj, stamp)
+        await gateway.close()
+        stored = await session.scalar(
+            select(func.count())
+            .select_from(CheckoutSession)
+            .where(CheckoutSession.project_id == project.id)
+        )
+        assert stored == 0

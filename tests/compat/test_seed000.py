@@ -278,6 +278,7 @@ class TestAdminDiscrepancies:
                 ),
                 ({"action": "recompute"}, 400, "VALIDATION_ERROR"),
                 ({"entitlementId": ids["odd"], "all": True}, 400, "VALIDATION_ERROR"),
+                ({"all": 1}, 400, "VALIDATION_ERROR"),  # true/false only, not 1 for true
                 (
                     {
                         "entitlementId": "00000000-0000-0000-0000-000000000000",

@@ -78,6 +78,21 @@ class TestReads:
         assert as_org.json()["entitlement"]["subjectType"] == "organization"
         assert as_user.json()["hasPremiumAccess"] is False
 
+    async def test_asking_another_mode_than_the_tokens_is_a_documented_403(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants
+    ) -> None:
+        project = await tenants.project(await people.user())
+        answer = await client.get(
+            "/api/v1/entitlements/me", params={"test_mode": "false"}, headers=bearer(project, "42")
+        )
+        assert answer.status_code == 403
+        assert answer.json()["code"] == "MODE_MISMATCH"
+        document = (await client.get("/openapi.json")).json()
+        responses = document["paths"]["/api/v1/entitlements/me"]["get"]["responses"]
+        assert responses["403"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorEnvelope"
+        }
+
     async def test_a_bad_subject_type_is_400(
         self, client: httpx.AsyncClient, people: People, tenants: Tenants
     ) -> None:

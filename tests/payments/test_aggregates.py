@@ -335,6 +335,25 @@ class TestStats:
         )
         assert not_a_date.status_code == 400
         assert not_a_date.json()["code"] == "VALIDATION_ERROR"
+        seconds = await client.get(
+            "/api/v1/payments/stats", params={"to": "1700000000"}, headers=headers
+        )
+        assert (seconds.status_code, seconds.json()["code"]) == (400, "VALIDATION_ERROR")
+        # an offset that takes it before the year 1 in UTC
+        for path in ("stats", "subscriptions", "transactions"):
+            early = await client.get(
+                f"/api/v1/payments/{path}",
+                params={"from": "0001-01-01T00:00:00+21:00"},
+                headers=headers,
+            )
+            assert (early.status_code, early.json()["code"]) == (400, "VALIDATION_ERROR"), path
+            assert early.json()["details"]["fields"][0]["field"] == "from"
+        # a window ending in the year 1 starts there
+        first_days = await client.get(
+            "/api/v1/payments/stats", params={"to": "0001-01-05T00:00:00Z"}, headers=headers
+        )
+        assert first_days.status_code == 200, first_days.text
+        assert first_days.json()["from"].startswith("0001-01-01T00:00:00")
         for path in ("stats", "subscriptions", "transactions"):
             theirs = await client.get(
                 f"/api/v1/payments/{path}", params={"projectId": str(outsider.id)}, headers=headers

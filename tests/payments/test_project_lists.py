@@ -110,3 +110,23 @@ class TestProjectLists:
         for params in ({"limit": 0}, {"limit": 101}, {"from": "yesterday"}, {"test_mode": "maybe"}):
             answer = await client.get(url, params=params, headers=people.bearer(owner))
             assert (answer.status_code, answer.json()["code"]) == (400, "VALIDATION_ERROR"), params
+
+    async def test_a_time_written_as_a_number_is_400_not_read_as_seconds_since_1970(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants
+    ) -> None:
+        owner = await people.user()
+        project = await tenants.project(owner)
+        for listing in ("subscriptions", "payments"):
+            url = f"/api/v1/payments/stripe/projects/{project.id}/{listing}"
+            for params in ({"to": "-1.5"}, {"from": "1700000000"}, {"to": " 0 "}):
+                answer = await client.get(url, params=params, headers=people.bearer(owner))
+                assert answer.status_code == 400, (listing, params)
+                assert answer.json()["code"] == "VALIDATION_ERROR"
+                [field] = answer.json()["details"]["fields"]
+                assert (field["location"], field["field"]) == ("query", next(iter(params)))
+            iso = await client.get(
+                url,
+                params={"from": "2026-11-02", "to": "2026-11-04T00:00:00Z"},
+                headers=people.bearer(owner),
+            )
+            assert iso.status_code == 200, listing

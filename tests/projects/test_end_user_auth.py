@@ -384,6 +384,21 @@ class TestCookie:
 
 
 class TestTestMode:
+    async def test_mode_from_query_takes_a_json_boolean_only(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants
+    ) -> None:
+        owner = await people.user()
+        project = await tenants.project(owner)
+        for value in (1, "yes", "true", 0):
+            refused = await client.put(
+                _path(project), json={"modeFromQuery": value}, headers=people.bearer(owner)
+            )
+            assert refused.status_code == 400, (value, refused.text)
+            assert refused.json()["code"] == "VALIDATION_ERROR"
+            assert refused.json()["details"]["fields"][0]["field"] == "modeFromQuery"
+        kept = await client.get(_path(project), headers=people.bearer(owner))
+        assert kept.json()["modeFromQuery"] is False
+
     async def test_test_mode_picks_the_mode_only_where_the_project_lets_it(
         self, client: httpx.AsyncClient, session: AsyncSession, people: People, tenants: Tenants
     ) -> None:

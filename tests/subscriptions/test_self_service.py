@@ -3,12 +3,16 @@ cancelling, resuming, changing plan and opening the portal."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
+import jwt
 
 from tests.checkout.loop import Loop, billing_loop
 from tests.conftest import Scratch
+from tests.identity.factories import People
+from tests.projects.factories import Tenants
 
 DAY = 86400
 BASE = "/api/v1/payments/stripe"
@@ -238,3 +242,21 @@ class TestPortal:
         assert (nobody.status_code, nobody.json()["code"]) == (404, "NO_CUSTOMER")
         assert page.status_code == 200
         assert "text/html" in page.headers["content-type"]
+
+
+class TestRequestBodies:
+    async def test_at_period_end_takes_a_json_boolean_only(
+        self, client: httpx.AsyncClient, people: People, tenants: Tenants
+    ) -> None:
+        project = await tenants.project(await people.user())
+        claims = {"sub": "ada", "project_id": str(project.id), "exp": int(time.time()) + 60}
+        token = jwt.encode(claims, project.end_user_secret, algorithm="HS256")
+        for value in ("yes", 1, "false"):
+            answer = await client.post(
+                f"{BASE}/cancel-subscription",
+                json={"atPeriodEnd": value},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert answer.status_code == 400, (value, answer.text)
+            assert answer.json()["code"] == "VALIDATION_ERROR"
+            assert answer.json()["details"]["fields"][0]["field"] == "atPeriodEnd"

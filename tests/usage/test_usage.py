@@ -151,8 +151,39 @@ class TestEndUsers:
         assert org.json()["organizationId"] == "acme"
         assert org.json()["apiCalls"] == 0
 
+    async def test_a_day_written_as_a_number_is_400_not_1970(
+        self, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        for day in ("0", "0.0", "86400"):
+            answer = await client.get(
+                "/api/v1/billing/usage", params={"date": day}, headers=shop.token("bob")
+            )
+            assert answer.status_code == 400, day
+            assert answer.json()["code"] == "VALIDATION_ERROR"
+            assert answer.json()["details"]["fields"][0]["field"] == "date"
+
 
 class TestSeriesRefusals:
+    async def test_windows_at_the_ends_of_the_calendar_are_answered(
+        self, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        first = await client.get(
+            "/api/v1/usage/user/ada",
+            params={"to": "0001-01-05", "metric": "api_calls"},
+            headers=shop.key,
+        )
+        assert first.status_code == 200, first.text
+        periods = [point["period"] for point in first.json()["series"]["api_calls"]]
+        assert periods == [f"0001-01-0{n}" for n in range(1, 6)]
+        last = await client.get(
+            "/api/v1/usage/user/ada",
+            params={"from": "9999-11-15", "to": "9999-12-31", "granularity": "month"},
+            headers=shop.key,
+        )
+        assert last.status_code == 200, last.text
+        periods = [point["period"] for point in last.json()["series"]["api_calls"]]
+        assert periods == ["9999-11-01", "9999-12-01"]
+
     async def test_unknown_metric_and_backwards_window(
         self, client: httpx.AsyncClient, shop: Shop
     ) -> None:
@@ -168,3 +199,11 @@ class TestSeriesRefusals:
         )
         assert backwards.status_code == 400
         assert backwards.json()["code"] == "VALIDATION_ERROR"
+
+    async def test_a_day_written_as_a_number_is_400(
+        self, client: httpx.AsyncClient, shop: Shop
+    ) -> None:
+        for params in ({"from": "0"}, {"to": "86400"}):
+            answer = await client.get("/api/v1/usage/user/ada", params=params, headers=shop.key)
+            assert answer.status_code == 400, params
+            assert answer.json()["code"] == "VALIDATION_ERROR"

@@ -119,6 +119,18 @@ class TestRefused:
         assert response.status_code == 400
         assert response.json()["code"] == "STRIPE_SIGNATURE_INVALID"
 
+    async def test_a_signature_header_with_characters_outside_ascii_is_400(
+        self, client: httpx.AsyncClient, session: AsyncSession, project: ProjectWithSecret
+    ) -> None:
+        body = orjson.dumps(stripe_event())
+        header = signed(body, SECRET)["Stripe-Signature"].encode() + b"\xe9"
+        response = await client.post(
+            url(project.id), content=body, headers={"Stripe-Signature": header}
+        )
+        assert response.status_code == 400
+        assert response.json()["code"] == "STRIPE_SIGNATURE_INVALID"
+        assert await stored(session, project.id) == []
+
     async def test_a_signature_older_than_300_seconds_is_refused(
         self, client: httpx.AsyncClient, project: ProjectWithSecret
     ) -> None:

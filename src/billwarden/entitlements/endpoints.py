@@ -39,7 +39,7 @@ routers = [router]
 @router.get(
     "/me",
     response_model=EntitlementResponse,
-    responses=error_responses(401),
+    responses=error_responses(401, 403),
     summary="The calling end user's entitlement (its organization's, when the token names one)",
 )
 async def my_entitlement(user: EndUser, session: DbSession) -> EntitlementResponse:

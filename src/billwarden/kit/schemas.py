@@ -1,13 +1,16 @@
-"""The wire conventions every domain follows: camelCase JSON and one page shape for lists."""
+"""The wire conventions every domain follows: camelCase JSON, one page shape for lists, and
+times and dates written in ISO 8601."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 
@@ -18,6 +21,33 @@ def whole(value: float) -> int | float:
 
 # a number that counts things (usage, quotas): whole numbers are written as integers
 Quantity = Annotated[float, PlainSerializer(whole, return_type=int | float)]
+
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _not_a_number(value: Any) -> Any:
+    """pydantic reads a number as seconds since 1970; the document promises ISO 8601, so a
+    number is refused rather than read as a time nobody meant (`to=-1.5` as 1969-12-31)."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be written in ISO 8601 (2026-01-31 or 2026-01-31T12:00:00Z)")
+    return value
+
+
+def _within_utc(value: datetime) -> datetime:
+    """A time whose offset takes it past the calendar in UTC (0001-01-01T00:00+21:00) cannot
+    be compared with stored times: refused rather than failing the query."""
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValueError("is outside the years 1 to 9999 in UTC") from exc
+    return value
+
+
+# a time or a date as the document describes it: ISO 8601 text, never a number of seconds
+IsoDateTime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_within_utc)]
+IsoDate = Annotated[date, BeforeValidator(_not_a_number)]
 
 
 class CamelModel(BaseModel):

@@ -17,6 +17,7 @@ from billwarden.db.base import utcnow
 from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import InvalidInput, error_responses
 from billwarden.identity.models import User
+from billwarden.kit.schemas import IsoDateTime
 from billwarden.kit.subjects import SubjectId
 from billwarden.payments.repository import ListFilters, PaymentFigures, ProjectLists
 from billwarden.payments.schemas import (
@@ -55,10 +56,18 @@ StartingAfter = Annotated[
     Query(alias="startingAfter", min_length=1, max_length=255, description="The last id seen."),
 ]
 TestMode = Annotated[bool, Query(description="true: test mode (default); false: live mode.")]
-Since = Annotated[datetime | None, Query(alias="from", description="Created at or after.")]
-Until = Annotated[datetime | None, Query(alias="to", description="Created before.")]
+Since = Annotated[IsoDateTime | None, Query(alias="from", description="Created at or after.")]
+Until = Annotated[IsoDateTime | None, Query(alias="to", description="Created before.")]
 SubjectFilter = Annotated[str | None, Query(alias="subjectId", min_length=1, max_length=255)]
 Status = Annotated[str | None, Query(min_length=1, max_length=32)]
+
+
+def _window_start(end: datetime) -> datetime:
+    """STATS_WINDOW before `end`, or the first moment there is (a window ending in the year 1)."""
+    try:
+        return end - STATS_WINDOW
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -240,15 +249,15 @@ async def stats(
     session: DbSession,
     test_mode: TestMode = True,
     since: Annotated[
-        datetime | None, Query(alias="from", description="Default: 30 days before `to`.")
+        IsoDateTime | None, Query(alias="from", description="Default: 30 days before `to`.")
     ] = None,
-    until: Annotated[datetime | None, Query(alias="to", description="Default: now.")] = None,
+    until: Annotated[IsoDateTime | None, Query(alias="to", description="Default: now.")] = None,
     project_id: ProjectFilter = None,
 ) -> PaymentStatsRead:
     """Counts now (active, trialing, past_due) and over the window [from, to): per project the
     caller can see, and in total; money per currency, never summed across currencies."""
     end = _aware(until) or utcnow()
-    start = _aware(since) or end - STATS_WINDOW
+    start = _aware(since) or _window_start(end)
     if start >= end:
         raise InvalidInput("`from` must be before `to`.", details={"field": "from"})
     projects_seen = await visible_projects(session, user, project_id)

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StrictBool, StringConstraints, model_validator
 
 from billwarden.kit.schemas import CamelModel
 from billwarden.projects.models import SLUG_PATTERN, EndUserAuthMethod, ProjectRole
@@ -190,7 +190,7 @@ class EndUserAuthWrite(CamelModel):
         max_length=20,
         description="Roles (in the roles claim) that may use the seeds' admin routes.",
     )
-    mode_from_query: bool = Field(
+    mode_from_query: StrictBool = Field(
         default=False,
         description="?test_mode= picks the mode of tokens without a mode claim (seed 002's "
         "apps); otherwise such a token acts in the project's default mode only.",

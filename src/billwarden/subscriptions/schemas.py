@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StrictBool, StringConstraints
 
 from billwarden.catalog.service.document import PURCHASE_KEY_PATTERN
 from billwarden.core.subjects import SubjectType
@@ -100,7 +100,7 @@ class MySubscriptions(CamelModel):
 
 class CancelSubscription(SubjectBody):
     subscription_id: SubscriptionId | None = None
-    at_period_end: bool = True
+    at_period_end: StrictBool = True
 
 
 class ResumeSubscription(SubjectBody):

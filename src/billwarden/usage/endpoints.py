@@ -21,7 +21,7 @@ from billwarden.auth.dependencies import Bearer
 from billwarden.core.subjects import Subject, SubjectType
 from billwarden.db.unit_of_work import DbSession
 from billwarden.errors import Forbidden, InvalidInput, Unauthorized, error_responses
-from billwarden.kit.schemas import whole
+from billwarden.kit.schemas import IsoDate, whole
 from billwarden.kit.state import AppReadCache, AppSecretBox, AppSettings
 from billwarden.kit.subjects import SubjectId
 from billwarden.usage.exceptions import UnknownMetric, UsageEventNotFound
@@ -182,7 +182,7 @@ async def consume(body: ConsumeRequest, caller: BillingCaller, session: DbSessio
 async def my_usage(
     user: BearerEndUser,
     session: DbSession,
-    day: Annotated[date | None, Query(alias="date", description="Default: today (UTC).")] = None,
+    day: Annotated[IsoDate | None, Query(alias="date", description="Default: today (UTC).")] = None,
 ) -> dict[str, Any]:
     subject = end_user_subject(user)
     service = UsageService(session)
@@ -204,6 +204,14 @@ async def my_usage(
     return answer
 
 
+def _days_before(day: date, days: int) -> date:
+    """`days` before `day`, or the first day there is (a window ending in the year 1)."""
+    try:
+        return day - timedelta(days=days)
+    except OverflowError:
+        return date.min
+
+
 @router.get(
     "/api/v1/usage/{subject_type}/{subject_id}",
     response_model=UsageSeries,
@@ -216,15 +224,15 @@ async def usage_series(
     key: ProjectKey,
     session: DbSession,
     metric: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    since: Annotated[date | None, Query(alias="from")] = None,
-    until: Annotated[date | None, Query(alias="to")] = None,
+    since: Annotated[IsoDate | None, Query(alias="from")] = None,
+    until: Annotated[IsoDate | None, Query(alias="to")] = None,
     granularity: Literal["day", "month"] = "day",
 ) -> UsageSeries:
     """Days (default: the last 30) or months (default: the last 12), inclusive; every period
     listed, zero where nothing was recorded."""
     end = until or datetime.now(UTC).date()
     start = since or (
-        end - timedelta(days=29) if granularity == DAY else end.replace(day=1) - timedelta(days=334)
+        _days_before(end, 29) if granularity == DAY else _days_before(end.replace(day=1), 334)
     )
     if start > end:
         raise InvalidInput("`from` must not be after `to`.", details={"field": "from"})

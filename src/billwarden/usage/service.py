@@ -15,7 +15,7 @@ import re
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -467,5 +467,7 @@ def _periods(granularity: str, since: date, until: date) -> list[date]:
     current = month_of(since)
     while current <= until:
         periods.append(current)
+        if current.year == MAXYEAR and current.month == 12:
+            break  # the last month there is: no next one to stop at
         current = date(current.year + (current.month == 12), current.month % 12 + 1, 1)
     return periods

@@ -69,7 +69,7 @@ STRIPE_EVENTS_PATH = STRIPE_WEBHOOK_PREFIX + "{project_id}/{mode}"
 @router.post(
     STRIPE_EVENTS_PATH,
     response_model=Received,
-    responses=error_responses(400, 404, 503),
+    responses=error_responses(400, 404, 413, 503),
     summary="Stripe's events for a project and mode: stored durably, then acknowledged",
 )
 async def receive_stripe_event(

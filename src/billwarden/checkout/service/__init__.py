@@ -398,6 +398,10 @@ class CheckoutService:
         session_id = obj.get("id")
         if not isinstance(session_id, str) or not session_id:
             raise ValueError("the checkout session has no id")
+        # read before anything is written: a field of the wrong type fails the event whole
+        stripe_mode = _session_text(obj, "mode")
+        stripe_status = _session_text(obj, "status")
+        payment_status = _session_text(obj, "payment_status")
         await lock_name(self.session, f"checkout:{self.project_id}:{self.mode}:{session_id}")
         row = await self.sessions.by_stripe_id(self.project_id, self.mode, session_id, fresh=True)
         owner = subject_from_metadata(obj.get("metadata"), self.project_id, self.mode)
@@ -411,7 +415,7 @@ class CheckoutService:
                     subject_id=owner.id if owner else None,
                     purchase_keys=[],
                     price_ids=[],
-                    stripe_mode=str(obj.get("mode") or "subscription")[:20],
+                    stripe_mode=(stripe_mode or "subscription")[:20],
                     status="open",
                 )
             )
@@ -419,10 +423,9 @@ class CheckoutService:
             owner = _owner_of(row)
         if subject is not None and owner is not None and subject.key == owner.key:
             owner = subject  # the caller's own view of it, with its email
-        status = str(obj.get("status") or row.status)[:20]
+        status = (stripe_status or row.status)[:20]
         row.status = status
-        payment_status = obj.get("payment_status")
-        row.payment_status = str(payment_status)[:32] if payment_status else row.payment_status
+        row.payment_status = payment_status[:32] if payment_status else row.payment_status
         customer_id = customer_id_of(obj)
         subscription = obj.get("subscription")
         if isinstance(subscription, dict):
@@ -483,6 +486,17 @@ class CheckoutService:
             else None
         )
         return Reconciled(result.already_processed, owner, view)
+
+
+def _session_text(obj: dict[str, Any], field: str) -> str | None:
+    """A text field of a checkout session as Stripe sends it, None when absent or empty;
+    ValueError when it holds anything but text (it would be stored as "42")."""
+    value = obj.get(field)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"the checkout session's {field} is not text: {type(value).__name__}")
+    return value
 
 
 def _owner_of(row: CheckoutSession) -> Subject | None:

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from billwarden.audit.service import audit
 from billwarden.auth import BillingPrincipal, EndUserCaller, SeedAdmin, SeedAdminPrincipal
@@ -289,7 +289,7 @@ class DiscrepancyRepair(CamelModel):
 
     entitlement_id: uuid.UUID | None = None
     action: str = Field(default=RECOMPUTE, min_length=1, max_length=64)
-    all: bool = False
+    all: StrictBool = False
 
     @model_validator(mode="after")
     def _one_target(self) -> DiscrepancyRepair:

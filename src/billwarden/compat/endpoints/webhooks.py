@@ -81,7 +81,7 @@ for _path, _tags in UNSCOPED_WEBHOOKS.items():
         tags=list(_tags),
         methods=["POST"],
         response_model=Received,
-        responses=error_responses(400, 404, 503),
+        responses=error_responses(400, 404, 413, 503),
         summary="Stripe's events for the single-tenant project (a seed's webhook path)",
         name=f"receive_unscoped_{_path.strip('/').replace('/', '_')}",
     )
