@@ -67,19 +67,25 @@ async def cached_view(
     """The subject's entitlement from memory while nothing it depends on has changed in the
     database (db.changes), else from its snapshot."""
     lookup = _lookup(project_id, mode, subject)
-    generation, known = cache.get(lookup)
+    scope = entitlement_scope(project_id, mode, subject)
+    generation, known = cache.get(lookup, scope)
     if isinstance(known, _Known) and (known.until is None or known.until > utcnow()):
         return known
     view = await EntitlementService(session).view(project_id, mode, subject)
     snapshot = view.snapshot
     until = snapshot.grace_until if snapshot is not None and view.has_access else None
     known = _Known(view, _render(EntitlementResponse.of(view)), until)
-    cache.put(lookup, generation, known)
+    cache.put(lookup, generation, known, scope)
     return known
 
 
 def _lookup(project_id: uuid.UUID, mode: Mode, subject: Subject) -> tuple[object, ...]:
     return ("entitlement", project_id, mode, subject.type, subject.id)
+
+
+def entitlement_scope(project_id: uuid.UUID, mode: Mode, subject: Subject) -> str:
+    """What PostgreSQL notifies when the subject's snapshot changes (migration 0015)."""
+    return f"entitlements:{project_id}:{mode.value}:{subject.type.value}:{subject.id}"
 
 
 def _render(answer: EntitlementResponse) -> bytes:
@@ -195,7 +201,10 @@ class CachedEntitlementReads:
         if key is None:
             return None
         subject = Subject(SubjectType(match.group(1)), match.group(2))
-        _, known = self.cache.get(_lookup(key.project_id, key.mode, subject))
+        _, known = self.cache.get(
+            _lookup(key.project_id, key.mode, subject),
+            entitlement_scope(key.project_id, key.mode, subject),
+        )
         if not isinstance(known, _Known) or (known.until is not None and known.until <= utcnow()):
             return None
         return known.body
