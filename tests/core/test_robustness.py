@@ -12,6 +12,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from billwarden.app import create_app
 from billwarden.config import Settings
@@ -45,6 +46,10 @@ def _probe_router() -> APIRouter:
     @router.get("/locked")
     async def locked() -> None:
         raise OperationalError("SELECT 1", {}, Exception("database is locked"))
+
+    @router.get("/pool-exhausted")
+    async def pool_exhausted() -> None:
+        raise PoolTimeout("QueuePool limit of size 10 overflow 10 reached")
 
     @router.get("/unreadable-secret")
     async def unreadable_secret() -> None:
@@ -108,6 +113,15 @@ class TestBackstops:
 
     async def test_locked_database_is_503_with_retry_after(self, probe: httpx.AsyncClient) -> None:
         response = await probe.get("/probe/locked")
+        assert response.status_code == 503
+        assert response.json()["code"] == "DATABASE_UNAVAILABLE"
+        assert response.headers["retry-after"] == "1"
+
+    async def test_exhausted_connection_pool_is_503_with_retry_after(
+        self, probe: httpx.AsyncClient
+    ) -> None:
+        # an overloaded process whose every connection stayed busy: "busy, retry", not a 500
+        response = await probe.get("/probe/pool-exhausted")
         assert response.status_code == 503
         assert response.json()["code"] == "DATABASE_UNAVAILABLE"
         assert response.headers["retry-after"] == "1"
