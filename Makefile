@@ -40,6 +40,7 @@ bench: install
 	$(PY) bench/stats.py
 	$(PY) bench/reconcile.py
 	$(PY) bench/usage.py
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
