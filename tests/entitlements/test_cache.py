@@ -101,6 +101,13 @@ class TestReadCache:
                     headers=headers,
                 )
                 assert check.json()["allowed"] is True and views.count == 1
+                again = await http.post(
+                    "/api/v1/entitlements/check",
+                    json={"feature": "export", "subjectId": "ada"},
+                    headers=headers,
+                )
+                assert again.json() == check.json()
+                assert again.headers["content-type"] == "application/json"
 
                 # another process changes the snapshot: the next reads see it
                 async with scratch.writing() as session:
@@ -115,6 +122,14 @@ class TestReadCache:
 
                 await eventually(changed)
                 assert (await read())["hasPremiumAccess"] is False
+                # the check's answer, kept with the entitlement it was read from, went with it
+                check = await http.post(
+                    "/api/v1/entitlements/check",
+                    json={"feature": "export", "subjectId": "ada"},
+                    headers=headers,
+                )
+                assert check.json()["allowed"] is False
+                assert check.json()["entitlement"]["status"] == "CANCELED"
 
                 # a deactivated key is refused from the next request on
                 async with scratch.writing() as session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
@@ -55,6 +55,11 @@ class _Known:
     body: bytes  # the answer of GET /{subjectType}/{subjectId}, rendered once
     # a past_due grace ends at this time: the answer changes without any write
     until: datetime | None
+    # the answers of POST /check naming a feature alone, rendered once per feature
+    checks: dict[str, bytes] = field(default_factory=dict)
+
+
+MAX_RENDERED_CHECKS = 64  # per subject: a catalog's features, not whatever callers send
 
 
 async def cached_view(
@@ -92,6 +97,10 @@ def _render(answer: EntitlementResponse) -> bytes:
     return orjson.dumps(answer.model_dump(mode="json", by_alias=True))
 
 
+def _render_check(answer: CheckResult) -> bytes:
+    return orjson.dumps(answer.model_dump(mode="json", by_alias=True))
+
+
 @router.post(
     "/check",
     response_model=CheckResult,
@@ -100,14 +109,30 @@ def _render(answer: EntitlementResponse) -> bytes:
 )
 async def check(
     body: EntitlementCheck, caller: BillingCaller, session: DbSession, cache: AppReadCache
-) -> CheckResult:
+) -> CheckResult | Response:
     if body.feature is None and body.metric is None:
         raise InvalidInput(
             "Name a feature, a metric (with an amount, default 1), or both.",
             details={"field": "feature"},
         )
     subject = caller.subject(body.subject_type, body.subject_id)
-    view = (await cached_view(session, cache, caller.project_id, caller.mode, subject)).view
+    known = await cached_view(session, cache, caller.project_id, caller.mode, subject)
+    view = known.view
+    if body.metric is None and body.feature is not None:
+        # the hot check: the same answer while the entitlement it was read from is cached
+        rendered = known.checks.get(body.feature)
+        if rendered is None:
+            allowed, reason = check_feature(view, body.feature)
+            rendered = _render_check(
+                CheckResult(
+                    allowed=allowed,
+                    reason=reason,
+                    entitlement=entitlement_fields(view)["entitlement"],
+                )
+            )
+            if len(known.checks) < MAX_RENDERED_CHECKS:
+                known.checks[body.feature] = rendered
+        return Response(rendered, media_type="application/json")
     allowed, reason = check_feature(view, body.feature) if body.feature else (True, "granted")
     result = CheckResult(
         allowed=allowed, reason=reason, entitlement=entitlement_fields(view)["entitlement"]
