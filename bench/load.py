@@ -25,8 +25,19 @@ service has read its active users before), then `--warm-up` seconds of the mix. 
 same load process, the same rate, the same two servers, `GET /healthz` (billwarden's middleware,
 no database) for `--baseline-seconds` before and after the mixed load.
 
-    .venv/bin/python bench/load.py [--seconds 60] [--rate 300] [--subjects 1000]
+    .venv/bin/python bench/load.py [--seconds 60] [--rate 200] [--subjects 1000]
         [--batch-size 50] [--postgres-url postgresql+asyncpg://...]
+
+The rate, 200 requests/s (17 million a day: a tenant app with tens of thousands of daily users
+checking access on every page and API call), is a steady load this 2-CPU machine carries with
+room to spare: the mix costs the two servers about 1.3 ms of CPU a request (both together about
+a quarter of one CPU at 200/s), PostgreSQL about as much again, the load process 0.15 ms a
+request; the rest is left to the neighbours a shared machine has. Open-loop latency is honest
+only below saturation: at 300/s the same mix was carried with no error, but the servers' share
+of the CPUs was then close enough to what neighbouring test suites left them that p99 measured
+their queue (55 to 440 ms over runs at load averages 3 to 4), not the service. Usage batches
+hold 50 events (a tenant app flushing its buffer every few seconds), not the 1,000 of
+bench/usage.py's throughput test.
 
 Prints, per route and in total: requests, answers per second, p50 and p99 latency, errors (any
 non-2xx answer or transport error, by status); p50 and p99 as multiples of the baseline's; the
@@ -715,7 +726,7 @@ def parse_mix(value: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="seconds of mixed load")
-    parser.add_argument("--rate", type=float, default=300.0, help="requests per second, in all")
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second, in all")
     parser.add_argument("--subjects", type=int, default=1000, help="users (1 in 3 premium)")
     parser.add_argument("--batch-size", type=int, default=50, help="events per usage batch")
     parser.add_argument("--warm-up", type=float, default=10.0, help="seconds of uncounted load")
