@@ -688,8 +688,11 @@ async def run_load(
         after = await run_phase(
             "baseline-after", plan(HEALTHZ, args.baseline_seconds, "b2"), servers, emulator, workdir
         )
-    baseline = before.routes[HEALTHZ]
-    print("baseline, before:")
+    # the two baseline runs together: the neighbours' noise in either is averaged in
+    first, last = before.routes[HEALTHZ], after.routes[HEALTHZ]
+    latencies = first.latencies + last.latencies
+    baseline = RouteFigures(len(latencies), latencies, first.statuses + last.statuses)
+    print("baseline, before (multiples: of both baseline runs together):")
     for line in phase_lines(before, baseline):
         print(f"  {line}")
     print(f"mixed load ({args.rate:.0f}/s; p50 and p99 also as multiples of the baseline's):")
@@ -698,6 +701,10 @@ async def run_load(
     print("baseline, after:")
     for line in phase_lines(after, baseline):
         print(f"  {line}")
+    print(
+        f"baseline, both runs: p50 {baseline.p50_ms:.2f} ms, p99 {baseline.p99_ms:.2f} ms, "
+        f"errors {baseline.errors}"
+    )
     for server in servers:
         for line in server.log_summary():
             print(f"{server.name} logged {line}")
