@@ -48,6 +48,7 @@ bench: install
 	$(PY) bench/stats.py
 	$(PY) bench/reconcile.py
 	$(PY) bench/usage.py
+	$(PY) bench/load.py
 	$(PY) bench/chaos.py
 
 clean:

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
@@ -211,7 +212,8 @@ def database_unavailable(exc: BaseException) -> bool:
         if isinstance(state, str):
             return state[:2] in _UNAVAILABLE_CLASSES or state in _UNAVAILABLE_CODES
         return isinstance(exc.orig, OSError) or "connection" in type(exc.orig).__name__.lower()
-    return isinstance(exc, ConnectionError | TimeoutError)
+    # PoolTimeout: every pooled connection stayed busy for the pool's timeout (an overload)
+    return isinstance(exc, ConnectionError | TimeoutError | PoolTimeout)
 
 
 async def _handle_unexpected(request: Request, exc: Exception) -> OrjsonResponse:
@@ -285,6 +287,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BillwardenError, _handle_billwarden_error)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
+    app.add_exception_handler(PoolTimeout, _handle_database_unavailable)
     app.add_exception_handler(IntegrityError, _handle_integrity_error)
     app.add_exception_handler(OperationalError, _handle_database_unavailable)
     app.add_exception_handler(DBAPIError, _handle_database_error)

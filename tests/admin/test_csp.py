@@ -23,7 +23,7 @@ from billwarden.identity.pages import LOGIN_TEMPLATE
 from billwarden_emulator.testing import serving
 from tests.admin.test_console import CHROMIUM, FLAGS, LAPTOP, chromium_installed
 from tests.admin.test_console import shots as shots  # BILLWARDEN_SCREENSHOTS, else tmp
-from tests.conftest import Scratch
+from tests.conftest import IN_CI, Scratch
 from tests.factories import Factories
 from tests.identity.factories import PASSWORD, People
 from tests.projects.factories import ProjectWithSecret, Tenants
@@ -142,7 +142,10 @@ class TestEveryPageCarriesThePolicy:
 @pytest.fixture(scope="session")
 async def csp_browser() -> AsyncIterator[Browser]:
     if not chromium_installed():
-        pytest.skip("Chromium is not installed at /usr/bin/chromium")
+        message = "Chromium is not installed at /usr/bin/chromium (`.ci/run` installs it)"
+        if IN_CI:
+            pytest.fail(f"{message}; CI=true: the browser tests are required", pytrace=False)
+        pytest.skip(message)
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=FLAGS, headless=True

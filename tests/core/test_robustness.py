@@ -12,6 +12,7 @@ import pytest
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from billwarden.app import create_app
 from billwarden.config import Settings
@@ -60,6 +61,10 @@ def _probe_router() -> APIRouter:
     async def refused() -> None:
         # a new pool connection to a server that is down: asyncpg's OSError, not wrapped
         raise ConnectionRefusedError(111, "Connection refused")
+
+    @router.get("/pool-exhausted")
+    async def pool_exhausted() -> None:
+        raise PoolTimeout("QueuePool limit of size 10 overflow 10 reached")
 
     @router.get("/unreadable-secret")
     async def unreadable_secret() -> None:
@@ -137,6 +142,15 @@ class TestBackstops:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             response = await http.get(path)
+        assert response.status_code == 503
+        assert response.json()["code"] == "DATABASE_UNAVAILABLE"
+        assert response.headers["retry-after"] == "1"
+
+    async def test_exhausted_connection_pool_is_503_with_retry_after(
+        self, probe: httpx.AsyncClient
+    ) -> None:
+        # an overloaded process whose every connection stayed busy: "busy, retry", not a 500
+        response = await probe.get("/probe/pool-exhausted")
         assert response.status_code == 503
         assert response.json()["code"] == "DATABASE_UNAVAILABLE"
         assert response.headers["retry-after"] == "1"

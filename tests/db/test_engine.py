@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from billwarden.core.modes import Mode
 from billwarden.db.engine import create_engine
 from billwarden.projects.models import StripeConfig
 from billwarden.projects.service import ProjectService
+from tests.conftest import drop_database, new_database_url
 
 
 class TestIntegrity:
@@ -67,3 +69,34 @@ class TestSqliteDefaults:
         assert journal == "wal"
         assert foreign_keys == 1
         assert synchronous == 2  # FULL: an acknowledged commit survives a power loss
+
+
+@pytest.mark.postgresql_only  # SQLite has no server to close a connection
+class TestPooledConnections:
+    async def test_a_connection_the_server_closed_is_replaced_at_checkout(
+        self, backend: str, tmp_path: Path
+    ) -> None:
+        """A PostgreSQL restart or a terminated backend closes pooled connections: the next
+        request gets a new one rather than an error (without a ping per checkout)."""
+        url = await new_database_url(backend, tmp_path)
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as connection:
+                first = await connection.scalar(text("SELECT pg_backend_pid()"))
+            async with engine.connect() as connection:  # back in the pool: the same one
+                assert await connection.scalar(text("SELECT pg_backend_pid()")) == first
+            admin = create_engine(url, pool_size=1)
+            try:
+                async with admin.connect() as connection:
+                    await connection.scalar(
+                        text("SELECT pg_terminate_backend(:pid)"), {"pid": first}
+                    )
+            finally:
+                await admin.dispose()
+            await asyncio.sleep(0.2)  # the driver reads the server's goodbye
+            async with engine.connect() as connection:
+                again = await connection.scalar(text("SELECT pg_backend_pid()"))
+            assert again != first
+        finally:
+            await engine.dispose()
+            await drop_database(url)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -34,6 +35,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) 
 @dataclass
 class Views:
     count: int = 0
+    subjects: Counter[str] = field(default_factory=Counter)  # reads per subject id
 
 
 def count_views(monkeypatch: pytest.MonkeyPatch) -> Views:
@@ -43,6 +45,7 @@ def count_views(monkeypatch: pytest.MonkeyPatch) -> Views:
 
     async def counted(self: EntitlementService, *args: Any) -> Any:
         views.count += 1
+        views.subjects[args[2].id] += 1
         return await original(self, *args)
 
     monkeypatch.setattr(EntitlementService, "view", counted)
@@ -98,6 +101,13 @@ class TestReadCache:
                     headers=headers,
                 )
                 assert check.json()["allowed"] is True and views.count == 1
+                again = await http.post(
+                    "/api/v1/entitlements/check",
+                    json={"feature": "export", "subjectId": "ada"},
+                    headers=headers,
+                )
+                assert again.json() == check.json()
+                assert again.headers["content-type"] == "application/json"
 
                 # another process changes the snapshot: the next reads see it
                 async with scratch.writing() as session:
@@ -112,6 +122,14 @@ class TestReadCache:
 
                 await eventually(changed)
                 assert (await read())["hasPremiumAccess"] is False
+                # the check's answer, kept with the entitlement it was read from, went with it
+                check = await http.post(
+                    "/api/v1/entitlements/check",
+                    json={"feature": "export", "subjectId": "ada"},
+                    headers=headers,
+                )
+                assert check.json()["allowed"] is False
+                assert check.json()["entitlement"]["status"] == "CANCELED"
 
                 # a deactivated key is refused from the next request on
                 async with scratch.writing() as session:
@@ -122,6 +140,53 @@ class TestReadCache:
                     return answer.status_code == 401
 
                 await eventually(refused)
+
+    async def test_a_changed_snapshot_sends_only_its_subject_back_to_the_database(
+        self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """On PostgreSQL a snapshot's change is notified for its subject alone: one user's
+        checkout or renewal leaves every other user's answer in memory. SQLite's one generation
+        row sends every subject back to the database."""
+
+        async def build(made: Factories) -> tuple[Any, str]:
+            owner = await made.people.user()
+            project = await made.tenants.project(owner)
+            for name in ("ada", "bob"):
+                await made.snapshots.granted(project.id, Subject(SubjectType.USER, name))
+            return project, await made.people.api_key(project, owner)
+
+        project, key = await scratch.setup(build)
+        views = count_views(monkeypatch)
+        headers = {"Authorization": f"Bearer {key}"}
+        with serving(create_app(scratch.settings, configure_logs=False)) as url:
+            async with httpx.AsyncClient(base_url=url, headers=headers) as http:
+
+                async def status(name: str) -> str:
+                    answer = await http.get(f"/api/v1/entitlements/user/{name}")
+                    assert answer.status_code == 200, answer.text
+                    return str(answer.json()["entitlement"]["status"])
+
+                for _ in range(2):
+                    assert [await status("ada"), await status("bob")] == ["ACTIVE", "ACTIVE"]
+                assert views.subjects == {"ada": 1, "bob": 1}
+
+                async with scratch.writing() as session:
+                    await session.execute(
+                        update(Entitlement)
+                        .where(Entitlement.project_id == project.id)
+                        .where(Entitlement.subject_id == "bob")
+                        .values(granted=False, status="CANCELED")
+                    )
+
+                async def bob_canceled() -> bool:
+                    return await status("bob") == "CANCELED"
+
+                await eventually(bob_canceled)
+                assert await status("ada") == "ACTIVE"
+                assert await status("bob") == "CANCELED"
+        assert views.subjects["bob"] == 2  # read again once, then from memory
+        postgresql = scratch.engine.dialect.name == "postgresql"
+        assert views.subjects["ada"] == (1 if postgresql else 2)
 
     async def test_without_the_cache_every_read_asks_the_database(
         self, scratch: Scratch, monkeypatch: pytest.MonkeyPatch

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billwarden.catalog.service import CatalogService
 from billwarden.usage.models import UsageCounter, UsageEvent
 from tests.catalog.factories import Catalogs
 from tests.checkout.factories import Shop
@@ -65,6 +67,40 @@ class TestCheck:
             refused = await client.post(CHECK, json=body, headers=shop.key)
             assert refused.status_code == 400, body
             assert refused.json()["code"] == code
+
+    async def test_a_metric_with_a_quota_is_checked_without_reading_the_catalog_again(
+        self, client: httpx.AsyncClient, shop: Shop, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The hot quota check: the subject's entitlement names the metric's quota, so the
+        catalog is not read again to know the metric (ada has no snapshot: her free tier is the
+        one read); a metric without a quota still needs the catalog to say it exists."""
+        reads: list[uuid.UUID] = []
+        original = CatalogService.current
+
+        async def counted(self: CatalogService, project_id: uuid.UUID) -> Any:
+            reads.append(project_id)
+            return await original(self, project_id)
+
+        monkeypatch.setattr(CatalogService, "current", counted)
+        await send(
+            client, shop.key, {"id": "u1", "subjectId": "ada", "metric": "api_calls", "value": 30}
+        )
+        reads.clear()
+        fits = await client.post(
+            CHECK, json={"metric": "api_calls", "amount": 70, "subjectId": "ada"}, headers=shop.key
+        )
+        assert (fits.json()["allowed"], fits.json()["used"], fits.json()["limit"]) == (
+            True,
+            30,
+            100,
+        )
+        assert len(reads) == 1  # the free tier's quotas; they name api_calls
+        reads.clear()
+        unknown = await client.post(
+            CHECK, json={"metric": "spaceships", "subjectId": "ada"}, headers=shop.key
+        )
+        assert unknown.json()["code"] == "UNKNOWN_METRIC"
+        assert len(reads) == 2  # the free tier, then the catalog's metrics
 
 
 class TestConsume:

@@ -7,6 +7,11 @@ own; on SQLite they increment the one row of `cache_generations`, which each pro
 through a plain sqlite3 connection (microseconds: no thread hop, and a WAL reader never waits).
 `generation()` is None whenever the watch cannot vouch for the cache (not started, or the
 PostgreSQL listener lost): callers then read the database.
+
+On PostgreSQL a change can name its scope (migration 0016: a subject's entitlement snapshot
+notifies `entitlements:<project>:<mode>:<subject type>:<subject id>`): it moves the generation of
+the answers cached under that scope only, so one subject's checkout does not send every other
+subject's read back to the database. Any other change, and SQLite's, moves every generation.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from billwarden.db.base import Base
 logger = logging.getLogger("billwarden.db")
 CHANNEL = "billwarden_cache"
 RECONNECT_SECONDS = 1.0
+# notifications with a payload of this shape name the one scope that changed (a subject)
+SCOPED_PREFIXES = ("entitlements:",)
+MAX_SCOPES = 100_000  # scopes remembered; past it, every generation moves and it starts over
 
 cache_generations = Table(
     "cache_generations",
@@ -39,7 +47,11 @@ class ChangeWatch:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sqlite: sqlite3.Connection | None = None
-        self._notified = 0
+        # one counter for every change seen: the last value drawn by a change of everything,
+        # and by each scope's own changes (a generation is the larger of the two it depends on)
+        self._sequence = 0
+        self._everything_at = 0
+        self._scopes: dict[str, int] = {}
         self._listening = False
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -57,7 +69,9 @@ class ChangeWatch:
     def is_sqlite(self) -> bool:
         return self._sqlite is not None
 
-    def generation(self) -> int | None:
+    def generation(self, scope: str | None = None) -> int | None:
+        """The generation of what is cached under `scope` (None: not scoped); it moves with every
+        change of everything and, on PostgreSQL, with each change of that scope."""
         if self._sqlite is not None:
             try:
                 row = self._sqlite.execute(
@@ -66,7 +80,11 @@ class ChangeWatch:
             except sqlite3.Error:
                 return None
             return int(row[0]) if row is not None else None
-        return self._notified if self._listening else None
+        if not self._listening:
+            return None
+        if scope is None:
+            return self._everything_at
+        return max(self._everything_at, self._scopes.get(scope, 0))
 
     async def _listen(self) -> None:
         """Hold a LISTEN connection; on loss, distrust the caches until it is back."""
@@ -84,7 +102,7 @@ class ChangeWatch:
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _, lost=lost: lost.set())
                 await connection.add_listener(CHANNEL, self._changed)
-                self._notified += 1  # anything may have changed while nobody listened
+                self._changed_everything()  # anything may have changed while nobody listened
                 self._listening = True
                 stop = asyncio.ensure_future(self._stopping.wait())
                 gone = asyncio.ensure_future(lost.wait())
@@ -101,8 +119,19 @@ class ChangeWatch:
             if not self._stopping.is_set():
                 await asyncio.sleep(RECONNECT_SECONDS)
 
-    def _changed(self, *_: object) -> None:
-        self._notified += 1
+    def _changed(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        if payload.startswith(SCOPED_PREFIXES):
+            if len(self._scopes) >= MAX_SCOPES:
+                self._scopes.clear()
+                self._changed_everything()
+            self._sequence += 1
+            self._scopes[payload] = self._sequence
+        else:
+            self._changed_everything()
+
+    def _changed_everything(self) -> None:
+        self._sequence += 1
+        self._everything_at = self._sequence
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -124,9 +153,10 @@ class GenerationCache:
         self.max_entries = max_entries
         self._entries: dict[object, tuple[int, Any]] = {}
 
-    def get(self, key: object) -> tuple[int | None, Any]:
-        """(the generation now, the cached value or None)."""
-        generation = self.watch.generation()
+    def get(self, key: object, scope: str | None = None) -> tuple[int | None, Any]:
+        """(the generation now, the cached value or None). `scope`: what the value depends on
+        besides everything (a subject's entitlement), as its changes are notified."""
+        generation = self.watch.generation(scope)
         if generation is None:
             return None, None
         found = self._entries.get(key)
@@ -134,9 +164,12 @@ class GenerationCache:
             return generation, None
         return generation, found[1]
 
-    def put(self, key: object, generation: int | None, value: Any) -> None:
-        """Keep `value`, read at `generation`, unless a change has been seen since."""
-        if generation is None or self.watch.generation() != generation:
+    def put(
+        self, key: object, generation: int | None, value: Any, scope: str | None = None
+    ) -> None:
+        """Keep `value`, read at `generation` (of `scope`, as `get` gave it), unless a change has
+        been seen since."""
+        if generation is None or self.watch.generation(scope) != generation:
             return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()

@@ -6,13 +6,14 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from billwarden.config import Settings
 
@@ -40,6 +41,18 @@ def _begin_sqlite(connection: Any) -> None:
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _replace_closed_connection(
+    dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry, __: PoolProxiedConnection
+) -> None:
+    # what pool_pre_ping is for, without its three round trips per checkout on asyncpg (BEGIN,
+    # a ping, ROLLBACK: half of a cached entitlement check's): a connection the server closed (a
+    # restart, a terminated backend) is already known closed to the driver, and the pool
+    # replaces a connection refused here with a new one
+    driver_connection = getattr(dbapi_connection, "_connection", None)
+    if driver_connection is not None and driver_connection.is_closed():
+        raise DisconnectionError("PostgreSQL closed this pooled connection")
+
+
 def create_engine(database_url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
     if database_url.startswith("sqlite"):
         engine = create_async_engine(database_url, echo=echo, hide_parameters=True)
@@ -48,9 +61,9 @@ def create_engine(database_url: str, *, echo: bool = False, pool_size: int = 10)
         return engine
     # hide_parameters: an error's text (logged, or shown as an inbox event's last error) never
     # carries the values of a statement
-    return create_async_engine(
-        database_url, echo=echo, pool_size=pool_size, pool_pre_ping=True, hide_parameters=True
-    )
+    engine = create_async_engine(database_url, echo=echo, pool_size=pool_size, hide_parameters=True)
+    event.listen(engine.sync_engine, "checkout", _replace_closed_connection)
+    return engine
 
 
 def engine_from_settings(settings: Settings) -> AsyncEngine:

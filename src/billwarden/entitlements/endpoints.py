@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
@@ -55,6 +55,11 @@ class _Known:
     body: bytes  # the answer of GET /{subjectType}/{subjectId}, rendered once
     # a past_due grace ends at this time: the answer changes without any write
     until: datetime | None
+    # the answers of POST /check naming a feature alone, rendered once per feature
+    checks: dict[str, bytes] = field(default_factory=dict)
+
+
+MAX_RENDERED_CHECKS = 64  # per subject: a catalog's features, not whatever callers send
 
 
 async def cached_view(
@@ -67,14 +72,15 @@ async def cached_view(
     """The subject's entitlement from memory while nothing it depends on has changed in the
     database (db.changes), else from its snapshot."""
     lookup = _lookup(project_id, mode, subject)
-    generation, known = cache.get(lookup)
+    scope = entitlement_scope(project_id, mode, subject)
+    generation, known = cache.get(lookup, scope)
     if isinstance(known, _Known) and (known.until is None or known.until > utcnow()):
         return known
     view = await EntitlementService(session).view(project_id, mode, subject)
     snapshot = view.snapshot
     until = snapshot.grace_until if snapshot is not None and view.has_access else None
     known = _Known(view, _render(EntitlementResponse.of(view)), until)
-    cache.put(lookup, generation, known)
+    cache.put(lookup, generation, known, scope)
     return known
 
 
@@ -82,7 +88,16 @@ def _lookup(project_id: uuid.UUID, mode: Mode, subject: Subject) -> tuple[object
     return ("entitlement", project_id, mode, subject.type, subject.id)
 
 
+def entitlement_scope(project_id: uuid.UUID, mode: Mode, subject: Subject) -> str:
+    """What PostgreSQL notifies when the subject's snapshot changes (migration 0016)."""
+    return f"entitlements:{project_id}:{mode.value}:{subject.type.value}:{subject.id}"
+
+
 def _render(answer: EntitlementResponse) -> bytes:
+    return orjson.dumps(answer.model_dump(mode="json", by_alias=True))
+
+
+def _render_check(answer: CheckResult) -> bytes:
     return orjson.dumps(answer.model_dump(mode="json", by_alias=True))
 
 
@@ -94,14 +109,30 @@ def _render(answer: EntitlementResponse) -> bytes:
 )
 async def check(
     body: EntitlementCheck, caller: BillingCaller, session: DbSession, cache: AppReadCache
-) -> CheckResult:
+) -> CheckResult | Response:
     if body.feature is None and body.metric is None:
         raise InvalidInput(
             "Name a feature, a metric (with an amount, default 1), or both.",
             details={"field": "feature"},
         )
     subject = caller.subject(body.subject_type, body.subject_id)
-    view = (await cached_view(session, cache, caller.project_id, caller.mode, subject)).view
+    known = await cached_view(session, cache, caller.project_id, caller.mode, subject)
+    view = known.view
+    if body.metric is None and body.feature is not None:
+        # the hot check: the same answer while the entitlement it was read from is cached
+        rendered = known.checks.get(body.feature)
+        if rendered is None:
+            allowed, reason = check_feature(view, body.feature)
+            rendered = _render_check(
+                CheckResult(
+                    allowed=allowed,
+                    reason=reason,
+                    entitlement=entitlement_fields(view)["entitlement"],
+                )
+            )
+            if len(known.checks) < MAX_RENDERED_CHECKS:
+                known.checks[body.feature] = rendered
+        return Response(rendered, media_type="application/json")
     allowed, reason = check_feature(view, body.feature) if body.feature else (True, "granted")
     result = CheckResult(
         allowed=allowed, reason=reason, entitlement=entitlement_fields(view)["entitlement"]
@@ -195,7 +226,10 @@ class CachedEntitlementReads:
         if key is None:
             return None
         subject = Subject(SubjectType(match.group(1)), match.group(2))
-        _, known = self.cache.get(_lookup(key.project_id, key.mode, subject))
+        _, known = self.cache.get(
+            _lookup(key.project_id, key.mode, subject),
+            entitlement_scope(key.project_id, key.mode, subject),
+        )
         if not isinstance(known, _Known) or (known.until is not None and known.until <= utcnow()):
             return None
         return known.body

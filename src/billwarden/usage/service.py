@@ -406,10 +406,13 @@ class UsageService:
     ) -> QuotaDecision:
         """Whether `amount` more of `metric` fits the subject's quota now (no quota: it
         does)."""
-        if metric not in await self.known_metrics(project_id):
-            raise UnknownMetric(f"Unknown metric {metric!r}.", details={"metric": metric})
         if view is None:
             view = await EntitlementService(self.session).view(project_id, mode, subject)
+        # a quota in the subject's entitlement names a metric of the catalog (snapshots take
+        # their quotas from it), so the catalog is read only for a metric without one: a hot
+        # entitlement check with a quota reads the counters alone
+        if metric not in view.quotas and metric not in await self.known_metrics(project_id):
+            raise UnknownMetric(f"Unknown metric {metric!r}.", details={"metric": metric})
         figures = await self._figures(project_id, mode, subject, view, metric)
         if figures is None:
             return QuotaDecision(True, None)
