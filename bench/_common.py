@@ -303,6 +303,50 @@ class Call:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.content
 
 
+class AnswerConnection:
+    """One keep-alive HTTP/1.1 connection, one request at a time, the answer read whole: its
+    status and body (as `_Connection` below, which drops the body; for the benches that check
+    what the answers say: usage, load)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def exchange(self, request: bytes) -> tuple[str, bytes]:
+        if self.reader is None or self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(request)
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        status_line, *header_lines = head.split("\r\n")
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip().lower()
+        if headers.get("transfer-encoding") == "chunked":
+            body = b""
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    while await self.reader.readuntil(b"\r\n") != b"\r\n":
+                        pass  # trailers, up to the empty line
+                    break
+                body += (await self.reader.readexactly(size + 2))[:-2]
+        else:
+            body = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        if headers.get("connection") == "close":
+            await self.close()
+        return status_line.split(" ", 2)[1], body
+
+    async def close(self) -> None:
+        writer, self.reader, self.writer = self.writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
 class _Connection:
     """One keep-alive HTTP/1.1 connection, one request at a time.
 

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -72,6 +71,7 @@ import orjson
 from _common import (
     POSTGRES_ADMIN_URL,
     REQUEST_TIMEOUT_SECONDS,
+    AnswerConnection,
     BenchError,
     Call,
     Server,
@@ -284,49 +284,6 @@ def _call(
     return Call("POST", "/api/v1/payments/stripe/checkout-session", headers, orjson.dumps(body))
 
 
-class _Connection:
-    """One keep-alive HTTP/1.1 connection, one request at a time; the answer read whole (its
-    status, and its body: a usage batch's refused events count as errors)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def exchange(self, request: bytes) -> tuple[str, bytes]:
-        if self.reader is None or self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        self.writer.write(request)
-        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        status_line, *header_lines = head.split("\r\n")
-        headers = {}
-        for line in header_lines:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip().lower()
-        if headers.get("transfer-encoding") == "chunked":
-            body = b""
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    while await self.reader.readuntil(b"\r\n") != b"\r\n":
-                        pass  # trailers, up to the empty line
-                    break
-                body += (await self.reader.readexactly(size + 2))[:-2]
-        else:
-            body = await self.reader.readexactly(int(headers.get("content-length", "0")))
-        if headers.get("connection") == "close":
-            await self.close()
-        return status_line.split(" ", 2)[1], body
-
-    async def close(self) -> None:
-        writer, self.reader, self.writer = self.writer, None, None
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-
 def _outcome(route: str, status: str, body: bytes) -> str:
     """The status as counted: a 2xx usage answer that refused events is not a success."""
     if route == USAGE and status.startswith("2") and b'"errors":[]' not in body:
@@ -339,7 +296,7 @@ async def generate(plan: Plan) -> dict[str, Any]:
     planned = planned_calls(plan)
     addresses = [server.removeprefix("http://").rsplit(":", 1) for server in plan.servers]
     # per server: connections waiting for a request, with the time each was last answered
-    idle: list[list[tuple[_Connection, float]]] = [[] for _ in addresses]
+    idle: list[list[tuple[AnswerConnection, float]]] = [[] for _ in addresses]
     limits = [asyncio.Semaphore(MAX_CONNECTIONS) for _ in addresses]
     latencies: dict[str, list[float]] = {}
     statuses: dict[str, Counter[str]] = {}
@@ -358,7 +315,7 @@ async def generate(plan: Plan) -> dict[str, Any]:
                     connection = None
             if connection is None:
                 host, port = addresses[server]
-                connection = _Connection(host, int(port))
+                connection = AnswerConnection(host, int(port))
                 opened += 1
             lags.append(time.perf_counter() - due)
             try:

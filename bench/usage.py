@@ -59,6 +59,7 @@ import orjson
 import uvicorn
 from _common import (
     REQUEST_TIMEOUT_SECONDS,
+    AnswerConnection,
     BenchError,
     Call,
     Database,
@@ -196,49 +197,6 @@ def serve_baseline(port: int, database_url: str) -> None:
 # --- the load, answers kept ---------------------------------------------------------------------
 
 
-class _Connection:
-    """One keep-alive HTTP/1.1 connection, one request at a time, answers read whole (as
-    `_common`'s, which drops the body: this bench checks what the answers say)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def exchange(self, request: bytes) -> tuple[str, bytes]:
-        if self.reader is None or self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        self.writer.write(request)
-        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        status_line, *header_lines = head.split("\r\n")
-        headers = {}
-        for line in header_lines:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip().lower()
-        if headers.get("transfer-encoding") == "chunked":
-            body = b""
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    while await self.reader.readuntil(b"\r\n") != b"\r\n":
-                        pass  # trailers, up to the empty line
-                    break
-                body += (await self.reader.readexactly(size + 2))[:-2]
-        else:
-            body = await self.reader.readexactly(int(headers.get("content-length", "0")))
-        if headers.get("connection") == "close":
-            await self.close()
-        return status_line.split(" ", 2)[1], body
-
-    async def close(self) -> None:
-        writer, self.reader, self.writer = self.writer, None, None
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-
 async def drive_answers(
     server: Server, calls: Sequence[Call], concurrency: int
 ) -> tuple[Load, list[tuple[str, bytes]]]:
@@ -251,7 +209,7 @@ async def drive_answers(
     answers: list[tuple[str, bytes]] = [("unsent", b"")] * len(calls)
 
     async def sender() -> None:
-        connection = _Connection(host, int(port))
+        connection = AnswerConnection(host, int(port))
         try:
             for index, request in requests:  # one shared iterator: each call is sent once
                 started = time.perf_counter()
