@@ -93,11 +93,7 @@ def entitlement_scope(project_id: uuid.UUID, mode: Mode, subject: Subject) -> st
     return f"entitlements:{project_id}:{mode.value}:{subject.type.value}:{subject.id}"
 
 
-def _render(answer: EntitlementResponse) -> bytes:
-    return orjson.dumps(answer.model_dump(mode="json", by_alias=True))
-
-
-def _render_check(answer: CheckResult) -> bytes:
+def _render(answer: EntitlementResponse | CheckResult) -> bytes:
     return orjson.dumps(answer.model_dump(mode="json", by_alias=True))
 
 
@@ -123,7 +119,7 @@ async def check(
         rendered = known.checks.get(body.feature)
         if rendered is None:
             allowed, reason = check_feature(view, body.feature)
-            rendered = _render_check(
+            rendered = _render(
                 CheckResult(
                     allowed=allowed,
                     reason=reason,
